@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# Sets up everything evo_ensembles needs on a fresh Debian machine:
+#   1. the Fashion-MNIST IDX files (Debian package dataset-fashion-mnist) when missing;
+#   2. a cached dependency environment outside the clone, keyed by a hash of
+#      requirements/*.txt, so torch/torchvision (a multi-GB install) is built once;
+#   3. .venv/ at the repo root: a light venv that sees the cached dependencies through a
+#      .pth file and holds this package in editable mode (.venv/bin/evo-ensembles).
+# Usage: bash scripts/setup.sh            (idempotent; fast when the cache is warm)
+set -euo pipefail
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$here"
+PY="${PYTHON:-python3}"
+
+log() { printf '[setup] %s\n' "$*" >&2; }
+
+# --- 1. data ---------------------------------------------------------------------
+fm_dir="${EVO_ENSEMBLES_DATA_ROOT:-/usr/share/datasets}/fashion-mnist"
+if [ ! -f "$fm_dir/train-images-idx3-ubyte.gz" ] && [ ! -f "$fm_dir/train-images-idx3-ubyte" ]; then
+  if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null; then
+    log "installing Debian package dataset-fashion-mnist"
+    apt-get update -qq >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dataset-fashion-mnist >/dev/null
+  else
+    log "Fashion-MNIST not found at $fm_dir; run as root: apt-get install dataset-fashion-mnist"
+  fi
+fi
+
+# --- 2. cached dependency environment ---------------------------------------------
+key="$(cat requirements/*.txt | sha256sum | cut -c1-16)-$("$PY" -c 'import sys;print("py%d%d"%sys.version_info[:2])')"
+cache_root="${EVO_ENSEMBLES_CACHE:-$HOME/.cache/evo_ensembles}"
+deps="$cache_root/deps-$key"
+if [ ! -f "$deps/.complete" ]; then
+  log "building dependency environment $deps (first time only; torch is large)"
+  rm -rf "$deps"
+  mkdir -p "$cache_root"
+  "$PY" -m venv "$deps"
+  "$deps/bin/python" -m pip install -q --upgrade pip
+  for f in requirements/*.txt; do
+    "$deps/bin/python" -m pip install -q -r "$f"
+  done
+  touch "$deps/.complete"
+fi
+deps_site="$("$deps/bin/python" -c 'import sysconfig;print(sysconfig.get_paths()["purelib"])')"
+
+# --- 3. the project's .venv --------------------------------------------------------
+if [ ! -x .venv/bin/python ]; then
+  "$PY" -m venv .venv
+fi
+venv_site="$(.venv/bin/python -c 'import sysconfig;print(sysconfig.get_paths()["purelib"])')"
+echo "$deps_site" > "$venv_site/_evo_ensembles_deps.pth"
+if ! .venv/bin/python -c 'import evo_ensembles' 2>/dev/null || [ ! -x .venv/bin/evo-ensembles ]; then
+  .venv/bin/python -m pip install -q --no-deps --no-build-isolation -e . 2>/dev/null \
+    || .venv/bin/python -m pip install -q --no-deps -e .
+fi
+# Console scripts of the dependencies (pytest, ruff) live in the cached env.
+for tool in pytest ruff; do
+  [ -e ".venv/bin/$tool" ] || ln -sf "$deps/bin/$tool" ".venv/bin/$tool"
+done
+log "ready: $(.venv/bin/python -c 'import torch,torchvision,evo_ensembles;print("torch",torch.__version__,"torchvision",torchvision.__version__,"evo_ensembles",evo_ensembles.__version__)')"

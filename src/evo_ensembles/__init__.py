@@ -1,0 +1,83 @@
+"""evo_ensembles: turn one trained network into a strong, cheap ensemble.
+
+Build a Sparse Subnetwork Ensemble from your own trained model::
+
+    import evo_ensembles as ee
+    data = ee.load_dataset("fashion-mnist", subset=2000)
+    specs = ee.make_child_specs(4, density=0.5, partition=True, seed=0)
+    ens = ee.prune_and_tune(my_parent, specs, data.train, ee.TrainConfig(epochs=1))
+    probs = ens.member_probs(data.test.x)                 # (M, B, C)
+    print(ee.classification_metrics(ee.combine(probs), data.test.y))
+"""
+
+__version__ = "0.1.0"
+
+from .data import ArrayData, Augment, BatchLoader, DataSplits, available_datasets, load_dataset
+from .devices import resolve_device
+from .ensemble import Ensemble, combine, predict_probs
+from .errors import CheckpointError, DataNotFoundError, UnknownNameError, UserError
+from .methods.sparse import KeepPruned, prune_and_tune, prune_child, tune_child
+from .metrics import (
+    accuracy,
+    brier,
+    classification_metrics,
+    diversity,
+    ece,
+    nll,
+)
+from .models import available_models, build_model
+from .subnet import (
+    ChildSpec,
+    apply_mask,
+    eligible_parameters,
+    make_child_specs,
+    mask_density,
+    pack_mask,
+    partition_masks,
+    sample_mask,
+    unpack_mask,
+)
+from .train import Callback, TrainConfig, fit, save_model
+
+__all__ = [
+    "ArrayData",
+    "Augment",
+    "BatchLoader",
+    "Callback",
+    "CheckpointError",
+    "ChildSpec",
+    "DataNotFoundError",
+    "DataSplits",
+    "Ensemble",
+    "KeepPruned",
+    "TrainConfig",
+    "UnknownNameError",
+    "UserError",
+    "__version__",
+    "accuracy",
+    "apply_mask",
+    "available_datasets",
+    "available_models",
+    "brier",
+    "build_model",
+    "classification_metrics",
+    "combine",
+    "diversity",
+    "ece",
+    "eligible_parameters",
+    "fit",
+    "load_dataset",
+    "make_child_specs",
+    "mask_density",
+    "nll",
+    "pack_mask",
+    "partition_masks",
+    "predict_probs",
+    "prune_and_tune",
+    "prune_child",
+    "resolve_device",
+    "sample_mask",
+    "save_model",
+    "tune_child",
+    "unpack_mask",
+]

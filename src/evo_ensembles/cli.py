@@ -1,0 +1,132 @@
+"""Command line: ``evo-ensembles <method> [flags]``. Thin: parse, build a config, run.
+
+Errors a user can cause print one line (``error: ...``) and exit with code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from . import __version__
+from .errors import UserError
+
+
+def _positive_int(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {v}")
+    return v
+
+
+def _add_common(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("data and model")
+    g.add_argument("--dataset", default="fashion-mnist",
+                   help="fashion-mnist (default), mnist, cifar10, cifar100")
+    g.add_argument("--data-root", default=None,
+                   help="folder holding the data sets (default: $EVO_ENSEMBLES_DATA_ROOT or /usr/share/datasets)")
+    g.add_argument("--subset", type=_positive_int, default=None,
+                   help="use only N training examples (quick runs)")
+    g.add_argument("--val-fraction", type=float, default=0.1,
+                   help="fraction of train carved out for validation (default 0.1)")
+    g.add_argument("--no-augment", dest="augment", action="store_false",
+                   help="turn off random crop/flip augmentation")
+    g.add_argument("--model", default="lenet-s",
+                   help="lenet-5, lenet-s/m/l, mlp, resnet-8/20/18, wrn-D-W, torchvision:<name>")
+    g.add_argument("--parent", default=None, metavar="CHECKPOINT",
+                   help="start from a trained parent (.safetensors written by this toolkit)")
+    g.add_argument("--parent-epochs", type=_positive_int, default=5)
+    r = p.add_argument_group("run")
+    r.add_argument("--seed", type=int, default=0)
+    r.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda[:N]")
+    r.add_argument("--threads", type=_positive_int, default=None,
+                   help="torch CPU threads (default: all cores; see benchmarks/perf_training.py)")
+    r.add_argument("--out", default="runs/sparse", help="output directory (default runs/sparse)")
+    r.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def _add_sparse(sub) -> None:
+    p = sub.add_parser(
+        "sparse",
+        help="Sparse Subnetwork Ensemble (prune and tune)",
+        description="Train (or load) a parent, prune children to random or partitioned "
+        "subnetworks, tune them briefly, and report parent vs ensemble.",
+    )
+    _add_common(p)
+    g = p.add_argument_group("children")
+    g.add_argument("--children", type=_positive_int, default=4, help="ensemble size (default 4)")
+    g.add_argument("--child-epochs", type=_positive_int, default=1)
+    g.add_argument("--density", type=float, default=None,
+                   help="fraction of weights each child keeps (default 0.5; 1/k with --partition)")
+    g.add_argument("--partition", dest="partition", action="store_true", default=True,
+                   help="neural partitioning: k disjoint subnetworks per group (default)")
+    g.add_argument("--no-partition", dest="partition", action="store_false",
+                   help="independent random masks")
+    g.add_argument("--k", type=int, default=2, help="partition size (default 2: mask/anti-mask)")
+    g.add_argument("--structured", action="store_true", help="prune whole neurons/filters")
+    g.add_argument("--scope", choices=["local", "global"], default="local")
+    g.add_argument("--tune", choices=["one-cycle", "constant"], default="one-cycle")
+    g.add_argument("--optimizer", choices=["adam", "sgd"], default="adam")
+    g.add_argument("--lr", type=float, default=1e-3, help="parent learning rate (default 1e-3)")
+    g.add_argument("--child-lr", type=float, default=None,
+                   help="children's (peak) learning rate (default: --lr)")
+    g.add_argument("--batch-size", type=_positive_int, default=128)
+    g.add_argument("--include-parent", action="store_true", help="the parent votes too")
+    g.add_argument("--combine", choices=["mean", "vote"], default="mean")
+    g.add_argument("--ece-bins", type=_positive_int, default=15)
+    p.set_defaults(func=_run_sparse)
+
+
+def _run_sparse(args: argparse.Namespace) -> int:
+    from .recipes.sparse import SparseRunConfig, print_summary, run_sparse
+
+    density = args.density
+    if density is None:
+        density = 1.0 / args.k if args.partition and args.k >= 2 else 0.5
+    cfg = SparseRunConfig(
+        dataset=args.dataset, model=args.model, parent_epochs=args.parent_epochs,
+        children=args.children, child_epochs=args.child_epochs, density=density,
+        partition=args.partition, k=args.k, structured=args.structured, scope=args.scope,
+        tune=args.tune, optimizer=args.optimizer, lr=args.lr, child_lr=args.child_lr,
+        batch_size=args.batch_size, seed=args.seed, subset=args.subset,
+        val_fraction=args.val_fraction, data_root=args.data_root, augment=args.augment,
+        include_parent=args.include_parent, combine=args.combine, ece_bins=args.ece_bins,
+        device=args.device, threads=args.threads, parent=args.parent,
+    )
+    results = run_sparse(cfg, args.out, progress=not args.quiet)
+    print(print_summary(results))
+    print(f"results: {args.out}/results.json, report: {args.out}/report.md")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="evo-ensembles",
+        description="Turn one trained network into a strong, cheap ensemble.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    _add_sparse(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point; returns the process exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)  # argparse itself exits 2 on bad flags
+    try:
+        return args.func(args)
+    except UserError as e:
+        print(f"evo-ensembles: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("evo-ensembles: interrupted; run the same command again to resume", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

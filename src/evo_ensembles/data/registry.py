@@ -1,0 +1,280 @@
+"""Data sets by name: read local files (never download), split, normalise, pick augmentation.
+
+The data root is, in order: the ``root`` argument, ``$EVO_ENSEMBLES_DATA_ROOT``, then
+``/usr/share/datasets`` (where ``apt-get install dataset-fashion-mnist`` puts Fashion-MNIST).
+
+Subset policy (``subset=N``, for quick runs): the validation part is carved from the full
+training set first (same as without ``subset``); then train keeps N of its examples
+(random, seeded), val keeps ``ceil(N * f / (1 - f))`` (the same val:train ratio as a full
+run, f = ``val_fraction``), and test keeps its first ``max(1000, N)`` examples in file
+order (so it stays independent of the seed). Each is capped at what exists.
+
+Example:
+    >>> from evo_ensembles.data import load_dataset
+    >>> splits = load_dataset("fashion-mnist", subset=2000, seed=1)
+    >>> splits.describe()["sizes"]
+    {'train': 2000, 'val': 223, 'test': 2000}
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..errors import DataNotFoundError, UnknownNameError, UserError
+from .arrays import ArrayData, Augment
+from .cifar import read_cifar_bin
+from .idx import read_idx
+
+ROOT_ENV = "EVO_ENSEMBLES_DATA_ROOT"
+DEFAULT_ROOT = "/usr/share/datasets"
+SUBSET_MIN_TEST = 1000
+
+RawSplits = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]
+
+
+@dataclass
+class DataSplits:
+    """Train/val/test splits of one data set, normalised with the train part's statistics.
+
+    Example:
+        >>> splits = load_dataset("fashion-mnist", subset=500)
+        >>> splits.input_shape, splits.num_classes
+        ((1, 28, 28), 10)
+    """
+
+    name: str
+    train: ArrayData
+    val: ArrayData
+    test: ArrayData
+    num_classes: int
+    input_shape: tuple[int, int, int]
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    augment: Augment | None = None
+    val_fraction: float = 0.0
+    seed: int = 0
+    subset: int | None = None
+
+    def describe(self) -> dict:
+        """A JSON-able summary, e.g. for run metadata."""
+        aug = None if self.augment is None else {"pad": self.augment.pad, "flip": self.augment.flip}
+        return {
+            "name": self.name,
+            "sizes": {"train": len(self.train), "val": len(self.val), "test": len(self.test)},
+            "num_classes": self.num_classes,
+            "input_shape": list(self.input_shape),
+            "val_fraction": self.val_fraction,
+            "seed": self.seed,
+            "subset": self.subset,
+            "mean": list(self.mean),
+            "std": list(self.std),
+            "augment": aug,
+        }
+
+
+@dataclass(frozen=True)
+class _Spec:
+    name: str
+    title: str
+    dirname: str
+    num_classes: int
+    input_shape: tuple[int, int, int]
+    augment: Augment
+    hint: str  # how to get the files; ``{dir}`` is the data set's directory
+    read: Callable[[Path, _Spec], RawSplits] = field(repr=False)
+
+
+def _missing(spec: _Spec, path: Path) -> DataNotFoundError:
+    return DataNotFoundError(
+        f"{spec.title}: missing file {path}; " + spec.hint.format(dir=path.parent)
+        + f" (data root: root=, else ${ROOT_ENV}, else {DEFAULT_ROOT})"
+    )
+
+
+def _read_idx_sets(d: Path, spec: _Spec) -> RawSplits:
+    out = []
+    for split in ("train", "t10k"):
+        pair = []
+        for kind in ("images-idx3", "labels-idx1"):
+            base = d / f"{split}-{kind}-ubyte"
+            gz = base.with_name(base.name + ".gz")
+            path = gz if gz.is_file() else base if base.is_file() else None
+            if path is None:
+                raise _missing(spec, gz)
+            pair.append(read_idx(path))
+        images, labels = pair
+        if images.ndim != 3 or images.dtype != np.uint8 or labels.ndim != 1:
+            raise UserError(
+                f"{spec.title}: {d}/{split}-* hold {images.dtype} images {images.shape} and "
+                f"labels {labels.shape}; expected uint8 (N, H, W) and (N,)"
+            )
+        out += [torch.from_numpy(images).unsqueeze(1), torch.from_numpy(labels.astype(np.int64))]
+    return out[0], out[1], out[2], out[3]
+
+
+def _cifar_reader(train_files: list[str], test_file: str, label_bytes: int):
+    def read(d: Path, spec: _Spec) -> RawSplits:
+        for f in [*train_files, test_file]:
+            if not (d / f).is_file():
+                raise _missing(spec, d / f)
+        xtr, ytr = read_cifar_bin([d / f for f in train_files], label_bytes)
+        xte, yte = read_cifar_bin([d / test_file], label_bytes)
+        return tuple(torch.from_numpy(a) for a in (xtr, ytr, xte, yte))  # type: ignore[return-value]
+
+    return read
+
+
+_MNIST_FILES = "train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz, t10k-images-idx3-ubyte.gz, t10k-labels-idx1-ubyte.gz"
+_SPECS: dict[str, _Spec] = {
+    s.name: s
+    for s in [
+        _Spec("fashion-mnist", "Fashion-MNIST", "fashion-mnist", 10, (1, 28, 28),
+              Augment(pad=2, flip=True),
+              "install it with `apt-get install dataset-fashion-mnist`, or put the four "
+              f"Fashion-MNIST IDX files ({_MNIST_FILES}) in {{dir}}", _read_idx_sets),
+        _Spec("mnist", "MNIST", "mnist", 10, (1, 28, 28), Augment(pad=2, flip=False),
+              f"put the four MNIST IDX files ({_MNIST_FILES}, gzipped or not) in {{dir}}",
+              _read_idx_sets),
+        _Spec("cifar10", "CIFAR-10", "cifar-10-batches-bin", 10, (3, 32, 32),
+              Augment(pad=4, flip=True),
+              "extract the binary version (cifar-10-binary.tar.gz from "
+              "https://www.cs.toronto.edu/~kriz/cifar.html) so that {dir} holds "
+              "data_batch_1.bin..data_batch_5.bin and test_batch.bin",
+              _cifar_reader([f"data_batch_{i}.bin" for i in range(1, 6)], "test_batch.bin", 1)),
+        _Spec("cifar100", "CIFAR-100", "cifar-100-binary", 100, (3, 32, 32),
+              Augment(pad=4, flip=True),
+              "extract the binary version (cifar-100-binary.tar.gz from "
+              "https://www.cs.toronto.edu/~kriz/cifar.html) so that {dir} holds train.bin "
+              "and test.bin", _cifar_reader(["train.bin"], "test.bin", 2)),
+    ]
+}
+_ALIASES = {"fashion_mnist": "fashion-mnist", "fmnist": "fashion-mnist",
+            "cifar-10": "cifar10", "cifar-100": "cifar100"}
+
+
+def available_datasets() -> list[str]:
+    """Canonical names accepted by :func:`load_dataset` (aliases are also accepted)."""
+    return sorted(_SPECS)
+
+
+def resolve_root(root: str | os.PathLike | None = None) -> Path:
+    """The data root: ``root`` if given, else ``$EVO_ENSEMBLES_DATA_ROOT``, else the default."""
+    if root is None:
+        root = os.environ.get(ROOT_ENV) or DEFAULT_ROOT
+    return Path(root).expanduser()
+
+
+def _lookup(name: str) -> _Spec:
+    key = name.strip().lower()
+    key = _ALIASES.get(key, key)
+    if key not in _SPECS:
+        aliases = ", ".join(f"{a}={c}" for a, c in _ALIASES.items())
+        raise UnknownNameError(
+            f"unknown data set {name!r}; choose from {', '.join(available_datasets())} "
+            f"(aliases: {aliases})"
+        )
+    return _SPECS[key]
+
+
+def _channel_stats(x: torch.Tensor) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Exact per-channel mean/std of uint8 images (N, C, H, W), in [0, 1] units.
+
+    A 256-bin histogram per channel gives exact float64 moments without a float copy.
+    """
+    levels = torch.arange(256, dtype=torch.float64) / 255.0
+    means, stds = [], []
+    for c in range(x.shape[1]):
+        counts = torch.bincount(x[:, c].reshape(-1), minlength=256).to(torch.float64)
+        p = counts / counts.sum()
+        mean = float((p * levels).sum())
+        var = float((p * (levels - mean) ** 2).sum())
+        means.append(mean)
+        stds.append(math.sqrt(var) if var > 0 else 1.0)  # constant channel: leave scale alone
+    return tuple(means), tuple(stds)
+
+
+def _normalise(x: torch.Tensor, mean: tuple[float, ...], std: tuple[float, ...]) -> torch.Tensor:
+    shape = (1, len(mean), 1, 1)
+    m = torch.tensor(mean, dtype=torch.float32).view(shape) * 255.0
+    s = torch.tensor(std, dtype=torch.float32).view(shape) * 255.0
+    return x.to(torch.float32).sub_(m).div_(s)
+
+
+def _check(spec: _Spec, x: torch.Tensor, y: torch.Tensor, split: str) -> None:
+    if tuple(x.shape[1:]) != spec.input_shape or len(x) != len(y) or len(x) == 0:
+        raise UserError(
+            f"{spec.title} {split} files hold images {tuple(x.shape)} and {len(y)} labels; "
+            f"expected N > 0 images of shape {spec.input_shape} and N labels"
+        )
+    if int(y.min()) < 0 or int(y.max()) >= spec.num_classes:
+        raise UserError(
+            f"{spec.title} {split} labels span {int(y.min())}..{int(y.max())}; "
+            f"expected 0..{spec.num_classes - 1}"
+        )
+
+
+def load_dataset(
+    name: str,
+    root: str | os.PathLike | None = None,
+    *,
+    val_fraction: float = 0.1,
+    subset: int | None = None,
+    seed: int = 0,
+    augment: bool = True,
+) -> DataSplits:
+    """Load a data set from local files into normalised train/val/test :class:`ArrayData`.
+
+    Validation is a seeded random ``val_fraction`` of the training files; the test files
+    are used as they are. See the module docstring for the ``subset`` policy.
+
+    Example:
+        >>> s = load_dataset("fmnist", val_fraction=0.1, seed=0)
+        >>> len(s.train), len(s.val), len(s.test)
+        (54000, 6000, 10000)
+    """
+    spec = _lookup(name)
+    if isinstance(val_fraction, bool) or not 0.0 <= float(val_fraction) < 1.0:
+        raise UserError(f"val_fraction must be in [0, 1), got {val_fraction!r}")
+    if subset is not None and (isinstance(subset, bool) or int(subset) != subset or subset <= 0):
+        raise UserError(f"subset must be a positive number of training examples, got {subset!r}")
+    xtr, ytr, xte, yte = spec.read(resolve_root(root) / spec.dirname, spec)
+    _check(spec, xtr, ytr, "training")
+    _check(spec, xte, yte, "test")
+
+    n = len(ytr)
+    perm = torch.randperm(n, generator=torch.Generator().manual_seed(int(seed)))
+    n_val = int(n * val_fraction)  # < n because val_fraction < 1, so train is never empty
+    val_idx, train_idx = perm[:n_val], perm[n_val:]
+    n_test = len(yte)
+    if subset is not None:
+        train_idx = train_idx[: int(subset)]
+        ratio = val_fraction / (1.0 - val_fraction)
+        val_idx = val_idx[: math.ceil(len(train_idx) * ratio - 1e-9)]
+        n_test = min(n_test, max(SUBSET_MIN_TEST, int(subset)))
+    # Sorted indices keep file order inside each split (the selection itself is random).
+    train_idx, val_idx = train_idx.sort().values, val_idx.sort().values
+
+    xtr_part = xtr.index_select(0, train_idx)
+    mean, std = _channel_stats(xtr_part)
+    return DataSplits(
+        name=spec.name,
+        train=ArrayData(_normalise(xtr_part, mean, std), ytr.index_select(0, train_idx)),
+        val=ArrayData(_normalise(xtr.index_select(0, val_idx), mean, std),
+                      ytr.index_select(0, val_idx)),
+        test=ArrayData(_normalise(xte[:n_test], mean, std), yte[:n_test].clone()),
+        num_classes=spec.num_classes,
+        input_shape=spec.input_shape,
+        mean=mean,
+        std=std,
+        augment=spec.augment if augment else None,
+        val_fraction=float(val_fraction),
+        seed=int(seed),
+        subset=None if subset is None else int(subset),
+    )

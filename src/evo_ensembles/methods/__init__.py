@@ -1,0 +1,1 @@
+"""The ensemble methods, each built from subnet/, train/ and ensemble."""

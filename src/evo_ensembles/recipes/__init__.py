@@ -1,0 +1,1 @@
+"""End-to-end runs behind the CLI: data → parent → children → ensemble → results on disk."""

@@ -1,0 +1,168 @@
+"""Pieces every run shares: output directories, parents, evaluation and result files."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import subprocess
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from .. import __version__
+from ..data import DataSplits
+from ..devices import hardware_info
+from ..ensemble import combine, predict_probs
+from ..errors import CheckpointError, UserError
+from ..metrics import DEFAULT_ECE_BINS, classification_metrics, diversity
+from ..models import build_model
+from ..train import TrainConfig, fit, load_state_into, load_tensors, read_meta, save_model
+
+
+def check_output_dir(out: str | Path) -> Path:
+    """Validate ``--out`` without creating anything (it is created once inputs are valid)."""
+    out = Path(out)
+    for p in [out, *out.parents]:
+        if p.exists():
+            if not p.is_dir():
+                raise UserError(f"--out {out}: {p} exists and is not a directory")
+            break
+    return out
+
+
+def model_meta(model_name: str, data: DataSplits, **extra: Any) -> dict[str, Any]:
+    """What a checkpoint needs to rebuild its model and to check it fits the data."""
+    return {
+        "format": "evo_ensembles.model/1",
+        "library_version": __version__,
+        "model": model_name,
+        "input_shape": list(data.input_shape),
+        "num_classes": data.num_classes,
+        "dataset": data.name,
+        "normalisation": {"mean": list(data.mean), "std": list(data.std)},
+        **extra,
+    }
+
+
+def load_model_checkpoint(
+    path: str | Path, data: DataSplits, model_name: str | None = None, dropout: float = 0.0
+) -> tuple[nn.Module, dict[str, Any]]:
+    """Rebuild a model saved by this toolkit (or a state dict matching ``model_name``).
+
+    The model name comes from the checkpoint's JSON; an explicit ``model_name`` that
+    disagrees with it, input shapes or class counts that do not match the data, or weights
+    that do not fit the architecture all raise :class:`CheckpointError`.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"parent checkpoint not found: {path}")
+    meta = read_meta(path)
+    saved = meta.get("model")
+    if saved and model_name and saved.lower() != model_name.lower():
+        raise CheckpointError(f"checkpoint {path} holds a {saved!r} model, not {model_name!r}")
+    name = saved or model_name
+    if not name:
+        raise CheckpointError(f"checkpoint {path} has no metadata; say which --model it is")
+    if meta.get("input_shape") and tuple(meta["input_shape"]) != tuple(data.input_shape):
+        raise CheckpointError(
+            f"checkpoint {path} expects inputs {tuple(meta['input_shape'])}, "
+            f"data set {data.name} has {tuple(data.input_shape)}"
+        )
+    if meta.get("num_classes") and int(meta["num_classes"]) != data.num_classes:
+        raise CheckpointError(
+            f"checkpoint {path} has {meta['num_classes']} classes, data set {data.name} has {data.num_classes}"
+        )
+    model = build_model(name, data.input_shape, data.num_classes, dropout=dropout)
+    load_state_into(model, load_tensors(path), str(path))
+    return model, {**meta, "model": name}
+
+
+def train_or_load_parent(
+    out: Path,
+    data: DataSplits,
+    model_name: str,
+    cfg: TrainConfig,
+    *,
+    parent_path: str | Path | None,
+    device: torch.device,
+    progress: bool,
+    dropout: float = 0.0,
+) -> tuple[nn.Module, dict[str, Any], float]:
+    """The parent: loaded from ``parent_path``, reused from ``out``, or trained (resumably).
+
+    Returns the model, its metadata and the seconds spent training it now.
+    """
+    ckpt = out / "checkpoints" / "parent.safetensors"
+    if parent_path is not None:
+        model, meta = load_model_checkpoint(parent_path, data, model_name)
+        return model.to(device), meta, 0.0
+    key = {"model": model_name, "train": cfg.to_dict(), "data": data.describe()}
+    if ckpt.is_file():
+        meta = read_meta(ckpt)
+        if meta.get("run_key") != key:
+            raise UserError(f"{out} holds a parent trained with other settings; use a new --out")
+        model, meta = load_model_checkpoint(ckpt, data, model_name)
+        return model.to(device), meta, 0.0
+    model = build_model(model_name, data.input_shape, data.num_classes, dropout=dropout)
+    result = fit(model, data.train, cfg, val=data.val, augment=data.augment, device=device,
+                 checkpoint_dir=out / "checkpoints" / "parent_resume", progress=progress,
+                 desc="parent")
+    meta = model_meta(model_name, data, run_key=key, train=cfg.to_dict(), history=result.history)
+    save_model(ckpt, model, meta)
+    return model, meta, result.seconds
+
+
+def split_metrics(probs: torch.Tensor, targets: torch.Tensor, bins: int = DEFAULT_ECE_BINS) -> dict:
+    return classification_metrics(probs, targets, bins)
+
+
+def evaluate_ensemble(
+    parent: nn.Module,
+    members: Sequence[nn.Module],
+    x: torch.Tensor,
+    y: torch.Tensor,
+    *,
+    include_parent: bool,
+    combine_method: str,
+    ece_bins: int,
+) -> dict[str, Any]:
+    """Parent, per-member and ensemble metrics plus diversity, on one split."""
+    parent_p = predict_probs(parent, x)
+    member_p = torch.stack([predict_probs(m, x) for m in members])
+    voters = torch.cat([parent_p.unsqueeze(0), member_p]) if include_parent else member_p
+    ens_p = combine(voters, combine_method)
+    return {
+        "parent": split_metrics(parent_p, y, ece_bins),
+        "members": [split_metrics(p, y, ece_bins) for p in member_p],
+        "ensemble": split_metrics(ens_p, y, ece_bins),
+        "diversity": diversity(member_p),
+    }
+
+
+def git_commit() -> str | None:
+    """The commit of the source tree this run used, when it is a git checkout."""
+    try:
+        here = Path(__file__).resolve().parent
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True,
+                             text=True, timeout=5)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=here,
+                               capture_output=True, text=True, timeout=5).stdout.strip()
+        return (out.stdout.strip() + ("-dirty" if dirty else "")) if out.returncode == 0 else None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def provenance() -> dict[str, Any]:
+    """Versions, hardware, commit and time written next to every result."""
+    return {
+        "library_version": __version__,
+        "commit": git_commit(),
+        "hardware": hardware_info(),
+        "finished_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+def as_config_dict(obj: Any) -> Mapping[str, Any]:
+    return obj.to_dict() if hasattr(obj, "to_dict") else dict(obj)

@@ -1,0 +1,130 @@
+"""One way to describe a child: a small, JSON-able descriptor that regenerates it exactly.
+
+A :class:`ChildSpec` plus the parent is the whole child: its mask comes from
+``mask_seed`` (and, for a neural partition, the partition size ``k`` and index ``part``).
+The noisy and stochastic methods add their fields (sign, σ, noise seed) to the same record,
+so every method stores, ships and reloads children the same way.
+
+Example:
+    >>> specs = make_child_specs(4, density=0.5, partition=True, seed=7)
+    >>> [(s.k, s.part) for s in specs]
+    [(2, 0), (2, 1), (2, 0), (2, 1)]
+    >>> specs[0].mask_seed == specs[1].mask_seed   # a mask and its anti-mask
+    True
+    >>> ChildSpec.from_dict(specs[0].to_dict()) == specs[0]
+    True
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, fields
+
+import numpy as np
+import torch
+
+from ..errors import UserError
+from .masks import Mask, partition_masks, sample_mask
+
+KINDS = ("prune", "noise", "stochastic")
+
+
+def derive_seed(seed: int, *keys: int) -> int:
+    """A well-mixed 53-bit seed (exact in JSON everywhere) for stream ``keys`` of ``seed``."""
+    ss = np.random.SeedSequence(entropy=int(seed), spawn_key=tuple(int(k) for k in keys))
+    return int(ss.generate_state(1, dtype=np.uint64)[0] >> np.uint64(11))
+
+
+@dataclass(frozen=True)
+class ChildSpec:
+    """Everything that makes a child different from its parent.
+
+    Attributes:
+        kind: ``"prune"``, ``"noise"`` or ``"stochastic"``.
+        mask_seed: seed of the mask (shared by all members of one partition).
+        density: fraction of eligible weights in the child's subnetwork.
+        k: partition size for neural partitioning, ``None`` for an independent random mask.
+        part: which group of the partition this child is (0 ≤ part < k).
+        structured: whole neurons/filters instead of single weights.
+        scope: ``"local"`` (layerwise) or ``"global"`` budget.
+        selection: ``"random"`` or ``"magnitude"``.
+        sign, sigma, noise_seed: the noisy method's mirrored Gaussian perturbation.
+    """
+
+    kind: str
+    mask_seed: int
+    density: float
+    k: int | None = None
+    part: int = 0
+    structured: bool = False
+    scope: str = "local"
+    selection: str = "random"
+    sign: int = 1
+    sigma: float = 0.0
+    noise_seed: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise UserError(f"unknown child kind {self.kind!r}; choose from {KINDS}")
+        if not 0.0 < self.density <= 1.0:
+            raise UserError(f"density must be in (0, 1], got {self.density}")
+        if self.k is not None and (self.k < 2 or not 0 <= self.part < self.k):
+            raise UserError(f"bad partition: k={self.k}, part={self.part}")
+
+    def mask(self, params: Mapping[str, torch.Tensor]) -> Mask:
+        """Regenerate this child's mask over ``params`` (eligible parameters of the parent)."""
+        if self.k is not None:
+            return partition_masks(params, self.k, seed=self.mask_seed, structured=self.structured)[self.part]
+        return sample_mask(params, self.density, seed=self.mask_seed, structured=self.structured,
+                           scope=self.scope, selection=self.selection)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: Mapping) -> ChildSpec:
+        names = {f.name for f in fields(cls)}
+        unknown = set(d) - names
+        if unknown:
+            raise UserError(f"unknown child descriptor fields: {sorted(unknown)}")
+        return cls(**d)
+
+
+def make_child_specs(
+    n: int,
+    density: float,
+    *,
+    partition: bool = False,
+    k: int = 2,
+    seed: int = 0,
+    kind: str = "prune",
+    structured: bool = False,
+    scope: str = "local",
+    selection: str = "random",
+) -> list[ChildSpec]:
+    """``n`` child descriptors: independent random masks, or ``k``-way neural partitions.
+
+    With ``partition=True`` consecutive groups of ``k`` children share a partition seed and
+    take its groups in turn, so their masks are disjoint and cover every weight; the density
+    of each is then 1/k and ``density`` must equal it.
+    """
+    if n < 1:
+        raise UserError(f"number of children must be >= 1, got {n}")
+    if partition:
+        if int(k) != k or k < 2:
+            raise UserError(f"a partition needs k >= 2, got {k}")
+        if abs(density - 1.0 / k) > 1e-9:
+            raise UserError(f"with neural partitioning each child keeps 1/k = {1 / k:.4g} of the "
+                            f"weights; got density {density}")
+        if selection != "random":
+            raise UserError("neural partitions are random; selection must be 'random'")
+        return [
+            ChildSpec(kind=kind, mask_seed=derive_seed(seed, 1, i // k), density=1.0 / k, k=k,
+                      part=i % k, structured=structured, scope=scope)
+            for i in range(n)
+        ]
+    return [
+        ChildSpec(kind=kind, mask_seed=derive_seed(seed, 1, i), density=density, structured=structured,
+                  scope=scope, selection=selection)
+        for i in range(n)
+    ]

@@ -1,0 +1,33 @@
+"""The one training loop, its config, optimizers/schedules and checkpoints."""
+
+from .checkpoint import (
+    load_state_into,
+    load_tensors,
+    read_meta,
+    save_model,
+    save_tensors,
+    write_json,
+    write_text,
+)
+from .config import OPTIMIZERS, SCHEDULES, TrainConfig
+from .loop import Callback, TrainResult, evaluate_accuracy, fit
+from .optim import build_optimizer, build_scheduler
+
+__all__ = [
+    "OPTIMIZERS",
+    "SCHEDULES",
+    "Callback",
+    "TrainConfig",
+    "TrainResult",
+    "build_optimizer",
+    "build_scheduler",
+    "evaluate_accuracy",
+    "fit",
+    "load_state_into",
+    "load_tensors",
+    "read_meta",
+    "save_model",
+    "save_tensors",
+    "write_json",
+    "write_text",
+]

@@ -1,0 +1,181 @@
+"""Checkpoints: tensors in safetensors, everything else in a JSON file beside them.
+
+Nothing is ever unpickled. Writes go to a temporary file that is then renamed, so an
+interrupted run never leaves a half-written checkpoint behind.
+
+Example:
+    >>> import tempfile, pathlib, torch.nn as nn
+    >>> d = pathlib.Path(tempfile.mkdtemp())
+    >>> save_model(d / "net.safetensors", nn.Linear(2, 2), {"model": "custom"})
+    >>> sorted(p.name for p in d.iterdir())
+    ['net.json', 'net.safetensors']
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from ..errors import CheckpointError
+
+
+def _atomic(path: Path, write) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_json(path: str | os.PathLike, obj: Any) -> None:
+    """Atomically write ``obj`` as indented JSON."""
+    text = json.dumps(obj, indent=2, sort_keys=False, default=_json_default) + "\n"
+    _atomic(Path(path), lambda tmp: Path(tmp).write_text(text))
+
+
+def write_text(path: str | os.PathLike, text: str) -> None:
+    """Atomically write a text file."""
+    _atomic(Path(path), lambda tmp: Path(tmp).write_text(text))
+
+
+def _json_default(o: Any) -> Any:
+    if isinstance(o, torch.Tensor):
+        return o.tolist()
+    if isinstance(o, (Path, torch.device, torch.dtype)):
+        return str(o)
+    if hasattr(o, "to_dict"):
+        return o.to_dict()
+    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
+
+
+def save_tensors(path: str | os.PathLike, tensors: Mapping[str, torch.Tensor]) -> None:
+    """Atomically save a flat dict of tensors (cloned to contiguous CPU storage)."""
+    flat = {k: v.detach().cpu().contiguous().clone() for k, v in tensors.items()}
+    _atomic(Path(path), lambda tmp: save_file(flat, tmp))
+
+
+def load_tensors(path: str | os.PathLike) -> dict[str, torch.Tensor]:
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint not found: {path}")
+    try:
+        return load_file(str(path))
+    except Exception as e:  # safetensors raises several types for corrupt files
+        raise CheckpointError(f"cannot read checkpoint {path}: {e}") from None
+
+
+def meta_path(path: str | os.PathLike) -> Path:
+    """``x.safetensors`` → ``x.json``."""
+    return Path(path).with_suffix(".json")
+
+
+def save_model(path: str | os.PathLike, model: nn.Module, meta: Mapping[str, Any]) -> None:
+    """Save ``model.state_dict()`` to ``path`` and ``meta`` to the JSON file beside it."""
+    save_tensors(path, model.state_dict())
+    write_json(meta_path(path), dict(meta))
+
+
+def read_meta(path: str | os.PathLike) -> dict[str, Any]:
+    """The JSON metadata saved with a checkpoint ({} when there is none)."""
+    mp = meta_path(path)
+    if not mp.is_file():
+        return {}
+    try:
+        return json.loads(mp.read_text())
+    except json.JSONDecodeError as e:
+        raise CheckpointError(f"cannot parse checkpoint metadata {mp}: {e}") from None
+
+
+def load_state_into(model: nn.Module, state: Mapping[str, torch.Tensor], source: str) -> None:
+    """Load weights strictly; a mismatch becomes one clear :class:`CheckpointError`."""
+    own = model.state_dict()
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    wrong = [k for k in own if k in state and tuple(own[k].shape) != tuple(state[k].shape)]
+    if missing or unexpected or wrong:
+        detail = []
+        if missing:
+            detail.append(f"{len(missing)} missing (e.g. {missing[0]})")
+        if unexpected:
+            detail.append(f"{len(unexpected)} unexpected (e.g. {unexpected[0]})")
+        if wrong:
+            k = wrong[0]
+            detail.append(
+                f"{len(wrong)} with wrong shape (e.g. {k}: {tuple(state[k].shape)} vs {tuple(own[k].shape)})"
+            )
+        raise CheckpointError(f"checkpoint {source} does not fit the model: " + "; ".join(detail))
+    model.load_state_dict(state, strict=True)
+
+
+# --- training state (resume) ---------------------------------------------------------
+
+
+def _flatten_optimizer(state: dict) -> tuple[dict[str, torch.Tensor], dict]:
+    tensors: dict[str, torch.Tensor] = {}
+    rest: dict[str, Any] = {"param_groups": state["param_groups"], "scalars": {}}
+    for idx, pstate in state["state"].items():
+        for key, val in pstate.items():
+            name = f"optim.{idx}.{key}"
+            if isinstance(val, torch.Tensor):
+                tensors[name] = val
+            else:
+                rest["scalars"][name] = val
+    return tensors, rest
+
+
+def _unflatten_optimizer(tensors: Mapping[str, torch.Tensor], rest: dict) -> dict:
+    state: dict[int, dict[str, Any]] = {}
+    items = [(k, v) for k, v in tensors.items() if k.startswith("optim.")]
+    items += list(rest.get("scalars", {}).items())
+    for name, val in items:
+        _, idx, key = name.split(".", 2)
+        state.setdefault(int(idx), {})[key] = val
+    return {"state": state, "param_groups": rest["param_groups"]}
+
+
+def save_train_state(
+    directory: str | os.PathLike,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    info: Mapping[str, Any],
+) -> None:
+    """Save everything needed to resume after an interruption (model, optimizer, progress)."""
+    directory = Path(directory)
+    opt_tensors, opt_rest = _flatten_optimizer(optimizer.state_dict())
+    tensors = {f"model.{k}": v for k, v in model.state_dict().items()} | opt_tensors
+    save_tensors(directory / "train_state.safetensors", tensors)
+    write_json(directory / "train_state.json", {**info, "optimizer": opt_rest})
+
+
+def load_train_state(
+    directory: str | os.PathLike, model: nn.Module, optimizer: torch.optim.Optimizer
+) -> dict[str, Any] | None:
+    """Restore a saved training state into ``model``/``optimizer``; ``None`` if there is none."""
+    directory = Path(directory)
+    info_path = directory / "train_state.json"
+    if not info_path.is_file() or not (directory / "train_state.safetensors").is_file():
+        return None
+    info = json.loads(info_path.read_text())
+    tensors = load_tensors(directory / "train_state.safetensors")
+    model_state = {k[len("model.") :]: v for k, v in tensors.items() if k.startswith("model.")}
+    load_state_into(model, model_state, str(directory))
+    optimizer.load_state_dict(_unflatten_optimizer(tensors, info.pop("optimizer")))
+    return info
+
+
+def clear_train_state(directory: str | os.PathLike) -> None:
+    """Remove a finished run's resume files."""
+    for name in ("train_state.safetensors", "train_state.json"):
+        (Path(directory) / name).unlink(missing_ok=True)

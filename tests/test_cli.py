@@ -1,0 +1,112 @@
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+FASHION_DIR = os.path.join(os.environ.get("EVO_ENSEMBLES_DATA_ROOT", "/usr/share/datasets"), "fashion-mnist")
+from evo_ensembles.cli import main
+
+needs_fashion = pytest.mark.skipif(
+    not os.path.exists(os.path.join(FASHION_DIR, "train-images-idx3-ubyte.gz")),
+    reason="Fashion-MNIST not installed (apt-get install dataset-fashion-mnist)")
+
+TINY = ["--model", "lenet-5", "--subset", "300", "--parent-epochs", "1", "--children", "2",
+        "--quiet", "--threads", "1"]
+
+
+def _run(args, capsys):
+    code = main(["sparse", *args])
+    return code, capsys.readouterr()
+
+
+@needs_fashion
+def test_end_to_end_sparse_run_and_reuse_of_parent(tmp_path, capsys):
+    out = tmp_path / "run"
+    code, io = _run([*TINY, "--out", str(out)], capsys)
+    assert code == 0, io.err
+    assert "parent" in io.out and "ensemble" in io.out
+    res = json.loads((out / "results.json").read_text())
+    for k in ("accuracy", "nll", "ece"):
+        assert 0 <= res["parent"][k] and 0 <= res["ensemble"][k]
+        assert all(k in m for m in res["members"])
+    assert {"accuracy", "nll", "ece", "brier"} <= set(res["ensemble"])
+    assert [m["density"] for m in res["members"]] == pytest.approx([0.5, 0.5], abs=0.01)
+    assert {"disagreement", "kl", "correlation"} <= set(res["diversity"])
+    assert {"config", "seed", "timing"} <= set(res)
+    assert res["ece_bins"] == 15
+    assert (out / "report.md").read_text().startswith("# Sparse Subnetwork Ensemble")
+    assert (out / "figures" / "member_accuracy.png").stat().st_size > 0
+    assert (out / "figures" / "disagreement.png").stat().st_size > 0
+    parent_ckpt = out / "checkpoints" / "parent.safetensors"
+    assert parent_ckpt.exists() and (out / "checkpoints" / "parent.json").exists()
+
+    # Same command again: parent and children are reused, results identical.
+    code, _ = _run([*TINY, "--out", str(out)], capsys)
+    again = json.loads((out / "results.json").read_text())
+    assert code == 0 and again["timing"]["parent_train_seconds"] == 0
+    assert again["ensemble"] == res["ensemble"]
+
+    # A user's existing parent: --parent gives the same parent metrics; growth to 3 children.
+    out2 = tmp_path / "run2"
+    code, io = _run([*TINY, "--children", "3", "--parent", str(parent_ckpt), "--out", str(out2)], capsys)
+    assert code == 0, io.err
+    res2 = json.loads((out2 / "results.json").read_text())
+    assert res2["parent"] == res["parent"]
+    assert len(res2["members"]) == 3
+
+
+def _bad_cases(tmp_path):
+    ckpt = tmp_path / "small.safetensors"
+    from evo_ensembles.train import save_model
+
+    save_model(ckpt, torch.nn.Linear(3, 2), {})  # no metadata about the model: does not fit
+    a_file = tmp_path / "afile"
+    a_file.write_text("x")
+    return {
+        "density zero": ["--density", "0", "--no-partition"],
+        "density above one": ["--density", "1.5", "--no-partition"],
+        "k below two": ["--k", "1"],
+        "density not 1/k": ["--density", "0.3"],
+        "unknown model": ["--model", "no-such-net"],
+        "unknown dataset": ["--dataset", "imagenet-42"],
+        "missing data files": ["--data-root", str(tmp_path / "nodata")],
+        "checkpoint does not fit": ["--model", "lenet-5", "--parent", str(ckpt)],
+        "missing checkpoint": ["--parent", str(tmp_path / "none.safetensors")],
+        "out is a file": ["--out", str(a_file)],
+    }
+
+
+@needs_fashion
+@pytest.mark.parametrize("case", ["density zero", "density above one", "k below two", "density not 1/k",
+                                  "unknown model", "unknown dataset", "missing data files",
+                                  "checkpoint does not fit", "missing checkpoint", "out is a file"])
+def test_bad_input_is_one_line_exit_2_and_nothing_written(tmp_path, capsys, case):
+    args = _bad_cases(tmp_path)[case]
+    out = tmp_path / "out"
+    if "--out" not in args:
+        args = [*args, "--out", str(out)]
+    code, io = _run([*TINY, *args], capsys)
+    assert code == 2
+    lines = io.err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("evo-ensembles: error:"), io.err
+    assert "Traceback" not in io.err
+    assert not out.exists()
+
+
+def test_argparse_rejects_non_positive_counts(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["sparse", "--children", "0"])
+    assert e.value.code == 2
+
+
+def test_console_script_exit_code_without_traceback(tmp_path):
+    exe = Path(sys.executable).parent / "evo-ensembles"
+    cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "evo_ensembles.cli"]
+    p = subprocess.run([*cmd, "sparse", "--model", "nope", "--out", str(tmp_path / "o")],
+                       capture_output=True, text=True, timeout=120)
+    assert p.returncode == 2
+    assert "Traceback" not in p.stderr and "nope" in p.stderr
