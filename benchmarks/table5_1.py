@@ -22,8 +22,6 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-import torch
-
 from _common import RESULTS, header, mean_se, save
 from evo_ensembles import TrainConfig, build_model, combine, fit, load_dataset, make_child_specs
 from evo_ensembles.baselines import bagging, dropout_model, independent
@@ -61,8 +59,7 @@ def run_seed(model: str, seed: int, data, done: set, log: Path, progress: bool) 
         r = bagging(model, data, replace(cfg, epochs=2), members=8, fraction=0.9, progress=progress)
         record("bagging", r.ensemble, r.epochs, r.seconds)
     if {"sse_r", "sse_np"} - done:
-        torch.manual_seed(seed)
-        parent = build_model(model, data.input_shape, data.num_classes)
+        parent = build_model(model, data.input_shape, data.num_classes, seed=seed)
         t0 = time.perf_counter()
         fit(parent, data.train, replace(cfg, epochs=8), augment=data.augment, progress=progress,
             desc="parent")

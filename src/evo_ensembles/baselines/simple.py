@@ -36,7 +36,8 @@ class BaselineResult:
 
 def _train_one(model_name: str, data: DataSplits, cfg: TrainConfig, *, dropout: float = 0.0,
                train=None, device="auto", progress=False, desc="train"):
-    model = build_model(model_name, data.input_shape, data.num_classes, dropout=dropout)
+    model = build_model(model_name, data.input_shape, data.num_classes, dropout=dropout,
+                        seed=cfg.seed)
     res = fit(model, data.train if train is None else train, cfg, augment=data.augment,
               device=device, progress=progress, desc=desc)
     return model, res
@@ -45,7 +46,6 @@ def _train_one(model_name: str, data: DataSplits, cfg: TrainConfig, *, dropout: 
 def independent(model_name: str, data: DataSplits, cfg: TrainConfig, *, device="auto",
                 progress=False) -> BaselineResult:
     """One model trained for ``cfg.epochs``."""
-    torch.manual_seed(cfg.seed)  # model initialisation
     model, res = _train_one(model_name, data, cfg, device=device, progress=progress,
                             desc="independent")
     return BaselineResult(Ensemble([model]), float(cfg.epochs), res.seconds)
@@ -54,7 +54,6 @@ def independent(model_name: str, data: DataSplits, cfg: TrainConfig, *, device="
 def dropout_model(model_name: str, data: DataSplits, cfg: TrainConfig, *, p: float = 0.5,
                   device="auto", progress=False) -> BaselineResult:
     """The same model with dropout ``p`` after every hidden layer (evaluated without dropout)."""
-    torch.manual_seed(cfg.seed)
     model, res = _train_one(model_name, data, cfg, dropout=p, device=device, progress=progress,
                             desc="dropout")
     return BaselineResult(Ensemble([model]), float(cfg.epochs), res.seconds)
@@ -72,7 +71,6 @@ def bagging(model_name: str, data: DataSplits, cfg: TrainConfig, *, members: int
         seed = derive_seed(cfg.seed, 3, i) % (2**31)
         g = torch.Generator().manual_seed(seed)
         idx = torch.randperm(n, generator=g)[: int(round(fraction * n))]
-        torch.manual_seed(seed)
         model, res = _train_one(model_name, data, replace(cfg, seed=seed), train=data.train.subset(idx),
                                 device=device, progress=progress, desc=f"bag {i + 1}/{members}")
         ens.add(model, {"seed": seed, "fraction": fraction})

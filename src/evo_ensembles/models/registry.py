@@ -29,6 +29,7 @@ import math
 import re
 from collections.abc import Sequence
 
+import torch
 from torch import nn
 
 from ..errors import UnknownNameError, UserError
@@ -97,9 +98,17 @@ def _check_args(
 
 
 def build_model(
-    name: str, input_shape: tuple[int, int, int], num_classes: int, *, dropout: float = 0.0
+    name: str,
+    input_shape: tuple[int, int, int],
+    num_classes: int,
+    *,
+    dropout: float = 0.0,
+    seed: int | None = None,
 ) -> nn.Module:
     """Build a freshly initialised model (returns logits) by registry name.
+
+    With ``seed`` the initial weights depend only on it (the global random state is
+    forked, not consumed); without, they come from torch's global generator.
 
     Args:
         name: a name from :func:`available_models`, case-insensitive.
@@ -108,6 +117,7 @@ def build_model(
         dropout: ``p`` in ``[0, 1)``; > 0 adds ``nn.Dropout(p)`` after every hidden layer
             (LeNet, MLP) or between the two convs of every residual block (ResNet, WRN).
             Not supported for ``torchvision:*`` models.
+        seed: makes the initialisation reproducible.
 
     Raises:
         UnknownNameError: unknown name (the message lists the available ones).
@@ -117,6 +127,10 @@ def build_model(
         >>> build_model("wrn-16-4", (3, 32, 32), 100).fc.out_features
         100
     """
+    if seed is not None:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(int(seed))
+            return build_model(name, input_shape, num_classes, dropout=dropout)
     if not isinstance(name, str) or not name.strip():
         raise _unknown(str(name))
     shape, n_cls, p = _check_args(input_shape, num_classes, dropout)

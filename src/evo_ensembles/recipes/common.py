@@ -105,7 +105,7 @@ def train_or_load_parent(
             raise UserError(f"{out} holds a parent trained with other settings; use a new --out")
         model, meta = load_model_checkpoint(ckpt, data, model_name)
         return model.to(device), meta, 0.0
-    model = build_model(model_name, data.input_shape, data.num_classes, dropout=dropout)
+    model = build_model(model_name, data.input_shape, data.num_classes, dropout=dropout, seed=cfg.seed)
     result = fit(model, data.train, cfg, val=data.val, augment=data.augment, device=device,
                  checkpoint_dir=out / "checkpoints" / "parent_resume", progress=progress,
                  desc="parent")
