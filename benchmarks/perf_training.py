@@ -18,12 +18,12 @@ import argparse
 import io
 import statistics
 import time
-from contextlib import redirect_stderr
+from contextlib import redirect_stderr, redirect_stdout
 
 import torch
 import torch.nn.functional as F
-
 from _common import header, save
+
 from evo_ensembles import TrainConfig, build_model, fit, load_dataset
 from evo_ensembles.methods.sparse import KeepPruned, prune_child
 from evo_ensembles.subnet import eligible_parameters, make_child_specs
@@ -46,7 +46,8 @@ def bare_epoch(model, x, y, bs, seed) -> float:
 
 def library_epoch(model, data, bs, seed, callbacks=()) -> float:
     cfg = TrainConfig(epochs=1, lr=1e-3, optimizer="adam", batch_size=bs, seed=seed)
-    with redirect_stderr(io.StringIO()):  # keep the progress bar on, but off the terminal
+    sink = io.StringIO()
+    with redirect_stderr(sink), redirect_stdout(sink):  # progress bar on, but off the terminal
         res = fit(model, data, cfg, device="cpu", callbacks=callbacks, progress=True)
     return res.samples_per_second
 

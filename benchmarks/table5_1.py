@@ -23,10 +23,11 @@ from dataclasses import replace
 from pathlib import Path
 
 from _common import RESULTS, header, mean_se, save
+
 from evo_ensembles import TrainConfig, build_model, combine, fit, load_dataset, make_child_specs
 from evo_ensembles.baselines import bagging, dropout_model, independent
-from evo_ensembles.metrics import classification_metrics
 from evo_ensembles.methods.sparse import prune_and_tune
+from evo_ensembles.metrics import classification_metrics
 from evo_ensembles.reporting import markdown_table
 
 METHODS = ["independent", "dropout", "bagging", "sse_r", "sse_np"]

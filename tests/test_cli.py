@@ -7,8 +7,9 @@ from pathlib import Path
 import pytest
 import torch
 
-FASHION_DIR = os.path.join(os.environ.get("EVO_ENSEMBLES_DATA_ROOT", "/usr/share/datasets"), "fashion-mnist")
 from evo_ensembles.cli import main
+
+FASHION_DIR = os.path.join(os.environ.get("EVO_ENSEMBLES_DATA_ROOT", "/usr/share/datasets"), "fashion-mnist")
 
 needs_fashion = pytest.mark.skipif(
     not os.path.exists(os.path.join(FASHION_DIR, "train-images-idx3-ubyte.gz")),

@@ -79,7 +79,7 @@ class Ensemble:
         if include_parent and parent is None:
             raise UserError("include_parent=True needs a parent")
         self.members: list[nn.Module] = list(members)
-        self.descriptors: list[dict] = list(descriptors) if descriptors else [{}] * len(self.members)
+        self.descriptors: list[dict] = list(descriptors) if descriptors else [{} for _ in self.members]
         self.parent = parent
         self.include_parent = include_parent
         self.combine_method = combine

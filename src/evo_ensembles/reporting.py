@@ -65,7 +65,7 @@ def plot_member_accuracy(
     ax.set_xlabel("member")
     ax.set_ylabel("test accuracy")
     ax.set_title(title)
-    ax.legend(fontsize=8, loc="lower right")
+    ax.legend(fontsize=8, loc="best", framealpha=0.8)
     _save(fig, path)
 
 

@@ -33,7 +33,7 @@ def test_sample_mask_hits_density(tiny_net, density, scope):
     assert abs(mask_density(mask) - density) < 2e-3
     assert all(m.dtype == torch.bool and m.shape == params[n].shape for n, m in mask.items())
     if scope == "local":
-        for n, m in mask.items():
+        for m in mask.values():
             assert abs(m.float().mean().item() - density) <= 1.0 / m.numel() + 1e-9
 
 

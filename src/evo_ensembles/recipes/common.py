@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import subprocess
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +16,7 @@ from ..data import DataSplits
 from ..devices import hardware_info
 from ..ensemble import combine, predict_probs
 from ..errors import CheckpointError, UserError
-from ..metrics import DEFAULT_ECE_BINS, classification_metrics, diversity
+from ..metrics import classification_metrics, diversity
 from ..models import build_model
 from ..train import TrainConfig, fit, load_state_into, load_tensors, read_meta, save_model
 
@@ -114,10 +114,6 @@ def train_or_load_parent(
     return model, meta, result.seconds
 
 
-def split_metrics(probs: torch.Tensor, targets: torch.Tensor, bins: int = DEFAULT_ECE_BINS) -> dict:
-    return classification_metrics(probs, targets, bins)
-
-
 def evaluate_ensemble(
     parent: nn.Module,
     members: Sequence[nn.Module],
@@ -134,9 +130,9 @@ def evaluate_ensemble(
     voters = torch.cat([parent_p.unsqueeze(0), member_p]) if include_parent else member_p
     ens_p = combine(voters, combine_method)
     return {
-        "parent": split_metrics(parent_p, y, ece_bins),
-        "members": [split_metrics(p, y, ece_bins) for p in member_p],
-        "ensemble": split_metrics(ens_p, y, ece_bins),
+        "parent": classification_metrics(parent_p, y, ece_bins),
+        "members": [classification_metrics(p, y, ece_bins) for p in member_p],
+        "ensemble": classification_metrics(ens_p, y, ece_bins),
         "diversity": diversity(member_p),
     }
 
@@ -162,7 +158,3 @@ def provenance() -> dict[str, Any]:
         "hardware": hardware_info(),
         "finished_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     }
-
-
-def as_config_dict(obj: Any) -> Mapping[str, Any]:
-    return obj.to_dict() if hasattr(obj, "to_dict") else dict(obj)

@@ -24,12 +24,12 @@ from ..data import load_dataset
 from ..devices import resolve_device, set_threads
 from ..ensemble import COMBINE_METHODS
 from ..errors import UserError
+from ..methods.sparse import child_train_config, prune_child, tune_child
 from ..metrics import DEFAULT_ECE_BINS
-from ..methods.sparse import KeepPruned, child_train_config, prune_child
 from ..models import build_model
 from ..reporting import markdown_table, plot_heatmap, plot_member_accuracy, text_table
-from ..subnet import ChildSpec, eligible_parameters, make_child_specs, mask_density
-from ..train import TrainConfig, fit, load_state_into, load_tensors, read_meta, save_model
+from ..subnet import ChildSpec, make_child_specs, mask_density
+from ..train import TrainConfig, load_state_into, load_tensors, read_meta, save_model
 from ..train.checkpoint import write_json, write_text
 from .common import (
     check_output_dir,
@@ -202,11 +202,10 @@ def _children(out, cfg, parent, model_name, data, specs, device, progress):
             load_state_into(child, load_tensors(path), str(path))
             seconds.append(0.0)
         else:
-            params = eligible_parameters(child)
-            res = fit(child, data.train, child_train_config(tune_cfg, cfg.seed, i), val=data.val,
-                      augment=data.augment, device=device, callbacks=[KeepPruned(params, mask)],
-                      checkpoint_dir=child_dir / f"child_{i}_resume", progress=progress,
-                      desc=f"child {i + 1}/{len(specs)}")
+            res = tune_child(child, mask, data.train, child_train_config(tune_cfg, cfg.seed, i),
+                             val=data.val, augment=data.augment, device=device,
+                             checkpoint_dir=child_dir / f"child_{i}_resume", progress=progress,
+                             desc=f"child {i + 1}/{len(specs)}")
             save_model(path, child, {**model_meta(model_name, data), "run_key": key,
                                      "descriptor": spec.to_dict(), "history": res.history})
             seconds.append(res.seconds)

@@ -177,5 +177,10 @@ def load_train_state(
 
 def clear_train_state(directory: str | os.PathLike) -> None:
     """Remove a finished run's resume files."""
+    directory = Path(directory)
     for name in ("train_state.safetensors", "train_state.json"):
-        (Path(directory) / name).unlink(missing_ok=True)
+        (directory / name).unlink(missing_ok=True)
+    try:
+        directory.rmdir()  # only when empty: never removes a user's files
+    except OSError:
+        pass
