@@ -43,14 +43,19 @@ fi
 deps_site="$("$deps/bin/python" -c 'import sysconfig;print(sysconfig.get_paths()["purelib"])')"
 
 # --- 3. the project's .venv --------------------------------------------------------
+# --without-pip: pip and setuptools come from the cached environment (through the .pth
+# below), so the editable install needs no download and no old bundled setuptools.
 if [ ! -x .venv/bin/python ]; then
-  "$PY" -m venv .venv
+  "$PY" -m venv --without-pip .venv
 fi
 venv_site="$(.venv/bin/python -c 'import sysconfig;print(sysconfig.get_paths()["purelib"])')"
 echo "$deps_site" > "$venv_site/_evo_ensembles_deps.pth"
 if ! .venv/bin/python -c 'import evo_ensembles' 2>/dev/null || [ ! -x .venv/bin/evo-ensembles ]; then
-  .venv/bin/python -m pip install -q --no-deps --no-build-isolation -e . 2>/dev/null \
-    || .venv/bin/python -m pip install -q --no-deps -e .
+  .venv/bin/python -m pip install -q --no-deps --no-build-isolation -e . 2>&1 \
+    | grep -v "^WARNING: Location" >&2 || true
+fi
+if ! .venv/bin/python -c 'import evo_ensembles' 2>/dev/null || [ ! -x .venv/bin/evo-ensembles ]; then
+  log "editable install of evo_ensembles into .venv failed"; exit 1
 fi
 # Console scripts of the dependencies (pytest, ruff) live in the cached env.
 for tool in pytest ruff; do
