@@ -111,12 +111,14 @@ def main() -> None:
                     help="models that use --subset (default: all models)")
     ap.add_argument("--name", default="table5_1")
     ap.add_argument("--progress", action="store_true")
+    ap.add_argument("--report-only", action="store_true",
+                    help="only rebuild the table from the runs already logged")
     args = ap.parse_args()
 
     log = RESULTS / f"{args.name}.runs.jsonl"
     log.parent.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
-    for model in args.models:
+    for model in [] if args.report_only else args.models:
         subset = args.subset if (not args.subset_for or model in args.subset_for) else None
         data = load_dataset("fashion-mnist", subset=subset, seed=0)  # one split for all seeds
         for seed in args.seeds:
