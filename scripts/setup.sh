@@ -35,9 +35,11 @@ if [ ! -f "$deps/.complete" ]; then
   mkdir -p "$cache_root"
   "$PY" -m venv "$deps"
   "$deps/bin/python" -m pip install -q --upgrade pip
-  for f in requirements/*.txt; do
-    "$deps/bin/python" -m pip install -q -r "$f"
-  done
+  # One pip call for every requirements file, so one resolver sees all the pins.
+  reqs=(); for f in requirements/*.txt; do reqs+=(-r "$f"); done
+  "$deps/bin/python" -m pip install -q "${reqs[@]}" 2>&1 | grep -v "^WARNING: Location" >&2 || true
+  "$deps/bin/python" -c 'import torch, torchvision, evotorch' \
+    || { log "dependency install failed"; exit 1; }
   touch "$deps/.complete"
 fi
 deps_site="$("$deps/bin/python" -c 'import sysconfig;print(sysconfig.get_paths()["purelib"])')"
@@ -59,6 +61,6 @@ if ! .venv/bin/python -c 'import evo_ensembles' 2>/dev/null || [ ! -x .venv/bin/
 fi
 # Console scripts of the dependencies (pytest, ruff) live in the cached env.
 for tool in pytest ruff; do
-  [ -e ".venv/bin/$tool" ] || ln -sf "$deps/bin/$tool" ".venv/bin/$tool"
+  ln -sfn "$deps/bin/$tool" ".venv/bin/$tool"
 done
 log "ready: $(.venv/bin/python -c 'import torch,torchvision,evo_ensembles;print("torch",torch.__version__,"torchvision",torchvision.__version__,"evo_ensembles",evo_ensembles.__version__)')"

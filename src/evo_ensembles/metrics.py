@@ -71,6 +71,17 @@ def classification_metrics(
     }
 
 
+def mean_kl(ref_probs: torch.Tensor, probs: torch.Tensor) -> float:
+    """Mean over inputs of KL(ref ‖ p) = Σ_c ref_c log(ref_c / p_c) (SPEC §2 trust region).
+
+    Both (B, C); probabilities are clamped at 1e-12 so a collapsed child gives a large but
+    finite KL.
+    """
+    r = ref_probs.detach().cpu().double().clamp_min(EPS)
+    q = probs.detach().cpu().double().clamp_min(EPS)
+    return float((r * (r.log() - q.log())).sum(dim=1).mean())
+
+
 # --- diversity between members (SPEC §5, Table 7.1) -------------------------------------
 
 

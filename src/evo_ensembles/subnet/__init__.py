@@ -14,12 +14,15 @@ from .masks import (
     total_diversity,
     unpack_mask,
 )
+from .noise import InPlacePerturber, add_noise_, noise_delta, noisy_child, sample_noise
 from .prune import apply_mask, masked_fraction_zero
 
 __all__ = [
     "KINDS",
     "ChildSpec",
+    "InPlacePerturber",
     "Mask",
+    "add_noise_",
     "apply_mask",
     "check_partition",
     "complement",
@@ -28,10 +31,13 @@ __all__ = [
     "make_child_specs",
     "mask_density",
     "mask_distance",
+    "noise_delta",
+    "noisy_child",
     "masked_fraction_zero",
     "pack_mask",
     "partition_masks",
     "sample_mask",
+    "sample_noise",
     "total_diversity",
     "unpack_mask",
 ]

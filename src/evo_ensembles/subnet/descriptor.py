@@ -48,7 +48,8 @@ class ChildSpec:
         structured: whole neurons/filters instead of single weights.
         scope: ``"local"`` (layerwise) or ``"global"`` budget.
         selection: ``"random"`` or ``"magnitude"``.
-        sign, sigma, noise_seed: the noisy method's mirrored Gaussian perturbation.
+        sign, sigma, noise_seed, mu: the noisy method's mirrored Gaussian perturbation
+            ``W + sign · N∘M`` with N ~ Normal(mu, sigma²) drawn from ``noise_seed``.
     """
 
     kind: str
@@ -62,6 +63,7 @@ class ChildSpec:
     sign: int = 1
     sigma: float = 0.0
     noise_seed: int | None = None
+    mu: float = 0.0
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -70,6 +72,10 @@ class ChildSpec:
             raise UserError(f"density must be in (0, 1], got {self.density}")
         if self.k is not None and (self.k < 2 or not 0 <= self.part < self.k):
             raise UserError(f"bad partition: k={self.k}, part={self.part}")
+        if self.sign not in (1, -1):
+            raise UserError(f"sign must be +1 or -1, got {self.sign}")
+        if not self.sigma >= 0.0:
+            raise UserError(f"sigma must be >= 0, got {self.sigma}")
 
     def mask(self, params: Mapping[str, torch.Tensor]) -> Mask:
         """Regenerate this child's mask over ``params`` (eligible parameters of the parent)."""

@@ -1,0 +1,112 @@
+"""Populations of noisy children: mirrored and partitioned sampling (SPEC §2).
+
+One *draw* is a (mask, noise) pair of seeds. With mirrored and partitioned sampling it
+yields 2·k children — for k = 2 the paper's four: W + N∘M, W + N∘(1−M), W − N∘M,
+W − N∘(1−M) — in that order (sign outer, partition part inner). Either option can be
+turned off; with neither, every child is its own draw.
+
+Example:
+    >>> specs = make_noisy_specs(8, density=0.5, sigma=0.01, seed=0)
+    >>> [(s.sign, s.part) for s in specs[:4]]
+    [(1, 0), (1, 1), (-1, 0), (-1, 1)]
+    >>> len({(s.mask_seed, s.noise_seed) for s in specs})   # two draws
+    2
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+from ..errors import UserError
+from ..subnet import ChildSpec, derive_seed
+
+# Seed streams of derive_seed(seed, stream, draw); 1 is taken by make_child_specs' masks.
+_MASK_STREAM, _NOISE_STREAM = 2, 3
+
+
+@dataclass(frozen=True)
+class NoiseSampling:
+    """How children are drawn around the parent (the fixed settings of the ES engine).
+
+    Attributes:
+        sigma: noise standard deviation σ (≥ 0).
+        density: fraction of eligible weights perturbed (the mask M); with ``partitioned``
+            it must be 1/k for an integer k ≥ 2, and the k disjoint groups are all used.
+        mirrored: also use −N for every draw (antithetic noise).
+        partitioned: also use the anti-mask (k-way groups) of every draw.
+        structured, scope: whole neurons/filters; layerwise ("local") or "global" budget.
+        mu: mean μ of the noise (0 in all the paper's experiments).
+    """
+
+    sigma: float
+    density: float = 0.5
+    mirrored: bool = True
+    partitioned: bool = True
+    structured: bool = False
+    scope: str = "local"
+    mu: float = 0.0
+
+    def __post_init__(self) -> None:
+        if not self.sigma >= 0.0:
+            raise UserError(f"sigma must be >= 0, got {self.sigma}")
+        if not 0.0 < self.density <= 1.0:
+            raise UserError(f"density must be in (0, 1], got {self.density}")
+        if self.scope not in ("local", "global"):
+            raise UserError(f"scope must be 'local' or 'global', got {self.scope!r}")
+        if self.partitioned:
+            k = round(1.0 / self.density)
+            if k < 2 or abs(self.density * k - 1.0) > 1e-9:
+                raise UserError(f"partitioned sampling needs density 1/k for an integer k >= 2 "
+                                f"(0.5, 0.333.., 0.25, ...); got {self.density}. Turn partitioning off "
+                                "for other densities")
+            if self.scope != "local":
+                raise UserError("partitioned sampling is layerwise; use scope='local'")
+
+    @property
+    def k(self) -> int | None:
+        """Partition size, or None for an independent mask per draw."""
+        return round(1.0 / self.density) if self.partitioned else None
+
+    @property
+    def group_size(self) -> int:
+        """Children per draw."""
+        return (self.k or 1) * (2 if self.mirrored else 1)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def make_noisy_specs(
+    n: int,
+    *,
+    seed: int,
+    sampling: NoiseSampling | None = None,
+    first_draw: int = 0,
+    **sampling_kw,
+) -> list[ChildSpec]:
+    """``n`` noisy child descriptors from draws ``first_draw, first_draw + 1, ...`` of ``seed``.
+
+    Pass a :class:`NoiseSampling` or its fields as keywords. When ``n`` is not a multiple
+    of the group size the last draw is cut short (it still pairs + with − first).
+    """
+    if n < 1:
+        raise UserError(f"population size must be >= 1, got {n}")
+    s = sampling if sampling is not None else NoiseSampling(**sampling_kw)
+    k = s.k
+    specs: list[ChildSpec] = []
+    draw = first_draw
+    while len(specs) < n:
+        mask_seed, noise_seed = derive_seed(seed, _MASK_STREAM, draw), derive_seed(seed, _NOISE_STREAM, draw)
+        for sign in ((1, -1) if s.mirrored else (1,)):
+            for part in range(k or 1):
+                specs.append(ChildSpec(
+                    kind="noise", mask_seed=mask_seed, density=(1.0 / k) if k else s.density, k=k,
+                    part=part, structured=s.structured, scope=s.scope, sign=sign, sigma=s.sigma,
+                    noise_seed=noise_seed, mu=s.mu))
+        draw += 1
+    return specs[:n]
+
+
+def draws_needed(n: int, sampling: NoiseSampling) -> int:
+    """How many draws ``n`` children use (so the next population starts after them)."""
+    return -(-n // sampling.group_size)

@@ -1,0 +1,242 @@
+"""Noisy Subnetwork Ensembles (SPEC §2): no training, children are noisy subnetworks.
+
+:func:`noisy_ensemble` runs the whole method on a trained classifier: trust-region search
+for σ on a probe set, a population of N mirrored + partitioned children scored on the
+validation split, the top K kept. The result is a :class:`NoisyEnsemble` — the parent plus
+K descriptors — which predicts by turning the parent into each member in place (memory of
+one model), and saves as a small JSON file next to the parent checkpoint.
+
+Example:
+    >>> import torch, torch.nn as nn
+    >>> net = nn.Sequential(nn.Linear(4, 32), nn.ReLU(), nn.Linear(32, 3))
+    >>> x, y = torch.randn(200, 4), torch.randint(0, 3, (200,))
+    >>> res = noisy_ensemble(net, x, y, popsize=8, top_k=4, sigma=0.02, progress=False)
+    >>> len(res.ensemble), res.ensemble.member_probs(x[:5]).shape
+    (4, torch.Size([4, 5, 3]))
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..ensemble import COMBINE_METHODS, combine, predict_probs
+from ..errors import CheckpointError, UserError
+from ..es import (
+    DEFAULT_DENSITIES,
+    DEFAULT_SIGMAS,
+    ClassifierFitness,
+    NoiseSampling,
+    SubnetworkES,
+    TrustRegion,
+    evaluate_children,
+    search_sigma,
+)
+from ..subnet import ChildSpec, InPlacePerturber, add_noise_, eligible_parameters
+from ..train.checkpoint import write_json
+
+FORMAT = "evo_ensembles.noisy_ensemble/1"
+
+
+def parent_fingerprint(model: nn.Module) -> str:
+    """SHA-256 over the names, shapes, dtypes and bytes of the model's state dict."""
+    h = hashlib.sha256()
+    for name, t in model.state_dict().items():
+        t = t.detach().cpu().contiguous()
+        h.update(f"{name}:{tuple(t.shape)}:{t.dtype};".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return h.hexdigest()
+
+
+class NoisyEnsemble:
+    """A parent and K noisy-child descriptors; predictions regenerate each member in place.
+
+    Args:
+        parent: the trained network (its weights are restored exactly after every member).
+        specs: the members' descriptors (``kind="noise"``).
+        include_parent: the parent votes too (the paper's Algorithm 1).
+        combine: ``"mean"`` of probabilities (default) or ``"vote"``.
+        eligibility: options of ``eligible_parameters`` the children were drawn over.
+    """
+
+    def __init__(self, parent: nn.Module, specs: Sequence[ChildSpec], *, include_parent: bool = False,
+                 combine: str = "mean", eligibility: dict | None = None) -> None:
+        if combine not in COMBINE_METHODS:
+            raise UserError(f"unknown combine method {combine!r}; choose from {COMBINE_METHODS}")
+        if any(s.kind != "noise" for s in specs):
+            raise UserError("a noisy ensemble holds 'noise' children only")
+        self.parent, self.specs = parent, list(specs)
+        self.include_parent, self.combine_method = include_parent, combine
+        self.eligibility = dict(eligibility or {})
+        self._perturber: InPlacePerturber | None = None
+
+    def __len__(self) -> int:
+        return len(self.specs)
+
+    @property
+    def perturber(self) -> InPlacePerturber:
+        # Built lazily so it copies the parent as it is when first used.
+        if self._perturber is None:
+            self._perturber = InPlacePerturber(self.parent, **self.eligibility)
+        return self._perturber
+
+    def member_probs(self, x: torch.Tensor, *, batch_size: int = 1024) -> torch.Tensor:
+        """(M, B, C) probabilities of the voting members (parent first when included)."""
+        if not self.specs and not self.include_parent:
+            raise UserError("the ensemble has no members")
+        out = [predict_probs(self.parent, x, batch_size=batch_size)] if self.include_parent else []
+        for spec in self.specs:
+            with self.perturber.child(spec):
+                out.append(predict_probs(self.parent, x, batch_size=batch_size))
+        return torch.stack(out)
+
+    def predict_proba(self, x: torch.Tensor, *, batch_size: int = 1024) -> torch.Tensor:
+        """(B, C) combined probabilities."""
+        return combine(self.member_probs(x, batch_size=batch_size), self.combine_method)
+
+    def child(self, i: int) -> nn.Module:
+        """Member ``i`` as a standalone model (a copy of the parent)."""
+        model = copy.deepcopy(self.parent)
+        add_noise_(eligible_parameters(model, **self.eligibility), self.specs[i])
+        return model
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"format": FORMAT, "parent_fingerprint": parent_fingerprint(self.parent),
+                "include_parent": self.include_parent, "combine": self.combine_method,
+                "eligibility": self.eligibility, "descriptors": [s.to_dict() for s in self.specs]}
+
+    def save(self, path: str | Path, **extra: Any) -> Path:
+        """Write the descriptors as JSON (atomically); the parent is saved separately."""
+        path = Path(path)
+        write_json(path, {**self.to_dict(), **extra})
+        return path
+
+    @classmethod
+    def from_dict(cls, d: dict, parent: nn.Module, *, source: str = "descriptor file") -> NoisyEnsemble:
+        if d.get("format") != FORMAT:
+            raise CheckpointError(f"{source} is not a noisy ensemble ({FORMAT})")
+        fp = parent_fingerprint(parent)
+        if d.get("parent_fingerprint") != fp:
+            raise CheckpointError(f"{source} was made from a different parent (fingerprint "
+                                  f"{str(d.get('parent_fingerprint'))[:12]}…, this parent {fp[:12]}…)")
+        try:
+            specs = [ChildSpec.from_dict(s) for s in d["descriptors"]]
+        except (KeyError, TypeError) as e:
+            raise CheckpointError(f"{source}: malformed descriptors ({e})") from None
+        return cls(parent, specs, include_parent=bool(d.get("include_parent", False)),
+                   combine=d.get("combine", "mean"), eligibility=d.get("eligibility") or {})
+
+    @classmethod
+    def load(cls, path: str | Path, parent: nn.Module) -> NoisyEnsemble:
+        """Read descriptors saved by :meth:`save`; the parent must be the one they came from."""
+        import json
+
+        path = Path(path)
+        if not path.is_file():
+            raise CheckpointError(f"descriptor file not found: {path}")
+        try:
+            d = json.loads(path.read_text())
+        except (OSError, ValueError) as e:
+            raise CheckpointError(f"cannot read descriptor file {path}: {e}") from None
+        return cls.from_dict(d, parent, source=str(path))
+
+
+@dataclass
+class NoisyResult:
+    """What :func:`noisy_ensemble` found: the ensemble and how it was chosen."""
+
+    ensemble: NoisyEnsemble
+    sigma: float
+    trust_region: TrustRegion | None
+    population: list[ChildSpec]
+    records: list[dict]
+    selected: list[int]
+    history: list[dict] = field(default_factory=list)
+
+
+def noisy_ensemble(
+    parent: nn.Module,
+    val_x: torch.Tensor,
+    val_y: torch.Tensor,
+    *,
+    probe_x: torch.Tensor | None = None,
+    target_kl: float = 0.02,
+    sigma: float | None = None,
+    density: float = 0.5,
+    mirrored: bool = True,
+    partitioned: bool = True,
+    structured: bool = False,
+    mu: float = 0.0,
+    popsize: int = 16,
+    top_k: int = 8,
+    include_parent: bool = False,
+    combine: str = "mean",
+    fitness_metric: str = "accuracy",
+    search: str = "grid",
+    sigmas: Sequence[float] = DEFAULT_SIGMAS,
+    densities: Sequence[float] = DEFAULT_DENSITIES,
+    probe_children: int = 4,
+    seed: int = 0,
+    num_actors: int = 0,
+    eligibility: dict | None = None,
+    progress: bool = True,
+) -> NoisyResult:
+    """Build a Noisy Subnetwork Ensemble of a trained classifier (SPEC §2).
+
+    Args:
+        parent: the trained classifier (left unchanged).
+        val_x, val_y: the *validation* split children are selected on (never test data).
+        probe_x: inputs for the KL trust region (default: the first 1,000 of ``val_x``).
+        target_kl, sigma: σ is searched to hit ``target_kl`` unless ``sigma`` is given.
+        density, mirrored, partitioned, structured, mu: how children are drawn.
+        popsize, top_k: N candidates, K kept (paper's ImageNet setting: 16 and 8).
+        include_parent, combine: how the ensemble predicts.
+        fitness_metric: ``"accuracy"`` or ``"nll"`` on the validation split.
+        search: ``"grid"`` (σ × density, interpolated) or ``"bisect"``.
+        num_actors: ≥ 2 evaluates the population on Ray actors through EvoTorch.
+        eligibility: ``eligible_parameters`` options (include_bias, include_norm, exclude).
+    """
+    if not 1 <= top_k <= popsize:
+        raise UserError(f"top-K must be between 1 and the population size {popsize}, got {top_k}")
+    if not target_kl > 0:
+        raise UserError(f"the target KL must be > 0, got {target_kl}")
+    eligibility = dict(eligibility or {})
+    perturber = InPlacePerturber(parent, **eligibility)
+    trust = None
+    if sigma is None:
+        probe_x = val_x[:1000] if probe_x is None else probe_x
+        probe = ClassifierFitness(probe_x, reference=parent)
+        trust = search_sigma(perturber, probe, target=target_kl, density=density, densities=densities,
+                             sigmas=sigmas, mode=search, children=probe_children, seed=seed,
+                             sampling=NoiseSampling(sigma=0.0, density=density, mirrored=mirrored,
+                                                    partitioned=partitioned, structured=structured, mu=mu),
+                             progress=progress)
+        sigma = trust.sigma
+    sampling = NoiseSampling(sigma=float(sigma), density=density, mirrored=mirrored,
+                             partitioned=partitioned, structured=structured, mu=mu)
+    fitness = ClassifierFitness(val_x, val_y, metric=fitness_metric, reference=parent)
+    es = SubnetworkES(popsize, top_k, sampling=sampling)
+    state = es.init(seed)
+    specs, state = es.ask(state)
+    if num_actors >= 2:
+        from ..es.evotorch_bridge import DescriptorProblem, evaluate_population
+
+        problem = DescriptorProblem(parent, fitness, sampling=sampling, num_actors=num_actors,
+                                    eligibility=eligibility)
+        records = evaluate_population(problem, specs)
+        problem.kill_actors()
+    else:
+        records = evaluate_children(parent, specs, fitness, perturber=perturber, progress=progress,
+                                    desc="population")
+    state = es.tell(state, specs, records)
+    selected = [c.index for c in state.best]
+    ens = NoisyEnsemble(parent, [specs[i] for i in selected], include_parent=include_parent,
+                        combine=combine, eligibility=eligibility)
+    return NoisyResult(ens, float(sigma), trust, specs, records, selected, list(state.history))
