@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from . import __version__
 from .errors import UserError
@@ -23,7 +24,14 @@ def _positive_int(text: str) -> int:
     return v
 
 
-def _add_common(p: argparse.ArgumentParser) -> None:
+def _nonneg_float(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+
+
+def _add_common(p: argparse.ArgumentParser, default_out: str = "runs/sparse") -> None:
     g = p.add_argument_group("data and model")
     g.add_argument("--dataset", default="fashion-mnist",
                    help="fashion-mnist (default), mnist, cifar10, cifar100")
@@ -35,8 +43,9 @@ def _add_common(p: argparse.ArgumentParser) -> None:
                    help="fraction of train carved out for validation (default 0.1)")
     g.add_argument("--no-augment", dest="augment", action="store_false",
                    help="turn off random crop/flip augmentation")
-    g.add_argument("--model", default="lenet-s",
-                   help="lenet-5, lenet-s/m/l, mlp, resnet-8/20/18, wrn-D-W, torchvision:<name>")
+    g.add_argument("--model", default=None,
+                   help="lenet-5, lenet-s (default), lenet-m/l, mlp, resnet-8/20/18, wrn-D-W, "
+                   "torchvision:<name>; read from the checkpoint with --parent")
     g.add_argument("--parent", default=None, metavar="CHECKPOINT",
                    help="start from a trained parent (.safetensors written by this toolkit)")
     g.add_argument("--parent-epochs", type=_positive_int, default=5)
@@ -45,7 +54,7 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     r.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda[:N]")
     r.add_argument("--threads", type=_positive_int, default=None,
                    help="torch CPU threads (default: all cores; see benchmarks/perf_training.py)")
-    r.add_argument("--out", default="runs/sparse", help="output directory (default runs/sparse)")
+    r.add_argument("--out", default=default_out, help=f"output directory (default {default_out})")
     r.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
@@ -87,8 +96,13 @@ def _run_sparse(args: argparse.Namespace) -> int:
     density = args.density
     if density is None:
         density = 1.0 / args.k if args.partition and args.k >= 2 else 0.5
+    model = args.model
+    if model is None and args.parent and Path(args.parent).is_file():
+        from .train import read_meta
+
+        model = read_meta(args.parent).get("model")
     cfg = SparseRunConfig(
-        dataset=args.dataset, model=args.model, parent_epochs=args.parent_epochs,
+        dataset=args.dataset, model=model or "lenet-s", parent_epochs=args.parent_epochs,
         children=args.children, child_epochs=args.child_epochs, density=density,
         partition=args.partition, k=args.k, structured=args.structured, scope=args.scope,
         tune=args.tune, optimizer=args.optimizer, lr=args.lr, child_lr=args.child_lr,
@@ -103,6 +117,71 @@ def _run_sparse(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_noisy(sub) -> None:
+    p = sub.add_parser(
+        "noisy",
+        help="Noisy Subnetwork Ensemble (no training of children)",
+        description="Load (or train) a parent, choose the noise scale σ by a KL trust region, "
+        "score a population of mirrored + partitioned noisy subnetwork children on the "
+        "validation split, keep the top K, and report parent vs ensemble on test.",
+    )
+    _add_common(p, default_out="runs/noisy")
+    g = p.add_argument_group("parent training (when no --parent is given)")
+    g.add_argument("--optimizer", choices=["adam", "sgd"], default="adam")
+    g.add_argument("--lr", type=float, default=1e-3)
+    g.add_argument("--batch-size", type=_positive_int, default=128)
+    t = p.add_argument_group("trust region")
+    t.add_argument("--target-kl", type=_nonneg_float, default=0.02,
+                   help="mean KL(parent || child) to aim for (default 0.02)")
+    t.add_argument("--sigma", type=_nonneg_float, default=None,
+                   help="noise standard deviation; skips the trust-region search")
+    t.add_argument("--search", choices=["grid", "bisect"], default="grid",
+                   help="σ × density grid with interpolation (default), or bisection")
+    t.add_argument("--probe-size", type=_positive_int, default=1000,
+                   help="validation examples used as the KL probe set (default 1000)")
+    t.add_argument("--probe-children", type=_positive_int, default=4,
+                   help="children averaged per grid cell (default 4)")
+    c = p.add_argument_group("children")
+    c.add_argument("--density", type=_nonneg_float, default=0.5,
+                   help="fraction of weights perturbed (default 0.5; 1/k when partitioned)")
+    c.add_argument("--no-mirror", dest="mirrored", action="store_false", help="no −N children")
+    c.add_argument("--no-partition", dest="partitioned", action="store_false",
+                   help="no anti-mask children (any density allowed)")
+    c.add_argument("--structured", action="store_true", help="perturb whole neurons/filters")
+    c.add_argument("--mu", type=float, default=0.0, help="noise mean μ (default 0)")
+    c.add_argument("--population", type=_positive_int, default=16, help="N candidates (default 16)")
+    c.add_argument("--top-k", type=_positive_int, default=8, help="K kept (default 8)")
+    c.add_argument("--fitness", choices=["accuracy", "nll"], default="accuracy",
+                   help="validation fitness for selection (default accuracy)")
+    c.add_argument("--include-parent", action="store_true", help="the parent votes too")
+    c.add_argument("--combine", choices=["mean", "vote"], default="mean")
+    c.add_argument("--ece-bins", type=_positive_int, default=15)
+    c.add_argument("--descriptors", default=None, metavar="ENSEMBLE_JSON",
+                   help="evaluate a saved ensemble.json (with the --parent it came from)")
+    e = p.add_argument_group("evolution (EvoTorch)")
+    e.add_argument("--generations", type=_positive_int, default=1,
+                   help="1: one population around the parent (default); >1: evolve with --algorithm")
+    e.add_argument("--algorithm", choices=["pgpe", "snes"], default="pgpe")
+    e.add_argument("--num-actors", type=int, default=0,
+                   help="Ray actors evaluating the population (default 0: this process)")
+    p.set_defaults(func=_run_noisy)
+
+
+def _run_noisy(args: argparse.Namespace) -> int:
+    from .recipes.noisy import NoisyRunConfig, print_summary, run_noisy
+
+    fields = ["dataset", "model", "parent", "parent_epochs", "lr", "optimizer", "batch_size",
+              "target_kl", "sigma", "search", "probe_size", "probe_children", "density", "mirrored",
+              "partitioned", "structured", "mu", "population", "top_k", "fitness", "generations",
+              "algorithm", "num_actors", "descriptors", "include_parent", "combine", "ece_bins",
+              "seed", "subset", "val_fraction", "data_root", "augment", "device", "threads"]
+    cfg = NoisyRunConfig(**{f: getattr(args, f) for f in fields})
+    results = run_noisy(cfg, args.out, progress=not args.quiet)
+    print(print_summary(results))
+    print(f"results: {args.out}/results.json, report: {args.out}/report.md")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="evo-ensembles",
@@ -111,6 +190,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     _add_sparse(sub)
+    _add_noisy(sub)
     return parser
 
 

@@ -83,3 +83,41 @@ def plot_heatmap(path: Path, matrix: Sequence[Sequence[float]], title: str, labe
     ax.set_title(title)
     fig.colorbar(im, ax=ax, label=label, shrink=0.8)
     _save(fig, path)
+
+
+def plot_kl_vs_sigma(path: Path, grid: Sequence[dict], target: float | None = None,
+                     chosen: float | None = None, title: str = "") -> None:
+    """Trust-region curves: mean KL(parent ‖ child) against σ, one line per density (log-log)."""
+    fig, ax = plt.subplots(figsize=(5, 3.6))
+    for d in sorted({r["density"] for r in grid}):
+        rows = sorted((r for r in grid if r["density"] == d and r["sigma"] > 0), key=lambda r: r["sigma"])
+        ax.errorbar([r["sigma"] for r in rows], [max(r["kl"], 1e-9) for r in rows],
+                    yerr=[r.get("kl_se", 0.0) for r in rows], marker="o", ms=3, capsize=2,
+                    label=f"density {d:g}")
+    if target is not None:
+        ax.axhline(target, color="#444", ls="--", lw=1, label=f"target KL {target:g}")
+    if chosen is not None:
+        ax.axvline(chosen, color="#d95f02", ls=":", lw=1, label=f"chosen σ {chosen:.3g}")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("σ")
+    ax.set_ylabel("mean KL(parent ‖ child)")
+    ax.set_title(title)
+    ax.legend(fontsize=7, framealpha=0.8)
+    _save(fig, path)
+
+
+def plot_accuracy_vs_kl(path: Path, series: dict[str, tuple[Sequence[float], Sequence[float]]],
+                        parent_acc: float | None = None, title: str = "") -> None:
+    """Scatter of child accuracy against KL from the parent, one colour per series."""
+    fig, ax = plt.subplots(figsize=(5, 3.6))
+    for label, (kl, acc) in series.items():
+        ax.scatter([max(k, 1e-9) for k in kl], acc, s=12, alpha=0.8, label=label)
+    if parent_acc is not None:
+        ax.axhline(parent_acc, color="#444", ls="--", lw=1, label=f"parent {parent_acc:.4f}")
+    ax.set_xscale("log")
+    ax.set_xlabel("mean KL(parent ‖ child)")
+    ax.set_ylabel("accuracy")
+    ax.set_title(title)
+    ax.legend(fontsize=7, framealpha=0.8)
+    _save(fig, path)

@@ -9,7 +9,7 @@ for Ray actors and continued evolution (PGPE/SNES). ``evotorch_bridge`` imports 
 from .engine import Candidate, ESState, SubnetworkES
 from .evaluate import evaluate_children, top_k
 from .fitness import FITNESS_METRICS, ClassifierFitness, Fitness
-from .population import NoiseSampling, draws_needed, make_noisy_specs
+from .population import ALGORITHMS, NoiseSampling, draws_needed, make_noisy_specs
 from .trust_region import (
     DEFAULT_DENSITIES,
     DEFAULT_SIGMAS,
@@ -22,7 +22,7 @@ from .trust_region import (
 )
 
 _LAZY = {"DescriptorProblem", "SubnetVectorProblem", "EvolveResult", "evolve", "evaluate_population",
-         "encode_specs", "decode_spec", "ALGORITHMS"}
+         "encode_specs", "decode_spec"}
 
 
 def __getattr__(name: str):

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import logging
 import math
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -45,15 +46,16 @@ from ..subnet import ChildSpec, InPlacePerturber, sample_mask
 from .evaluate import evaluate_children
 from .evaluate import top_k as _top_k
 from .fitness import Fitness
-from .population import NoiseSampling
+from .population import ALGORITHMS, NoiseSampling
 
-ALGORITHMS = ("pgpe", "snes")
 _FIELDS = ("mask_seed", "noise_seed", "part", "sign", "sigma")
 
 
 def _evotorch():
     try:
-        import evotorch
+        with warnings.catch_warnings():  # EvoTorch decorates with torch.jit.script (deprecated)
+            warnings.simplefilter("ignore", FutureWarning)
+            import evotorch
     except ImportError as e:  # pragma: no cover - evotorch is a declared dependency
         raise UserError("this feature needs EvoTorch: pip install evotorch") from e
     # EvoTorch logs every Problem's device and actor count at INFO; keep the CLI readable.

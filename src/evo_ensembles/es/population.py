@@ -20,6 +20,8 @@ from dataclasses import asdict, dataclass
 from ..errors import UserError
 from ..subnet import ChildSpec, derive_seed
 
+ALGORITHMS = ("pgpe", "snes")  # EvoTorch algorithms evo_ensembles.es.evolve can continue with
+
 # Seed streams of derive_seed(seed, stream, draw); 1 is taken by make_child_specs' masks.
 _MASK_STREAM, _NOISE_STREAM = 2, 3
 

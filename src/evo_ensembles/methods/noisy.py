@@ -167,6 +167,7 @@ def noisy_ensemble(
     val_y: torch.Tensor,
     *,
     probe_x: torch.Tensor | None = None,
+    probe_y: torch.Tensor | None = None,
     target_kl: float = 0.02,
     sigma: float | None = None,
     density: float = 0.5,
@@ -193,7 +194,8 @@ def noisy_ensemble(
     Args:
         parent: the trained classifier (left unchanged).
         val_x, val_y: the *validation* split children are selected on (never test data).
-        probe_x: inputs for the KL trust region (default: the first 1,000 of ``val_x``).
+        probe_x, probe_y: inputs (and optional labels, for accuracy-vs-KL curves) of the KL
+            trust region (default: the first 1,000 validation examples).
         target_kl, sigma: σ is searched to hit ``target_kl`` unless ``sigma`` is given.
         density, mirrored, partitioned, structured, mu: how children are drawn.
         popsize, top_k: N candidates, K kept (paper's ImageNet setting: 16 and 8).
@@ -211,8 +213,9 @@ def noisy_ensemble(
     perturber = InPlacePerturber(parent, **eligibility)
     trust = None
     if sigma is None:
-        probe_x = val_x[:1000] if probe_x is None else probe_x
-        probe = ClassifierFitness(probe_x, reference=parent)
+        if probe_x is None:
+            probe_x, probe_y = val_x[:1000], val_y[:1000]
+        probe = ClassifierFitness(probe_x, probe_y, reference=parent)
         trust = search_sigma(perturber, probe, target=target_kl, density=density, densities=densities,
                              sigmas=sigmas, mode=search, children=probe_children, seed=seed,
                              sampling=NoiseSampling(sigma=0.0, density=density, mirrored=mirrored,

@@ -79,6 +79,13 @@ def load_model_checkpoint(
     return model, {**meta, "model": name}
 
 
+def parent_train_config(epochs: int, lr: float, optimizer: str, batch_size: int, seed: int) -> TrainConfig:
+    """The parent recipe: Adam at a constant rate, or SGD-Nesterov with the paper's step decay."""
+    schedule = "constant" if optimizer == "adam" else "step-decay"
+    return TrainConfig(epochs=epochs, lr=lr, optimizer=optimizer, schedule=schedule,
+                       batch_size=batch_size, seed=seed)
+
+
 def train_or_load_parent(
     out: Path,
     data: DataSplits,
@@ -114,6 +121,26 @@ def train_or_load_parent(
     return model, meta, result.seconds
 
 
+def evaluate_probs(
+    parent_p: torch.Tensor,
+    member_p: torch.Tensor,
+    y: torch.Tensor,
+    *,
+    include_parent: bool,
+    combine_method: str,
+    ece_bins: int,
+) -> dict[str, Any]:
+    """Parent, per-member and ensemble metrics plus diversity from (B, C) and (M, B, C) probs."""
+    voters = torch.cat([parent_p.unsqueeze(0), member_p]) if include_parent else member_p
+    ens_p = combine(voters, combine_method)
+    return {
+        "parent": classification_metrics(parent_p, y, ece_bins),
+        "members": [classification_metrics(p, y, ece_bins) for p in member_p],
+        "ensemble": classification_metrics(ens_p, y, ece_bins),
+        "diversity": diversity(member_p),
+    }
+
+
 def evaluate_ensemble(
     parent: nn.Module,
     members: Sequence[nn.Module],
@@ -125,16 +152,9 @@ def evaluate_ensemble(
     ece_bins: int,
 ) -> dict[str, Any]:
     """Parent, per-member and ensemble metrics plus diversity, on one split."""
-    parent_p = predict_probs(parent, x)
     member_p = torch.stack([predict_probs(m, x) for m in members])
-    voters = torch.cat([parent_p.unsqueeze(0), member_p]) if include_parent else member_p
-    ens_p = combine(voters, combine_method)
-    return {
-        "parent": classification_metrics(parent_p, y, ece_bins),
-        "members": [classification_metrics(p, y, ece_bins) for p in member_p],
-        "ensemble": classification_metrics(ens_p, y, ece_bins),
-        "diversity": diversity(member_p),
-    }
+    return evaluate_probs(predict_probs(parent, x), member_p, y, include_parent=include_parent,
+                          combine_method=combine_method, ece_bins=ece_bins)
 
 
 def git_commit() -> str | None:

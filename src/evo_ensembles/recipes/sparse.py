@@ -36,6 +36,7 @@ from .common import (
     evaluate_ensemble,
     load_model_checkpoint,
     model_meta,
+    parent_train_config,
     provenance,
     train_or_load_parent,
 )
@@ -109,9 +110,7 @@ class SparseRunConfig:
         self.child_train_config()
 
     def parent_train_config(self) -> TrainConfig:
-        schedule = "constant" if self.optimizer == "adam" else "step-decay"
-        return TrainConfig(epochs=self.parent_epochs, lr=self.lr, optimizer=self.optimizer,
-                           schedule=schedule, batch_size=self.batch_size, seed=self.seed)
+        return parent_train_config(self.parent_epochs, self.lr, self.optimizer, self.batch_size, self.seed)
 
     def child_train_config(self) -> TrainConfig:
         return TrainConfig(epochs=self.child_epochs, lr=self.child_lr or self.lr,

@@ -1,0 +1,382 @@
+"""The ``noisy`` run: load (or train) a parent, search σ, select noisy children, report.
+
+Writes into ``out``: ``config.json``; ``results.json`` (keys: ``parent``, ``ensemble``,
+``delta_accuracy``, ``sigma``, ``density``, ``mean_kl``, ``members[i]`` with accuracy, KL and
+descriptor, ``trust_region.grid``, ``population``, ...); ``report.md`` with a Table 4.1-style
+row; ``figures/kl_vs_sigma.png``, ``figures/accuracy_vs_kl.png``,
+``figures/member_accuracy.png``; ``ensemble.json`` (the K descriptors — with
+``checkpoints/parent.safetensors`` this *is* the ensemble); and, after evolution with
+``generations > 1``, ``checkpoints/evolved_children.safetensors``.
+
+Splits: σ is searched on a probe set (the first ``probe_size`` validation examples),
+children are selected on the validation split, and only the final report touches test.
+
+Example:
+    >>> from evo_ensembles.recipes.noisy import NoisyRunConfig, run_noisy
+    >>> cfg = NoisyRunConfig(model="lenet-5", parent_epochs=1, subset=512, population=8, top_k=4)
+    >>> results = run_noisy(cfg, "runs/noisy-demo", progress=False)     # doctest: +SKIP
+    >>> results["delta_accuracy"]                                      # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..data import load_dataset
+from ..devices import resolve_device, set_threads
+from ..ensemble import COMBINE_METHODS, predict_probs
+from ..errors import UserError
+from ..es import ALGORITHMS, DEFAULT_DENSITIES, FITNESS_METRICS, SEARCH_MODES, NoiseSampling
+from ..methods.noisy import NoisyEnsemble, noisy_ensemble
+from ..metrics import DEFAULT_ECE_BINS, mean_kl
+from ..models import build_model
+from ..reporting import (
+    markdown_table,
+    plot_accuracy_vs_kl,
+    plot_kl_vs_sigma,
+    plot_member_accuracy,
+    text_table,
+)
+from ..train import save_model
+from ..train.checkpoint import write_json, write_text
+from .common import (
+    check_output_dir,
+    evaluate_probs,
+    load_model_checkpoint,
+    model_meta,
+    parent_train_config,
+    provenance,
+    train_or_load_parent,
+)
+
+
+@dataclass
+class NoisyRunConfig:
+    """Settings of a ``noisy`` run (the CLI flags, one field each).
+
+    Attributes:
+        dataset, model, parent, parent_epochs, lr, optimizer, batch_size: the parent — loaded
+            from ``parent`` (a checkpoint this toolkit wrote; its model name is read from it)
+            or trained with the core loop (``model`` defaults to ``lenet-s``).
+        target_kl: the trust region Δ (default 0.02); ``sigma`` skips the search.
+        search: ``grid`` (σ × density, interpolated) or ``bisect`` (one density).
+        probe_size, probe_children: probe examples (from validation) and children per cell.
+        density, mirrored, partitioned, structured, mu: how children are drawn.
+        population, top_k: N candidates, K kept (paper: 16 and 8).
+        fitness: ``accuracy`` or ``nll`` on the validation split.
+        generations, algorithm: > 1 continues evolving from the parent with EvoTorch's PGPE
+            or SNES and ensembles the last generation's top K.
+        num_actors: Ray actors for evaluating the population (0 = this process).
+        descriptors: an ``ensemble.json`` to evaluate as is (no search, no selection).
+        include_parent, combine, ece_bins: how the ensemble predicts and is scored.
+    """
+
+    dataset: str = "fashion-mnist"
+    model: str | None = None
+    parent: str | None = None
+    parent_epochs: int = 5
+    lr: float = 1e-3
+    optimizer: str = "adam"
+    batch_size: int = 128
+    target_kl: float = 0.02
+    sigma: float | None = None
+    search: str = "grid"
+    probe_size: int = 1000
+    probe_children: int = 4
+    density: float = 0.5
+    mirrored: bool = True
+    partitioned: bool = True
+    structured: bool = False
+    mu: float = 0.0
+    population: int = 16
+    top_k: int = 8
+    fitness: str = "accuracy"
+    generations: int = 1
+    algorithm: str = "pgpe"
+    num_actors: int = 0
+    descriptors: str | None = None
+    include_parent: bool = False
+    combine: str = "mean"
+    ece_bins: int = DEFAULT_ECE_BINS
+    seed: int = 0
+    subset: int | None = None
+    val_fraction: float = 0.1
+    data_root: str | None = None
+    augment: bool = True
+    device: str = "auto"
+    threads: int | None = None
+
+    def validate(self) -> None:
+        """Check every value a user can get wrong, before any work or file is made."""
+        if self.sigma is not None and not self.sigma >= 0:
+            raise UserError(f"--sigma must be >= 0, got {self.sigma}")
+        if not 0.0 < self.density <= 1.0:
+            raise UserError(f"--density must be in (0, 1], got {self.density}")
+        if not self.target_kl > 0:
+            raise UserError(f"--target-kl must be > 0, got {self.target_kl}")
+        if self.population < 1:
+            raise UserError(f"--population must be >= 1, got {self.population}")
+        if not 1 <= self.top_k <= self.population:
+            raise UserError(f"--top-k must be between 1 and --population ({self.population}), got {self.top_k}")
+        if self.generations < 1:
+            raise UserError(f"--generations must be >= 1, got {self.generations}")
+        if self.num_actors < 0:
+            raise UserError(f"--num-actors must be >= 0, got {self.num_actors}")
+        if self.probe_size < 1 or self.probe_children < 1:
+            raise UserError("--probe-size and --probe-children must be >= 1")
+        for name, value, allowed in [("--search", self.search, SEARCH_MODES),
+                                     ("--fitness", self.fitness, FITNESS_METRICS),
+                                     ("--algorithm", self.algorithm, ALGORITHMS),
+                                     ("--combine", self.combine, COMBINE_METHODS)]:
+            if value not in allowed:
+                raise UserError(f"{name} must be one of {allowed}, got {value!r}")
+        if self.generations > 1 and self.algorithm == "pgpe" and self.population % 2:
+            raise UserError("PGPE samples mirrored pairs: use an even --population")
+        if self.ece_bins < 1:
+            raise UserError(f"--ece-bins must be >= 1, got {self.ece_bins}")
+        self.sampling(self.sigma or 0.0)  # partition/density consistency
+
+    def sampling(self, sigma: float) -> NoiseSampling:
+        return NoiseSampling(sigma=sigma, density=self.density, mirrored=self.mirrored,
+                             partitioned=self.partitioned, structured=self.structured, mu=self.mu)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def run_noisy(cfg: NoisyRunConfig, out: str | Path, *, progress: bool = True) -> dict[str, Any]:
+    """Run the Noisy Subnetwork Ensemble pipeline; returns the results dict also saved to disk."""
+    t_start = time.perf_counter()
+    cfg.validate()
+    out = check_output_dir(out)
+    set_threads(cfg.threads)
+    device = resolve_device(cfg.device)
+    data = load_dataset(cfg.dataset, cfg.data_root, val_fraction=cfg.val_fraction,
+                        subset=cfg.subset, seed=cfg.seed, augment=cfg.augment)
+    if len(data.val) == 0:
+        raise UserError("the noisy method selects children on a validation split: use --val-fraction > 0")
+    model_name = cfg.model or "lenet-s"
+    loaded = None
+    if cfg.parent is None:
+        build_model(model_name, data.input_shape, data.num_classes)  # unknown names fail here
+    else:  # a checkpoint or descriptor file that does not fit fails before --out is made
+        parent_model, meta = load_model_checkpoint(cfg.parent, data, cfg.model)
+        model_name = meta["model"]
+        if cfg.descriptors is not None:
+            loaded = NoisyEnsemble.load(cfg.descriptors, parent_model)
+    if cfg.descriptors is not None and cfg.parent is None:
+        raise UserError("--descriptors needs the --parent they were drawn from")
+
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(out / "config.json", cfg.to_dict())
+    parent, parent_meta, parent_s = train_or_load_parent(
+        out, data, model_name,
+        parent_train_config(cfg.parent_epochs, cfg.lr, cfg.optimizer, cfg.batch_size, cfg.seed),
+        parent_path=cfg.parent, device=device, progress=progress)
+    if cfg.parent is not None:
+        save_model(out / "checkpoints" / "parent.safetensors", parent,
+                   {**model_meta(parent_meta["model"], data), "source": str(cfg.parent)})
+    parent.eval()
+
+    t_search = time.perf_counter()
+    search = _build(cfg, parent, data, loaded, out, progress)
+    search_s = time.perf_counter() - t_search
+
+    t_eval = time.perf_counter()
+    parent_test = predict_probs(parent, data.test.x)
+    member_test = search["member_probs"](data.test.x)
+    test = evaluate_probs(parent_test, member_test, data.test.y, include_parent=cfg.include_parent,
+                          combine_method=cfg.combine, ece_bins=cfg.ece_bins)
+    val = evaluate_probs(predict_probs(parent, data.val.x), search["member_probs"](data.val.x), data.val.y,
+                         include_parent=cfg.include_parent, combine_method=cfg.combine,
+                         ece_bins=cfg.ece_bins)
+    member_kl = [mean_kl(parent_test, p) for p in member_test]
+    eval_s = time.perf_counter() - t_eval
+
+    members = []
+    for i, m in enumerate(test["members"]):
+        members.append({**m, "kl": member_kl[i], "validation": search["selected_records"][i],
+                        "descriptor": search["descriptors"][i]})
+    results: dict[str, Any] = {
+        "method": "noisy",
+        "mode": search["mode"],
+        "split": "test",
+        "ece_bins": cfg.ece_bins,
+        "parent": test["parent"],
+        "ensemble": {**test["ensemble"], "size": len(members) + int(cfg.include_parent),
+                     "combine": cfg.combine, "include_parent": cfg.include_parent},
+        "delta_accuracy": test["ensemble"]["accuracy"] - test["parent"]["accuracy"],
+        "delta_nll": test["ensemble"]["nll"] - test["parent"]["nll"],
+        "delta_ece": test["ensemble"]["ece"] - test["parent"]["ece"],
+        "sigma": search["sigma"],
+        "density": cfg.density,
+        "mean_kl": sum(member_kl) / len(member_kl),
+        "members": members,
+        "diversity": test["diversity"],
+        "trust_region": search["trust_region"],
+        "population": search["population"],
+        "evolution": search.get("evolution"),
+        "validation": {"parent": val["parent"], "ensemble": val["ensemble"],
+                       "members": val["members"]},
+        "config": {**cfg.to_dict(), "model": model_name},
+        "seed": cfg.seed,
+        "data": {**data.describe(), "probe": f"first {min(cfg.probe_size, len(data.val))} validation examples",
+                 "selection": "validation split"},
+        "timing": {"parent_train_seconds": parent_s, "search_and_selection_seconds": search_s,
+                   "eval_seconds": eval_s, "total_seconds": time.perf_counter() - t_start},
+        **provenance(),
+    }
+    _write_outputs(out, results)
+    return results
+
+
+def _build(cfg: NoisyRunConfig, parent, data, loaded, out: Path, progress: bool) -> dict[str, Any]:
+    """Search σ and select children (or take them from a descriptor file, or evolve them)."""
+    if loaded is not None:
+        ens = loaded
+        loaded.save(out / "ensemble.json", source=str(cfg.descriptors))
+        sigmas = sorted({s.sigma for s in ens.specs})
+        return {"mode": "descriptors", "sigma": sigmas[0] if len(sigmas) == 1 else sigmas,
+                "member_probs": lambda x: _members_only(ens, x), "trust_region": None, "population": None,
+                "descriptors": [s.to_dict() for s in ens.specs],
+                "selected_records": [None] * len(ens)}
+    densities = sorted({cfg.density, *DEFAULT_DENSITIES})
+    res = noisy_ensemble(
+        parent, data.val.x, data.val.y, probe_x=data.val.x[: cfg.probe_size],
+        probe_y=data.val.y[: cfg.probe_size], target_kl=cfg.target_kl, sigma=cfg.sigma,
+        density=cfg.density, mirrored=cfg.mirrored, partitioned=cfg.partitioned,
+        structured=cfg.structured, mu=cfg.mu, popsize=cfg.population, top_k=cfg.top_k,
+        include_parent=cfg.include_parent, combine=cfg.combine, fitness_metric=cfg.fitness,
+        search=cfg.search, densities=densities, probe_children=cfg.probe_children, seed=cfg.seed,
+        num_actors=cfg.num_actors, progress=progress)
+    trust = res.trust_region.to_dict() if res.trust_region else None
+    population = [{"descriptor": s.to_dict(), **r, "selected": i in res.selected}
+                  for i, (s, r) in enumerate(zip(res.population, res.records))]
+    if cfg.generations == 1:
+        res.ensemble.save(out / "ensemble.json")
+        return {"mode": "population", "sigma": res.sigma, "trust_region": trust, "population": population,
+                "member_probs": lambda x: _members_only(res.ensemble, x),
+                "descriptors": [s.to_dict() for s in res.ensemble.specs],
+                "selected_records": [res.records[i] for i in res.selected]}
+    return _evolved(cfg, parent, data, res, trust, population, out, progress)
+
+
+def _evolved(cfg, parent, data, res, trust, population, out: Path, progress: bool) -> dict[str, Any]:
+    from ..ensemble import Ensemble
+    from ..es import ClassifierFitness, evolve
+
+    fitness = ClassifierFitness(data.val.x, data.val.y, metric=cfg.fitness, reference=parent)
+    evo = evolve(parent, fitness, algorithm=cfg.algorithm, generations=cfg.generations,
+                 popsize=cfg.population, top_k=cfg.top_k, sigma=res.sigma, density=cfg.density,
+                 seed=cfg.seed, num_actors=cfg.num_actors, progress=progress)
+    children = [evo.child(i) for i in range(cfg.top_k)]
+    from safetensors.torch import save_file
+
+    ckpt = out / "checkpoints" / "evolved_children.safetensors"
+    ckpt.parent.mkdir(parents=True, exist_ok=True)
+    tmp = ckpt.with_suffix(".tmp")
+    save_file({"vectors": evo.vectors.contiguous()}, str(tmp),
+              metadata={"subnetwork_density": str(cfg.density), "mask_seed": str(cfg.seed),
+                        "algorithm": cfg.algorithm})
+    tmp.replace(ckpt)
+    ens = Ensemble(children)
+    descriptors = [{"kind": "evolved", "algorithm": cfg.algorithm, "generation": cfg.generations,
+                    "subnetwork_density": cfg.density, "mask_seed": cfg.seed, "row": i,
+                    "file": "checkpoints/evolved_children.safetensors"} for i in range(cfg.top_k)]
+    return {"mode": f"evolved-{cfg.algorithm}", "sigma": res.sigma, "trust_region": trust,
+            "population": population, "member_probs": ens.member_probs, "descriptors": descriptors,
+            "selected_records": evo.records,
+            "evolution": {"algorithm": cfg.algorithm, "generations": cfg.generations, "history": evo.history,
+                          "generation0_best_validation": max(r["fitness"] for r in res.records)}}
+
+
+def _members_only(ens: NoisyEnsemble, x: torch.Tensor) -> torch.Tensor:
+    include, ens.include_parent = ens.include_parent, False
+    try:
+        return ens.member_probs(x)
+    finally:
+        ens.include_parent = include
+
+
+TABLE_HEADERS = ["Model", "Acc", "NLL", "ECE", "eAcc", "eNLL", "eECE", "σ", "KL"]
+
+
+def table_row(results: dict[str, Any]) -> list[object]:
+    """A Table 4.1-style row: parent and ensemble Acc (%) / NLL / ECE, σ and mean KL."""
+    p, e = results["parent"], results["ensemble"]
+    sigma = results["sigma"]
+    return [results["config"]["model"], 100 * p["accuracy"], p["nll"], p["ece"], 100 * e["accuracy"],
+            e["nll"], e["ece"], sigma if isinstance(sigma, float) else str(sigma), results["mean_kl"]]
+
+
+def _report(results: dict[str, Any]) -> str:
+    cfg = results["config"]
+    members = [[i + 1, m["accuracy"], m["nll"], m["ece"], m["kl"],
+                (m["validation"] or {}).get("fitness", "-")] for i, m in enumerate(results["members"])]
+    tr = results["trust_region"]
+    parts = [
+        f"# Noisy Subnetwork Ensemble — {cfg['model']} on {cfg['dataset']}",
+        f"Mode: {results['mode']}. Test split, {results['data']['sizes']['test']} examples; ECE with "
+        f"{results['ece_bins']} equal-width bins; σ searched on {results['data']['probe']}; children "
+        f"selected on the validation split; seed {results['seed']}; commit {results['commit']}.",
+        "## Table 4.1-style row (parent → ensemble)",
+        markdown_table(TABLE_HEADERS, [table_row(results)]),
+        f"Ensemble: top {cfg['top_k']} of {cfg['population']} children, density {cfg['density']}, "
+        f"{'mirrored' if cfg['mirrored'] else 'not mirrored'}, "
+        f"{'partitioned' if cfg['partitioned'] else 'not partitioned'}, combine {cfg['combine']}, "
+        f"parent {'included' if cfg['include_parent'] else 'not included'}. "
+        f"Δ accuracy {100 * results['delta_accuracy']:+.2f} points, Δ NLL {results['delta_nll']:+.4f}, "
+        f"Δ ECE {results['delta_ece']:+.4f}.",
+        "## Members (test)",
+        markdown_table(["member", "accuracy", "NLL", "ECE", "KL to parent", "validation fitness"], members),
+    ]
+    if tr:
+        parts += ["## Trust region",
+                  f"Target KL {tr['target']} ({tr['mode']}); σ per density: " + ", ".join(
+                      f"{d}: {s:.4g} ({tr['status'][d]})" for d, s in tr["sigma_by_density"].items()),
+                  "![KL vs sigma](figures/kl_vs_sigma.png) ![accuracy vs KL](figures/accuracy_vs_kl.png)"]
+    if results.get("evolution"):
+        ev = results["evolution"]
+        parts += ["## Evolution",
+                  markdown_table(["generation", "best", "mean", "worst"],
+                                 [[h["generation"], h["best"], h["mean"], h["worst"]] for h in ev["history"]])]
+    parts += ["## Timing (seconds)",
+              markdown_table(list(results["timing"]), [list(results["timing"].values())]),
+              "![members](figures/member_accuracy.png)"]
+    return "\n\n".join(parts) + "\n"
+
+
+def _write_outputs(out: Path, results: dict[str, Any]) -> None:
+    figs = out / "figures"
+    title = f"{results['config']['model']} on {results['config']['dataset']}"
+    plot_member_accuracy(figs / "member_accuracy.png", [m["accuracy"] for m in results["members"]],
+                         results["parent"]["accuracy"], results["ensemble"]["accuracy"], title=title)
+    tr = results["trust_region"]
+    if tr:
+        sigma = results["sigma"] if isinstance(results["sigma"], float) else None
+        plot_kl_vs_sigma(figs / "kl_vs_sigma.png", tr["grid"], tr["target"], sigma, title=title)
+        series = {}
+        for d in sorted({r["density"] for r in tr["grid"]}):
+            rows = [r for r in tr["grid"] if r["density"] == d and r.get("accuracy") is not None]
+            if rows:
+                series[f"probe grid, density {d:g}"] = ([r["kl"] for r in rows], [r["accuracy"] for r in rows])
+        if results["population"]:
+            pop = results["population"]
+            series["population (validation)"] = ([r["kl"] for r in pop], [r["accuracy"] for r in pop])
+        plot_accuracy_vs_kl(figs / "accuracy_vs_kl.png", series,
+                            results["validation"]["parent"]["accuracy"], title=title)
+    write_text(out / "report.md", _report(results))
+    write_json(out / "results.json", results)
+
+
+def print_summary(results: dict[str, Any]) -> str:
+    """The Table 4.1-style row the CLI prints."""
+    return text_table(TABLE_HEADERS, [table_row(results)])
+
+
+__all__ = ["NoisyRunConfig", "print_summary", "run_noisy", "table_row"]
