@@ -8,6 +8,11 @@ Build a Sparse Subnetwork Ensemble from your own trained model::
     ens = ee.prune_and_tune(my_parent, specs, data.train, ee.TrainConfig(epochs=1))
     probs = ens.member_probs(data.test.x)                 # (M, B, C)
     print(ee.classification_metrics(ee.combine(probs), data.test.y))
+
+or a Noisy Subnetwork Ensemble, without training any child::
+
+    res = ee.noisy_ensemble(my_parent, data.val.x, data.val.y, target_kl=0.02, popsize=16, top_k=8)
+    probs = res.ensemble.member_probs(data.test.x)
 """
 
 __version__ = "0.1.0"
@@ -16,6 +21,15 @@ from .data import ArrayData, Augment, BatchLoader, DataSplits, available_dataset
 from .devices import resolve_device
 from .ensemble import Ensemble, combine, predict_probs
 from .errors import CheckpointError, DataNotFoundError, UnknownNameError, UserError
+from .es import (
+    ClassifierFitness,
+    NoiseSampling,
+    SubnetworkES,
+    evaluate_children,
+    make_noisy_specs,
+    search_sigma,
+)
+from .methods.noisy import NoisyEnsemble, noisy_ensemble
 from .methods.sparse import KeepPruned, prune_and_tune, prune_child, tune_child
 from .metrics import (
     accuracy,
@@ -28,6 +42,7 @@ from .metrics import (
 from .models import available_models, build_model
 from .subnet import (
     ChildSpec,
+    InPlacePerturber,
     apply_mask,
     eligible_parameters,
     make_child_specs,
@@ -40,6 +55,15 @@ from .subnet import (
 from .train import Callback, TrainConfig, fit, save_model
 
 __all__ = [
+    "InPlacePerturber",
+    "noisy_ensemble",
+    "NoisyEnsemble",
+    "search_sigma",
+    "make_noisy_specs",
+    "evaluate_children",
+    "SubnetworkES",
+    "NoiseSampling",
+    "ClassifierFitness",
     "ArrayData",
     "Augment",
     "BatchLoader",

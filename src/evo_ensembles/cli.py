@@ -148,6 +148,8 @@ def _add_noisy(sub) -> None:
     c.add_argument("--no-partition", dest="partitioned", action="store_false",
                    help="no anti-mask children (any density allowed)")
     c.add_argument("--structured", action="store_true", help="perturb whole neurons/filters")
+    c.add_argument("--scope", choices=["local", "global"], default="local",
+                   help="layerwise (default) or one global budget (needs --no-partition)")
     c.add_argument("--mu", type=float, default=0.0, help="noise mean μ (default 0)")
     c.add_argument("--population", type=_positive_int, default=16, help="N candidates (default 16)")
     c.add_argument("--top-k", type=_positive_int, default=8, help="K kept (default 8)")
@@ -172,7 +174,7 @@ def _run_noisy(args: argparse.Namespace) -> int:
 
     fields = ["dataset", "model", "parent", "parent_epochs", "lr", "optimizer", "batch_size",
               "target_kl", "sigma", "search", "probe_size", "probe_children", "density", "mirrored",
-              "partitioned", "structured", "mu", "population", "top_k", "fitness", "generations",
+              "partitioned", "structured", "scope", "mu", "population", "top_k", "fitness", "generations",
               "algorithm", "num_actors", "descriptors", "include_parent", "combine", "ece_bins",
               "seed", "subset", "val_fraction", "data_root", "augment", "device", "threads"]
     cfg = NoisyRunConfig(**{f: getattr(args, f) for f in fields})

@@ -174,6 +174,7 @@ def noisy_ensemble(
     mirrored: bool = True,
     partitioned: bool = True,
     structured: bool = False,
+    scope: str = "local",
     mu: float = 0.0,
     popsize: int = 16,
     top_k: int = 8,
@@ -197,7 +198,7 @@ def noisy_ensemble(
         probe_x, probe_y: inputs (and optional labels, for accuracy-vs-KL curves) of the KL
             trust region (default: the first 1,000 validation examples).
         target_kl, sigma: σ is searched to hit ``target_kl`` unless ``sigma`` is given.
-        density, mirrored, partitioned, structured, mu: how children are drawn.
+        density, mirrored, partitioned, structured, scope, mu: how children are drawn.
         popsize, top_k: N candidates, K kept (paper's ImageNet setting: 16 and 8).
         include_parent, combine: how the ensemble predicts.
         fitness_metric: ``"accuracy"`` or ``"nll"`` on the validation split.
@@ -219,11 +220,12 @@ def noisy_ensemble(
         trust = search_sigma(perturber, probe, target=target_kl, density=density, densities=densities,
                              sigmas=sigmas, mode=search, children=probe_children, seed=seed,
                              sampling=NoiseSampling(sigma=0.0, density=density, mirrored=mirrored,
-                                                    partitioned=partitioned, structured=structured, mu=mu),
+                                                    partitioned=partitioned, structured=structured,
+                                                    scope=scope, mu=mu),
                              progress=progress)
         sigma = trust.sigma
     sampling = NoiseSampling(sigma=float(sigma), density=density, mirrored=mirrored,
-                             partitioned=partitioned, structured=structured, mu=mu)
+                             partitioned=partitioned, structured=structured, scope=scope, mu=mu)
     fitness = ClassifierFitness(val_x, val_y, metric=fitness_metric, reference=parent)
     es = SubnetworkES(popsize, top_k, sampling=sampling)
     state = es.init(seed)

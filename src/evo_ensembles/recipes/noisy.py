@@ -66,7 +66,7 @@ class NoisyRunConfig:
         target_kl: the trust region Δ (default 0.02); ``sigma`` skips the search.
         search: ``grid`` (σ × density, interpolated) or ``bisect`` (one density).
         probe_size, probe_children: probe examples (from validation) and children per cell.
-        density, mirrored, partitioned, structured, mu: how children are drawn.
+        density, mirrored, partitioned, structured, scope, mu: how children are drawn.
         population, top_k: N candidates, K kept (paper: 16 and 8).
         fitness: ``accuracy`` or ``nll`` on the validation split.
         generations, algorithm: > 1 continues evolving from the parent with EvoTorch's PGPE
@@ -92,6 +92,7 @@ class NoisyRunConfig:
     mirrored: bool = True
     partitioned: bool = True
     structured: bool = False
+    scope: str = "local"
     mu: float = 0.0
     population: int = 16
     top_k: int = 8
@@ -143,7 +144,8 @@ class NoisyRunConfig:
 
     def sampling(self, sigma: float) -> NoiseSampling:
         return NoiseSampling(sigma=sigma, density=self.density, mirrored=self.mirrored,
-                             partitioned=self.partitioned, structured=self.structured, mu=self.mu)
+                             partitioned=self.partitioned, structured=self.structured, scope=self.scope,
+                             mu=self.mu)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -250,7 +252,7 @@ def _build(cfg: NoisyRunConfig, parent, data, loaded, out: Path, progress: bool)
         parent, data.val.x, data.val.y, probe_x=data.val.x[: cfg.probe_size],
         probe_y=data.val.y[: cfg.probe_size], target_kl=cfg.target_kl, sigma=cfg.sigma,
         density=cfg.density, mirrored=cfg.mirrored, partitioned=cfg.partitioned,
-        structured=cfg.structured, mu=cfg.mu, popsize=cfg.population, top_k=cfg.top_k,
+        structured=cfg.structured, scope=cfg.scope, mu=cfg.mu, popsize=cfg.population, top_k=cfg.top_k,
         include_parent=cfg.include_parent, combine=cfg.combine, fitness_metric=cfg.fitness,
         search=cfg.search, densities=densities, probe_children=cfg.probe_children, seed=cfg.seed,
         num_actors=cfg.num_actors, progress=progress)
@@ -310,7 +312,8 @@ def table_row(results: dict[str, Any]) -> list[object]:
     """A Table 4.1-style row: parent and ensemble Acc (%) / NLL / ECE, σ and mean KL."""
     p, e = results["parent"], results["ensemble"]
     sigma = results["sigma"]
-    return [results["config"]["model"], 100 * p["accuracy"], p["nll"], p["ece"], 100 * e["accuracy"],
+    return [results["config"]["model"], f"{100 * p['accuracy']:.2f}", p["nll"], p["ece"],
+            f"{100 * e['accuracy']:.2f}",
             e["nll"], e["ece"], sigma if isinstance(sigma, float) else str(sigma), results["mean_kl"]]
 
 
