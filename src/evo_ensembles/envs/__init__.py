@@ -1,0 +1,8 @@
+"""Environments: ProcGen (gym3 → SB3 VecEnv), MinAtar and gymnasium ids behind one factory."""
+
+from .factory import FAMILIES, EnvId, make_vec_env, parse_env_id
+from .minatar import MINATAR_GAMES, make_minatar
+from .procgen import PROCGEN_GAMES, ProcgenVecEnv
+
+__all__ = ["FAMILIES", "MINATAR_GAMES", "PROCGEN_GAMES", "EnvId", "ProcgenVecEnv", "make_minatar",
+           "make_vec_env", "parse_env_id"]

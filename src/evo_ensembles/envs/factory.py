@@ -1,0 +1,111 @@
+"""One factory for every environment family: ``procgen:<game>``, ``minatar:<game>``, ``gym:<id>``.
+
+The standard wrapper stack (SB3 wrappers, no re-implementation):
+``VecMonitor`` (raw episode returns and lengths, before any normalisation) →
+``VecNormalize`` (rewards only; observations untouched) → ``VecFrameStack``.
+ProcGen defaults to reward normalisation and 2 stacked frames (the paper's Table 4.2);
+MinAtar and gymnasium ids default to neither. Presets can change both.
+
+Example:
+    >>> env = make_vec_env("gym:CartPole-v1", num_envs=2, seed=0)
+    >>> env.reset().shape
+    (2, 4)
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+
+import gymnasium as gym
+from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv, VecFrameStack, VecMonitor, VecNormalize
+
+from ..errors import UnknownNameError, UserError
+from .minatar import MINATAR_GAMES, make_minatar
+from .procgen import PROCGEN_GAMES, ProcgenVecEnv
+
+FAMILIES = ("procgen", "minatar", "gym")
+
+
+@dataclass(frozen=True)
+class EnvId:
+    """A parsed environment id: ``family`` and ``name`` (game or gymnasium id)."""
+
+    family: str
+    name: str
+
+    def __str__(self) -> str:
+        return f"{self.family}:{self.name}"
+
+
+def parse_env_id(env_id: str) -> EnvId:
+    """``"procgen:starpilot"`` → EnvId("procgen", "starpilot"); unknown ids raise a UserError."""
+    family, sep, name = str(env_id).partition(":")
+    if not sep or family not in FAMILIES or not name:
+        raise UnknownNameError(f"unknown environment {env_id!r}; use procgen:<game>, minatar:<game> "
+                               "or gym:<gymnasium id>, e.g. procgen:starpilot, minatar:breakout, gym:CartPole-v1")
+    if family == "procgen" and name not in PROCGEN_GAMES:
+        raise UnknownNameError(f"unknown ProcGen game {name!r}; choose from {', '.join(PROCGEN_GAMES)}")
+    if family == "minatar" and name not in MINATAR_GAMES:
+        raise UnknownNameError(f"unknown MinAtar game {name!r}; choose from {', '.join(MINATAR_GAMES)}")
+    if family == "gym" and name not in gym.registry:
+        raise UnknownNameError(f"unknown gymnasium environment {name!r}")
+    return EnvId(family, name)
+
+
+def make_vec_env(
+    env_id: str | EnvId,
+    num_envs: int = 1,
+    seed: int = 0,
+    *,
+    frame_stack: int | None = None,
+    normalize_reward: bool | None = None,
+    gamma: float = 0.99,
+    distribution_mode: str = "easy",
+    num_levels: int = 0,
+    start_level: int = 0,
+    procgen_options: dict | None = None,
+    max_episode_steps: int | None = None,
+) -> VecEnv:
+    """Build ``num_envs`` copies of ``env_id`` with the standard wrapper stack.
+
+    ``seed`` seeds ProcGen's level sampling (``rand_seed``) or each gymnasium copy
+    (``seed + i``). ``frame_stack``/``normalize_reward`` default per family (see module doc).
+    ``max_episode_steps`` caps MinAtar/gym episodes (gymnasium ``TimeLimit``).
+    """
+    eid = env_id if isinstance(env_id, EnvId) else parse_env_id(env_id)
+    if num_envs < 1:
+        raise UserError(f"num_envs must be >= 1, got {num_envs}")
+    is_procgen = eid.family == "procgen"
+    frame_stack = (2 if is_procgen else 1) if frame_stack is None else frame_stack
+    normalize_reward = is_procgen if normalize_reward is None else normalize_reward
+    if is_procgen:
+        venv: VecEnv = ProcgenVecEnv(eid.name, num_envs, distribution_mode=distribution_mode, num_levels=num_levels,
+                                     start_level=start_level, rand_seed=seed, **(procgen_options or {}))
+    else:
+        def thunk(i: int):
+            def make() -> gym.Env:
+                env = make_minatar(eid.name) if eid.family == "minatar" else gym.make(eid.name)
+                if max_episode_steps:
+                    env = gym.wrappers.TimeLimit(env, max_episode_steps)
+                env.reset(seed=seed + i)
+                env.action_space.seed(seed + i)
+                return env
+            return make
+
+        venv = DummyVecEnv([thunk(i) for i in range(num_envs)])
+        venv.seed(seed)
+    venv = VecMonitor(venv)
+    if normalize_reward:
+        venv = VecNormalize(venv, norm_obs=False, norm_reward=True, gamma=gamma)
+    if frame_stack > 1:
+        venv = VecFrameStack(venv, frame_stack)
+    return venv
+
+
+def quiet_terminal_observation_warning() -> None:
+    """ProcGen cannot give terminal observations (see envs.procgen); SB3's frame stack warns."""
+    warnings.filterwarnings("ignore", message="VecFrameStack wrapping a VecEnv without terminal_observation")
+
+
+quiet_terminal_observation_warning()
