@@ -1,0 +1,206 @@
+"""Train SB3 PPO agents with checkpoints, resume, CSV/TensorBoard logs and a progress bar.
+
+An agent directory holds ``agent.json`` (environment, preset, seed, timesteps done,
+normalisation statistics), ``agent.zip`` (SB3's own format: JSON + torch tensors, loaded
+with ``weights_only``), ``checkpoints/latest.{zip,json}`` (written every
+``checkpoint_every`` steps, atomically) and ``logs/`` (``progress.csv`` and TensorBoard
+events). Running the same training again resumes from the latest checkpoint.
+
+Reward-normalisation statistics are stored as JSON numbers rather than SB3's pickled
+``VecNormalize`` file, so loading an agent never unpickles anything.
+
+Example:
+    >>> from evo_ensembles.agents import RLTrainConfig, train_agent
+    >>> info = train_agent(RLTrainConfig("gym:CartPole-v1", "smoke", timesteps=256), "runs/cartpole")  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from stable_baselines3 import PPO
+from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.logger import configure
+from stable_baselines3.common.vec_env import VecEnv, VecNormalize
+
+from .. import __version__
+from ..devices import resolve_device
+from ..envs import make_vec_env, parse_env_id
+from ..errors import CheckpointError, UserError
+from ..train.checkpoint import write_json
+from .presets import Preset, get_preset
+
+AGENT_FORMAT = "evo_ensembles.agent/1"
+
+
+@dataclass
+class RLTrainConfig:
+    """Settings of ``evo-ensembles rl train``.
+
+    Attributes:
+        env: ``procgen:<game>``, ``minatar:<game>`` or ``gym:<id>``.
+        preset: ``paper``, ``procgen-baseline``, ``minatar``, ``classic`` or ``smoke``.
+        timesteps: total environment steps (default: the preset's).
+        seed: seeds the policy initialisation, PPO sampling and the training levels.
+        n_envs: parallel environments (default: the preset's).
+        num_levels, start_level: ProcGen training levels (0 = unlimited, as in the paper).
+        checkpoint_every: steps between checkpoints (rounded up to whole rollouts).
+        device: ``auto`` (CUDA when present), ``cpu`` or ``cuda``.
+    """
+
+    env: str
+    preset: str = "smoke"
+    timesteps: int | None = None
+    seed: int = 0
+    n_envs: int | None = None
+    num_levels: int = 0
+    start_level: int = 0
+    checkpoint_every: int = 100_000
+    device: str = "auto"
+
+    def validate(self) -> Preset:
+        parse_env_id(self.env)
+        if self.timesteps is not None and self.timesteps < 1:
+            raise UserError(f"--timesteps must be > 0, got {self.timesteps}")
+        if self.n_envs is not None and self.n_envs < 1:
+            raise UserError(f"--n-envs must be > 0, got {self.n_envs}")
+        if self.checkpoint_every < 1:
+            raise UserError(f"--checkpoint-every must be > 0, got {self.checkpoint_every}")
+        return get_preset(self.preset, self.env)
+
+
+def build_env(env_id: str, preset: Preset, *, n_envs: int, seed: int, num_levels: int = 0,
+              start_level: int = 0) -> VecEnv:
+    """The preset's environment stack for ``env_id``."""
+    return make_vec_env(env_id, n_envs, seed, frame_stack=preset.frame_stack,
+                        normalize_reward=preset.normalize_reward, gamma=preset.ppo.get("gamma", 0.99),
+                        distribution_mode=preset.distribution_mode, num_levels=num_levels,
+                        start_level=start_level)
+
+
+def _find_vecnormalize(env: VecEnv) -> VecNormalize | None:
+    while env is not None:
+        if isinstance(env, VecNormalize):
+            return env
+        env = getattr(env, "venv", None)
+    return None
+
+
+def normalization_state(env: VecEnv) -> dict | None:
+    vn = _find_vecnormalize(env)
+    if vn is None:
+        return None
+    r = vn.ret_rms
+    return {"ret_mean": float(r.mean), "ret_var": float(r.var), "ret_count": float(r.count),
+            "clip_reward": vn.clip_reward, "epsilon": vn.epsilon, "gamma": vn.gamma}
+
+
+def load_normalization_state(env: VecEnv, state: dict | None) -> None:
+    vn = _find_vecnormalize(env)
+    if vn is None or not state:
+        return
+    vn.ret_rms.mean = np.float64(state["ret_mean"])
+    vn.ret_rms.var = np.float64(state["ret_var"])
+    vn.ret_rms.count = state["ret_count"]
+
+
+class _Checkpoint(BaseCallback):
+    """Saves ``latest.zip`` + ``latest.json`` every ``every`` steps (atomic renames)."""
+
+    def __init__(self, directory: Path, every: int, meta: dict) -> None:
+        super().__init__()
+        self.directory, self.every, self.meta = directory, every, meta
+        self._last = 0
+
+    def _on_step(self) -> bool:
+        if self.num_timesteps - self._last >= self.every:
+            self.save()
+        return True
+
+    def save(self) -> None:
+        self._last = self.num_timesteps
+        save_checkpoint(self.model, self.directory / "latest", {**self.meta, "timesteps_done": self.num_timesteps})
+
+
+def save_checkpoint(model: PPO, stem: Path, meta: dict) -> None:
+    """``stem.zip`` (SB3) and ``stem.json`` (metadata + normalisation stats), atomically."""
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    tmp = stem.with_name(stem.name + ".tmp.zip")
+    model.save(tmp)
+    os.replace(tmp, stem.with_suffix(".zip"))
+    write_json(stem.with_suffix(".json"), {**meta, "normalization": normalization_state(model.get_env())})
+
+
+def train_agent(cfg: RLTrainConfig, out: str | Path, *, progress: bool = True) -> dict[str, Any]:
+    """Train (or resume training) a PPO agent into ``out``; returns ``agent.json``'s content."""
+    preset = cfg.validate()
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {out}: exists and is not a directory")
+    total = cfg.timesteps or preset.timesteps
+    n_envs = cfg.n_envs or preset.n_envs
+    meta = {"format": AGENT_FORMAT, "library_version": __version__, "env": cfg.env, "preset": preset.to_dict(),
+            "seed": cfg.seed, "n_envs": n_envs, "num_levels": cfg.num_levels, "start_level": cfg.start_level,
+            "timesteps_target": total}
+    latest = out / "checkpoints" / "latest"
+    if (out / "agent.json").exists():
+        old = json.loads((out / "agent.json").read_text())
+        if old.get("env") != cfg.env or old.get("preset", {}).get("name") != preset.name:
+            raise UserError(f"{out} holds an agent for {old.get('env')} ({old.get('preset', {}).get('name')}); "
+                            "use a new --out")
+    env = build_env(cfg.env, preset, n_envs=n_envs, seed=cfg.seed, num_levels=cfg.num_levels,
+                    start_level=cfg.start_level)
+    done = 0
+    if latest.with_suffix(".zip").exists():
+        saved = json.loads(latest.with_suffix(".json").read_text())
+        if saved.get("env") != cfg.env or saved.get("preset", {}).get("name") != preset.name:
+            raise UserError(f"{out} holds a checkpoint for another environment or preset; use a new --out")
+        model = PPO.load(latest.with_suffix(".zip"), env=env, device=resolve_device(cfg.device))
+        load_normalization_state(env, saved.get("normalization"))
+        done = int(saved["timesteps_done"])
+    else:
+        policy, policy_kwargs = preset.policy_for(parse_env_id(cfg.env))
+        model = PPO(policy, env, policy_kwargs=policy_kwargs, seed=cfg.seed, verbose=0,
+                    device=resolve_device(cfg.device), **preset.ppo)
+    out.mkdir(parents=True, exist_ok=True)
+    model.set_logger(configure(str(out / "logs"), ["csv", "tensorboard"]))
+    remaining = max(total - done, 0)
+    t = time.perf_counter()
+    if remaining:
+        ckpt = _Checkpoint(out / "checkpoints", cfg.checkpoint_every, meta)
+        model.learn(remaining, callback=ckpt, reset_num_timesteps=done == 0, progress_bar=progress)
+        ckpt.save()
+    seconds = time.perf_counter() - t
+    info = {**meta, "timesteps_done": int(model.num_timesteps), "train_seconds_this_run": seconds,
+            "steps_per_second_this_run": (model.num_timesteps - done) / seconds if seconds > 0 else None,
+            "normalization": normalization_state(env)}
+    tmp = out / "agent.tmp.zip"
+    model.save(tmp)
+    os.replace(tmp, out / "agent.zip")
+    write_json(out / "agent.json", info)
+    env.close()
+    return info
+
+
+def load_agent(agent_dir: str | Path, *, env: str | None = None, device: str = "auto") -> tuple[PPO, dict]:
+    """The trained PPO model and its ``agent.json`` (checked against ``env`` when given)."""
+    agent_dir = Path(agent_dir)
+    meta_path = agent_dir / "agent.json"
+    if not meta_path.is_file() or not (agent_dir / "agent.zip").is_file():
+        raise CheckpointError(f"no trained agent in {agent_dir} (expected agent.json and agent.zip)")
+    meta = json.loads(meta_path.read_text())
+    if meta.get("format") != AGENT_FORMAT:
+        raise CheckpointError(f"{meta_path} is not an evo_ensembles agent")
+    if env is not None and env != meta["env"]:
+        raise CheckpointError(f"{agent_dir} holds an agent for {meta['env']}, not {env}")
+    model = PPO.load(agent_dir / "agent.zip", device=resolve_device(device))
+    return model, meta
+
+
+__all__ = ["RLTrainConfig", "build_env", "load_agent", "train_agent"]
