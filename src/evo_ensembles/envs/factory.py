@@ -18,7 +18,13 @@ import warnings
 from dataclasses import dataclass
 
 import gymnasium as gym
-from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv, VecFrameStack, VecMonitor, VecNormalize
+from stable_baselines3.common.vec_env import (
+    DummyVecEnv,
+    VecEnv,
+    VecFrameStack,
+    VecMonitor,
+    VecNormalize,
+)
 
 from ..errors import UnknownNameError, UserError
 from .minatar import MINATAR_GAMES, make_minatar
