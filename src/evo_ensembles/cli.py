@@ -184,6 +184,80 @@ def _run_noisy(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_rl(sub) -> None:
+    rl = sub.add_parser("rl", help="PPO agents (ProcGen, MinAtar, gymnasium) and their noisy ensembles",
+                        description="Train PPO agents and evaluate them against their Noisy Subnetwork "
+                        "Ensemble policies.")
+    rsub = rl.add_subparsers(dest="rl_command", metavar="ACTION", required=True)
+    t = rsub.add_parser("train", help="train a PPO agent (resumable)")
+    t.add_argument("--env", required=True,
+                   help="procgen:<game> (e.g. procgen:starpilot), minatar:<game>, gym:<id> (e.g. gym:CartPole-v1)")
+    t.add_argument("--preset", default=None,
+                   help="paper | procgen-baseline | minatar | classic | smoke (default: by env family)")
+    t.add_argument("--timesteps", type=int, default=None, help="total steps (default: the preset's)")
+    t.add_argument("--n-envs", type=int, default=None, help="parallel envs (default: the preset's)")
+    t.add_argument("--num-levels", type=int, default=0, help="ProcGen training levels (0 = unlimited)")
+    t.add_argument("--start-level", type=int, default=0)
+    t.add_argument("--checkpoint-every", type=int, default=100_000)
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--device", default="auto")
+    t.add_argument("--threads", type=_positive_int, default=None)
+    t.add_argument("--out", required=True, help="agent directory (rerun to resume)")
+    t.add_argument("--quiet", action="store_true")
+    t.set_defaults(func=_run_rl_train)
+    e = rsub.add_parser("evaluate", help="evaluate an agent, alone or as a noisy ensemble")
+    e.add_argument("--agent", required=True, help="directory written by rl train")
+    e.add_argument("--env", default=None, help="check the agent was trained on this env")
+    e.add_argument("--ensemble", choices=["none", "noisy"], default="noisy")
+    e.add_argument("--episodes", type=int, default=100)
+    e.add_argument("--levels", choices=["held-out", "train", "all"], default="held-out")
+    e.add_argument("--members", type=int, default=8, help="ensemble size K (default 8)")
+    e.add_argument("--population", type=int, default=None,
+                   help="N > K: keep the top K of N children by validation episodes")
+    e.add_argument("--selection-episodes", type=int, default=10)
+    e.add_argument("--sigma", type=float, default=None, help="noise σ (default: KL trust region)")
+    e.add_argument("--target-kl", type=float, default=0.02)
+    e.add_argument("--density", type=float, default=0.2, help="fraction of actor weights perturbed")
+    e.add_argument("--no-mirror", dest="mirrored", action="store_false")
+    e.add_argument("--probe-steps", type=int, default=1024)
+    e.add_argument("--action", choices=["sample", "argmax"], default="sample")
+    e.add_argument("--n-envs", type=int, default=4)
+    e.add_argument("--seed", type=int, default=0)
+    e.add_argument("--device", default="cpu")
+    e.add_argument("--threads", type=_positive_int, default=None)
+    e.add_argument("--out", required=True)
+    e.add_argument("--quiet", action="store_true")
+    e.set_defaults(func=_run_rl_evaluate)
+
+
+def _run_rl_train(args: argparse.Namespace) -> int:
+    from .agents import RLTrainConfig, train_agent
+    from .devices import set_threads
+    from .envs import parse_env_id
+
+    preset = args.preset or {"procgen": "paper", "minatar": "minatar", "gym": "classic"}[parse_env_id(args.env).family]
+    set_threads(args.threads)
+    cfg = RLTrainConfig(env=args.env, preset=preset, timesteps=args.timesteps, seed=args.seed, n_envs=args.n_envs,
+                        num_levels=args.num_levels, start_level=args.start_level,
+                        checkpoint_every=args.checkpoint_every, device=args.device)
+    info = train_agent(cfg, args.out, progress=not args.quiet)
+    print(f"trained {info['env']} ({info['preset']['name']}) for {info['timesteps_done']} steps -> {args.out}")
+    return 0
+
+
+def _run_rl_evaluate(args: argparse.Namespace) -> int:
+    from .recipes.rl import RLEvalConfig, print_summary, run_rl_evaluate
+
+    fields = ["agent", "ensemble", "episodes", "seed", "levels", "env", "members", "population",
+              "selection_episodes", "sigma", "target_kl", "density", "mirrored", "probe_steps", "action",
+              "n_envs", "device", "threads"]
+    results = run_rl_evaluate(RLEvalConfig(**{f: getattr(args, f) for f in fields}), args.out,
+                              progress=not args.quiet)
+    print(print_summary(results))
+    print(f"results: {args.out}/results.json, report: {args.out}/report.md")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="evo-ensembles",
@@ -193,6 +267,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     _add_sparse(sub)
     _add_noisy(sub)
+    _add_rl(sub)
     return parser
 
 

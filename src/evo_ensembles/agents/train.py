@@ -52,6 +52,7 @@ class RLTrainConfig:
         num_levels, start_level: ProcGen training levels (0 = unlimited, as in the paper).
         checkpoint_every: steps between checkpoints (rounded up to whole rollouts).
         device: ``auto`` (CUDA when present), ``cpu`` or ``cuda``.
+        overrides: :class:`Preset` fields to replace (e.g. ``{"impala_channels": (16, 32, 32)}``).
     """
 
     env: str
@@ -63,6 +64,7 @@ class RLTrainConfig:
     start_level: int = 0
     checkpoint_every: int = 100_000
     device: str = "auto"
+    overrides: dict | None = None
 
     def validate(self) -> Preset:
         parse_env_id(self.env)
@@ -72,7 +74,7 @@ class RLTrainConfig:
             raise UserError(f"--n-envs must be > 0, got {self.n_envs}")
         if self.checkpoint_every < 1:
             raise UserError(f"--checkpoint-every must be > 0, got {self.checkpoint_every}")
-        return get_preset(self.preset, self.env)
+        return get_preset(self.preset, self.env, **(self.overrides or {}))
 
 
 def build_env(env_id: str, preset: Preset, *, n_envs: int, seed: int, num_levels: int = 0,

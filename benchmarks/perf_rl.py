@@ -1,0 +1,146 @@
+"""Performance of the RL pieces (issue #4, P5). Run on an idle machine.
+
+1. ProcGen adapter: steps/s of ``ProcgenVecEnv.step`` vs raw gym3 ``act`` + ``observe`` on
+   the same game, seed and actions (target: adapter adds ≤ 5%, i.e. ratio ≥ 0.95).
+2. PPO: steps/s of ``evo_ensembles.agents.train_agent`` (our env stack, checkpoints, CSV
+   logs; progress bar off) vs plain SB3 ``PPO(...).learn`` with the same Impala network and
+   hyper-parameters on the bare adapter (target ≥ 0.95).
+3. Ensemble action selection: K = 8 members in one batched forward (vmap) vs 8 forwards of
+   the single policy, paper Impala [32, 64, 128], for several batch sizes (target ≤ 0.5×).
+Interleaved repeats, medians; one torch thread unless --threads.
+
+    .venv/bin/python benchmarks/perf_rl.py
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from _common import header, save
+
+from evo_ensembles.agents import RLTrainConfig, get_preset, train_agent
+from evo_ensembles.agents.ensemble_policy import ActorLogits, NoisyEnsemblePolicy
+from evo_ensembles.envs import ProcgenVecEnv, parse_env_id
+from evo_ensembles.es import make_noisy_specs
+from evo_ensembles.reporting import markdown_table
+
+
+def adapter(game: str, steps: int, repeats: int, n: int = 16) -> dict:
+    from procgen import ProcgenGym3Env
+
+    acts = np.random.default_rng(0).integers(0, 15, (steps, n)).astype(np.int32)
+    raw_t, ad_t = [], []
+    for _ in range(repeats):
+        raw = ProcgenGym3Env(num=n, env_name=game, distribution_mode="easy", rand_seed=0, num_threads=1)
+        t = time.perf_counter()
+        for a in acts:
+            raw.act(a)
+            raw.observe()
+            raw.get_info()
+        raw_t.append(time.perf_counter() - t)
+        env = ProcgenVecEnv(game, n, rand_seed=0)
+        env.reset()
+        t = time.perf_counter()
+        for a in acts:
+            env.step(a)
+        ad_t.append(time.perf_counter() - t)
+    r, a = statistics.median(raw_t), statistics.median(ad_t)
+    return {"game": game, "num_envs": n, "steps": steps, "raw_steps_per_s": steps * n / r,
+            "adapter_steps_per_s": steps * n / a, "ratio": r / a}
+
+
+def ppo(game: str, timesteps: int, repeats: int) -> dict:
+    from stable_baselines3 import PPO
+
+    overrides = {"impala_channels": (16, 32, 32), "n_envs": 8,
+                 "ppo": {"learning_rate": 5e-4, "n_steps": 64, "batch_size": 128, "n_epochs": 1, "gamma": 0.99}}
+    preset = get_preset("smoke", f"procgen:{game}", **overrides)
+    policy, kwargs = preset.policy_for(parse_env_id(f"procgen:{game}"))
+    ours, plain = [], []
+    for i in range(repeats):
+        tmp = Path(tempfile.mkdtemp())
+        t = time.perf_counter()
+        cfg = RLTrainConfig(f"procgen:{game}", "smoke", timesteps=timesteps, seed=i, checkpoint_every=timesteps,
+                            device="cpu", overrides=overrides)
+        train_agent(cfg, tmp / "agent", progress=False)
+        ours.append(time.perf_counter() - t)
+        shutil.rmtree(tmp)
+        t = time.perf_counter()
+        env = ProcgenVecEnv(game, 8, rand_seed=i)
+        PPO(policy, env, policy_kwargs=kwargs, seed=i, verbose=0, device="cpu", **preset.ppo).learn(timesteps)
+        plain.append(time.perf_counter() - t)
+    o, p = statistics.median(ours), statistics.median(plain)
+    return {"game": game, "timesteps": timesteps, "ours_steps_per_s": timesteps / o,
+            "plain_sb3_steps_per_s": timesteps / p, "ratio": p / o}
+
+
+def ensemble_forward(repeats: int, batches=(1, 8, 64), k: int = 8) -> list[dict]:
+    from stable_baselines3 import PPO
+
+    preset = get_preset("paper", "procgen:starpilot")
+    policy, kwargs = preset.policy_for(parse_env_id("procgen:starpilot"))
+    env = ProcgenVecEnv("starpilot", 1, rand_seed=0)
+    from stable_baselines3.common.vec_env import VecFrameStack
+
+    model = PPO(policy, VecFrameStack(env, 2), policy_kwargs=kwargs, n_steps=8, batch_size=8, device="cpu")
+    ens = NoisyEnsemblePolicy(model.policy, make_noisy_specs(k, seed=0, sigma=0.01, density=0.2, partitioned=False))
+    actor = ActorLogits(model.policy)
+    rows = []
+    for b in batches:
+        obs = torch.rand(b, 6, 64, 64) * 255
+        single, batched = [], []
+        with torch.no_grad():
+            ens.member_probs(obs)
+            for _ in range(repeats):
+                t = time.perf_counter()
+                for _ in range(k):
+                    torch.softmax(actor(obs), -1)
+                single.append(time.perf_counter() - t)
+                t = time.perf_counter()
+                ens.member_probs(obs).mean(0)
+                batched.append(time.perf_counter() - t)
+        s, bt = statistics.median(single), statistics.median(batched)
+        rows.append({"batch": b, "members": k, "single_x8_seconds": s, "batched_seconds": bt, "ratio": bt / s})
+        print(f"ensemble forward batch {b}: batched/8 singles = {bt / s:.3f}", flush=True)
+    return rows
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--threads", type=int, default=1)
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    ad = [adapter(g, 400, args.repeats) for g in ("coinrun", "starpilot")]
+    for r in ad:
+        print(f"adapter {r['game']}: raw/adapter time ratio {r['ratio']:.3f}", flush=True)
+    pp = ppo("coinrun", 2048, max(3, args.repeats // 2))
+    print(f"PPO: ours/plain steps/s = {pp['ratio']:.3f}", flush=True)
+    ens = ensemble_forward(args.repeats * 4)
+    md = "\n\n".join([
+        f"# RL performance (P5), {args.threads} torch thread(s), medians of interleaved repeats",
+        "## ProcGen adapter vs raw gym3 (same actions; target ratio ≥ 0.95)",
+        markdown_table(["game", "envs", "raw steps/s", "adapter steps/s", "ratio"],
+                       [[r["game"], r["num_envs"], r["raw_steps_per_s"], r["adapter_steps_per_s"], r["ratio"]]
+                        for r in ad]),
+        "## PPO steps/s: evo_ensembles train_agent vs plain SB3 PPO, same Impala [16,32,32] network "
+        "(target ≥ 0.95)",
+        markdown_table(["game", "timesteps", "ours steps/s", "plain SB3 steps/s", "ratio"],
+                       [[pp["game"], pp["timesteps"], pp["ours_steps_per_s"], pp["plain_sb3_steps_per_s"],
+                         pp["ratio"]]]),
+        "## Ensemble action selection, K = 8, paper Impala [32,64,128] (target ≤ 0.5)",
+        markdown_table(["batch", "8 single forwards s", "one batched forward s", "ratio"],
+                       [[r["batch"], r["single_x8_seconds"], r["batched_seconds"], r["ratio"]] for r in ens]),
+    ]) + "\n"
+    save("perf_rl", {**header(), "adapter": ad, "ppo": pp, "ensemble_forward": ens}, md)
+
+
+if __name__ == "__main__":
+    main()

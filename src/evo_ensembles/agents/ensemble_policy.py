@@ -1,0 +1,142 @@
+"""Noisy ensemble policies: K noisy subnetwork children of a trained PPO policy act together.
+
+Members come from the same engine as the classifiers (:mod:`evo_ensembles.es`): seed
+descriptors, mirrored/partitioned sparse noise, the KL trust region — here on the *action
+distribution* over probe observations from the parent's own rollouts. The K members'
+actor weights are stacked and evaluated in one batched forward
+(``torch.func.vmap`` over ``functional_call``); the ensemble acts on the average of the
+members' softmax action distributions, by sampling from it (default) or taking its arg-max.
+
+Sampling is the default because PPO policies are trained and evaluated as stochastic
+policies (the ProcGen baselines sample); a deterministic arg-max of a policy trained with
+an entropy bonus can loop in place (e.g. pressing against a wall) and usually scores
+lower. Both rules are available (``action="argmax"``).
+
+Only actor parameters are perturbed (the value head does not act).
+
+Example:
+    >>> from evo_ensembles.es import make_noisy_specs
+    >>> ens = NoisyEnsemblePolicy(model.policy, make_noisy_specs(8, seed=0, sigma=0.02))   # doctest: +SKIP
+    >>> actions, _ = ens.predict(obs)                                                      # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from stable_baselines3.common.policies import ActorCriticPolicy
+from torch import nn
+from torch.func import functional_call, vmap
+
+from ..errors import UserError
+from ..subnet import ChildSpec, InPlacePerturber, eligible_parameters, noise_delta
+
+ACTION_RULES = ("sample", "argmax")
+VALUE_PREFIXES = ("value_net", "mlp_extractor.value_net", "vf_features_extractor")
+
+
+def choose_actions(probs: np.ndarray, rule: str, rng: np.random.Generator,
+                   deterministic: bool = False) -> np.ndarray:
+    """One action per row of (B, A) ``probs``: arg-max, or a sample (inverse CDF)."""
+    if deterministic or rule == "argmax":
+        return probs.argmax(axis=1)
+    cum = probs.cumsum(axis=1)
+    u = rng.random((probs.shape[0], 1))
+    return np.minimum((u > cum).sum(axis=1), probs.shape[1] - 1)
+
+
+class ActorLogits(nn.Module):
+    """The actor path of an SB3 ActorCriticPolicy as a module: observation → action logits."""
+
+    def __init__(self, policy: ActorCriticPolicy) -> None:
+        super().__init__()
+        self.policy = policy
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        p = self.policy
+        features = p.extract_features(obs, p.pi_features_extractor)
+        latent = p.mlp_extractor.forward_actor(features)
+        return p.action_net(latent)
+
+
+def actor_eligibility() -> dict:
+    """``eligible_parameters`` options for policy children: all weights except value heads."""
+    return {"exclude": tuple(f"policy.{v}" for v in VALUE_PREFIXES)}
+
+
+def policy_perturber(policy: ActorCriticPolicy) -> InPlacePerturber:
+    """An in-place perturber over the policy's actor weights (for probes and selection)."""
+    return InPlacePerturber(ActorLogits(policy), **actor_eligibility())
+
+
+class NoisyEnsemblePolicy:
+    """K noisy children of ``policy`` acting on the average of their action distributions.
+
+    Args:
+        policy: a trained SB3 ``ActorCriticPolicy`` (left unchanged).
+        specs: the members' descriptors (``kind="noise"``).
+        action: ``"sample"`` (default) or ``"argmax"`` of the averaged distribution.
+        seed: seeds action sampling.
+    """
+
+    def __init__(self, policy: ActorCriticPolicy, specs: Sequence[ChildSpec], *, action: str = "sample",
+                 seed: int = 0) -> None:
+        if action not in ACTION_RULES:
+            raise UserError(f"unknown action rule {action!r}; choose from {ACTION_RULES}")
+        if not specs:
+            raise UserError("an ensemble policy needs at least one member")
+        self.policy, self.specs, self.action = policy, list(specs), action
+        self.actor = ActorLogits(policy)
+        self.rng = np.random.default_rng(seed)
+        params = dict(self.actor.named_parameters())
+        eligible = eligible_parameters(self.actor, **actor_eligibility())
+        members = []
+        for spec in self.specs:
+            delta = noise_delta(eligible, spec)
+            members.append({n: (p.detach() + delta[n]) if n in delta else p.detach() for n, p in params.items()})
+        self.stacked = {n: torch.stack([m[n] for m in members]) for n in params}
+        self.buffers = dict(self.actor.named_buffers())
+
+    def __len__(self) -> int:
+        return len(self.specs)
+
+    @torch.no_grad()
+    def member_probs(self, obs: torch.Tensor) -> torch.Tensor:
+        """(K, B, A) action probabilities of every member, in one batched forward."""
+        def one(params, x):
+            return functional_call(self.actor, {**params, **self.buffers}, (x,))
+
+        logits = vmap(one, in_dims=(0, None))(self.stacked, obs)
+        return torch.softmax(logits, dim=-1)
+
+    @torch.no_grad()
+    def action_probs(self, observation: np.ndarray) -> np.ndarray:
+        """(B, A) averaged action distribution for a batch of raw observations."""
+        obs, _ = self.policy.obs_to_tensor(observation)
+        return self.member_probs(obs).mean(dim=0).cpu().numpy()
+
+    def predict(self, observation: np.ndarray, state=None, episode_start=None,
+                deterministic: bool = False) -> tuple[np.ndarray, None]:
+        """SB3's ``predict`` signature; ``deterministic=True`` forces the arg-max rule."""
+        return choose_actions(self.action_probs(observation), self.action, self.rng, deterministic), None
+
+
+class PolicyPredictor:
+    """The parent policy with the same action rule, for like-for-like comparisons."""
+
+    def __init__(self, policy: ActorCriticPolicy, *, action: str = "sample", seed: int = 0) -> None:
+        if action not in ACTION_RULES:
+            raise UserError(f"unknown action rule {action!r}; choose from {ACTION_RULES}")
+        self.policy, self.action = policy, action
+        self.actor = ActorLogits(policy)
+        self.rng = np.random.default_rng(seed)
+
+    @torch.no_grad()
+    def action_probs(self, observation: np.ndarray) -> np.ndarray:
+        obs, _ = self.policy.obs_to_tensor(observation)
+        return torch.softmax(self.actor(obs), dim=-1).cpu().numpy()
+
+    def predict(self, observation, state=None, episode_start=None, deterministic: bool = False):
+        return choose_actions(self.action_probs(observation), self.action, self.rng, deterministic), None

@@ -1,0 +1,81 @@
+"""Episode evaluation of a policy (or an ensemble policy) on fixed levels/seeds.
+
+Every predictor is evaluated on the *same* environment seeds (common random numbers): the
+parent, each candidate child and the ensemble meet the same level sequence. Returns are the
+raw episode returns recorded by ``VecMonitor`` (before any reward normalisation).
+
+Level sets for ProcGen (``levels``):
+  ``train``     the agent's training distribution (same ``num_levels``/``start_level``);
+  ``held-out``  levels the agent never trained on when it trained on a finite set
+                (``start_level = train start + train num_levels``); with unlimited training
+                levels (the paper's protocol) every level is a training level, so this uses
+                unlimited levels with a seed disjoint from training;
+  ``all``       unlimited levels.
+For MinAtar/gymnasium, ``levels`` only changes the seed stream.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from stable_baselines3.common.evaluation import evaluate_policy
+from stable_baselines3.common.preprocessing import is_image_space, is_image_space_channels_first
+from stable_baselines3.common.vec_env import VecEnv, VecTransposeImage
+
+from ..envs import make_vec_env
+from ..errors import UserError
+from .presets import get_preset
+
+LEVEL_SETS = ("train", "held-out", "all")
+_SEED_OFFSET = {"train": 0, "held-out": 1_000_003, "all": 2_000_003}
+
+
+def eval_env(meta: dict[str, Any], *, levels: str = "held-out", seed: int = 0, n_envs: int = 1) -> VecEnv:
+    """The agent's environment stack for evaluation: no reward normalisation, same frame stack."""
+    if levels not in LEVEL_SETS:
+        raise UserError(f"unknown level set {levels!r}; choose from {LEVEL_SETS}")
+    preset = get_preset(meta["preset"]["name"], meta["env"])
+    num_levels, start_level = int(meta.get("num_levels", 0)), int(meta.get("start_level", 0))
+    if levels == "held-out" and num_levels > 0:
+        start_level, num_levels = start_level + num_levels, 0
+    elif levels in ("held-out", "all"):
+        start_level, num_levels = 0, 0
+    env = make_vec_env(meta["env"], n_envs, seed + _SEED_OFFSET[levels], frame_stack=preset.frame_stack,
+                       normalize_reward=False, distribution_mode=preset.distribution_mode,
+                       num_levels=num_levels, start_level=start_level)
+    space = env.observation_space
+    if is_image_space(space) and not is_image_space_channels_first(space):
+        env = VecTransposeImage(env)  # what SB3 did to the training env
+    return env
+
+
+def run_episodes(predictor, meta: dict[str, Any], *, episodes: int, levels: str = "held-out", seed: int = 0,
+                 n_envs: int = 1) -> dict[str, Any]:
+    """Mean/std of raw returns over ``episodes`` episodes of ``predictor`` (SB3 ``predict`` API)."""
+    if episodes < 1:
+        raise UserError(f"--episodes must be > 0, got {episodes}")
+    env = eval_env(meta, levels=levels, seed=seed, n_envs=n_envs)
+    try:
+        returns, lengths = evaluate_policy(predictor, env, n_eval_episodes=episodes, deterministic=False,
+                                           return_episode_rewards=True, warn=False)
+    finally:
+        env.close()
+    r = np.asarray(returns, dtype=float)
+    return {"mean_return": float(r.mean()), "std_return": float(r.std(ddof=1)) if len(r) > 1 else 0.0,
+            "episodes": len(r), "returns": r.tolist(), "lengths": [int(x) for x in lengths],
+            "levels": levels, "seed": seed}
+
+
+def collect_observations(predictor, meta: dict[str, Any], *, steps: int, seed: int = 0, n_envs: int = 4) -> np.ndarray:
+    """Observations visited by ``predictor`` (the parent's own rollouts) for KL probes."""
+    env = eval_env(meta, levels="train", seed=seed + 7, n_envs=n_envs)
+    try:
+        obs, out = env.reset(), []
+        while sum(len(o) for o in out) < steps:
+            out.append(np.array(obs, copy=True))
+            actions, _ = predictor.predict(obs)
+            obs, _, _, _ = env.step(actions)
+    finally:
+        env.close()
+    return np.concatenate(out)[:steps]

@@ -1,0 +1,200 @@
+"""The ``rl evaluate`` run: a trained agent vs its Noisy Subnetwork Ensemble policy.
+
+Steps (SPEC §2, Table 4.2): load the agent; choose σ (``sigma``, or the KL trust region on
+the *action distribution* over probe observations from the parent's own rollouts); draw a
+population of mirrored noisy children of the actor (density 0.2 by default); optionally keep
+the top K of N by mean return on validation episodes (training levels, a fixed seed: common
+random numbers for every child); then evaluate parent and ensemble on the same evaluation
+episodes (held-out levels by default). Writes ``config.json``, ``results.json``,
+``report.md`` and ``ensemble.json`` (descriptors) into ``out``.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..agents.ensemble_policy import (
+    ACTION_RULES,
+    ActorLogits,
+    NoisyEnsemblePolicy,
+    PolicyPredictor,
+    actor_eligibility,
+    policy_perturber,
+)
+from ..agents.evaluate import LEVEL_SETS, collect_observations, run_episodes
+from ..agents.train import load_agent
+from ..devices import set_threads
+from ..errors import UserError
+from ..es import ClassifierFitness, NoiseSampling, SubnetworkES, evaluate_children, search_sigma
+from ..reporting import markdown_table, text_table
+from ..train.checkpoint import write_json, write_text
+from .common import check_output_dir, provenance
+
+ENSEMBLES = ("none", "noisy")
+
+
+@dataclass
+class RLEvalConfig:
+    """Settings of ``evo-ensembles rl evaluate`` (one field per flag)."""
+
+    agent: str
+    ensemble: str = "noisy"
+    episodes: int = 100
+    seed: int = 0
+    levels: str = "held-out"
+    env: str | None = None
+    members: int = 8
+    population: int | None = None
+    selection_episodes: int = 10
+    sigma: float | None = None
+    target_kl: float = 0.02
+    density: float = 0.2
+    mirrored: bool = True
+    probe_steps: int = 1024
+    action: str = "sample"
+    n_envs: int = 4
+    device: str = "cpu"
+    threads: int | None = None
+
+    def validate(self) -> None:
+        if self.ensemble not in ENSEMBLES:
+            raise UserError(f"--ensemble must be one of {ENSEMBLES}, got {self.ensemble!r}")
+        if self.episodes < 1:
+            raise UserError(f"--episodes must be > 0, got {self.episodes}")
+        if self.levels not in LEVEL_SETS:
+            raise UserError(f"--levels must be one of {LEVEL_SETS}, got {self.levels!r}")
+        if self.members < 1:
+            raise UserError(f"--members must be > 0, got {self.members}")
+        if self.population is not None and self.population < self.members:
+            raise UserError(f"--population ({self.population}) must be >= --members ({self.members})")
+        if self.selection_episodes < 1 or self.probe_steps < 1 or self.n_envs < 1:
+            raise UserError("--selection-episodes, --probe-steps and --n-envs must be > 0")
+        if self.sigma is not None and self.sigma < 0:
+            raise UserError(f"--sigma must be >= 0, got {self.sigma}")
+        if not self.target_kl > 0:
+            raise UserError(f"--target-kl must be > 0, got {self.target_kl}")
+        if not 0 < self.density <= 1:
+            raise UserError(f"--density must be in (0, 1], got {self.density}")
+        if self.action not in ACTION_RULES:
+            raise UserError(f"--action must be one of {ACTION_RULES}, got {self.action!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class EpisodeFitness:
+    """Fitness of a (perturbed in place) policy: mean return over fixed validation episodes."""
+
+    extra_keys = ("mean_return", "std_return")
+
+    def __init__(self, policy, meta: dict, *, episodes: int, seed: int, action: str, n_envs: int) -> None:
+        self.predictor = PolicyPredictor(policy, action=action, seed=seed)
+        self.meta, self.episodes, self.seed, self.n_envs = meta, episodes, seed, n_envs
+
+    def __call__(self, model) -> dict:
+        self.predictor.rng = __import__("numpy").random.default_rng(self.seed)  # same draws for every child
+        r = run_episodes(self.predictor, self.meta, episodes=self.episodes, levels="train",
+                         seed=self.seed + 17, n_envs=self.n_envs)
+        return {"fitness": r["mean_return"], "mean_return": r["mean_return"], "std_return": r["std_return"]}
+
+
+def run_rl_evaluate(cfg: RLEvalConfig, out: str | Path, *, progress: bool = True) -> dict[str, Any]:
+    """Evaluate an agent and (optionally) its noisy ensemble; returns the results dict."""
+    t0 = time.perf_counter()
+    cfg.validate()
+    out = check_output_dir(out)
+    set_threads(cfg.threads)
+    model, meta = load_agent(cfg.agent, env=cfg.env, device=cfg.device)
+    policy = model.policy.eval()
+    parent = PolicyPredictor(policy, action=cfg.action, seed=cfg.seed)
+    results: dict[str, Any] = {"method": "rl-noisy" if cfg.ensemble == "noisy" else "rl", "env": meta["env"],
+                               "agent": str(cfg.agent), "preset": meta["preset"]["name"],
+                               "agent_timesteps": meta.get("timesteps_done")}
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(out / "config.json", cfg.to_dict())
+    results["parent"] = _summary(run_episodes(parent, meta, episodes=cfg.episodes, levels=cfg.levels,
+                                              seed=cfg.seed, n_envs=cfg.n_envs))
+    results.update({"ensemble": None, "sigma": None, "density": cfg.density, "members": []})
+    if cfg.ensemble == "noisy":
+        results.update(_noisy(cfg, policy, meta, parent, out, progress))
+    results.update({"config": cfg.to_dict(), "seed": cfg.seed,
+                    "timing": {"total_seconds": time.perf_counter() - t0}, **provenance()})
+    write_text(out / "report.md", _report(results))
+    write_json(out / "results.json", results)
+    return results
+
+
+def _noisy(cfg: RLEvalConfig, policy, meta, parent, out: Path, progress: bool) -> dict[str, Any]:
+    perturber = policy_perturber(policy)
+    sampling = NoiseSampling(sigma=cfg.sigma or 0.0, density=cfg.density, mirrored=cfg.mirrored,
+                             partitioned=False)
+    trust = None
+    sigma = cfg.sigma
+    if sigma is None:
+        probe_np = collect_observations(parent, meta, steps=cfg.probe_steps, seed=cfg.seed)
+        probe = ClassifierFitness(policy.obs_to_tensor(probe_np)[0], reference=ActorLogits(policy))
+        tr = search_sigma(perturber, probe, target=cfg.target_kl, density=cfg.density,
+                          densities=[cfg.density], sampling=sampling, seed=cfg.seed, progress=progress)
+        sigma, trust = tr.sigma, tr.to_dict()
+    n = cfg.population or cfg.members
+    es = SubnetworkES(n, cfg.members, sampling=NoiseSampling(sigma=float(sigma), density=cfg.density,
+                                                             mirrored=cfg.mirrored, partitioned=False))
+    state = es.init(cfg.seed)
+    specs, state = es.ask(state)
+    population = None
+    if n > cfg.members:
+        fitness = EpisodeFitness(policy, meta, episodes=cfg.selection_episodes, seed=cfg.seed,
+                                 action=cfg.action, n_envs=cfg.n_envs)
+        records = evaluate_children(perturber.model, specs, fitness, perturber=perturber, progress=progress,
+                                    desc="selection")
+        state = es.tell(state, specs, records)
+        chosen = [c.spec for c in state.best]
+        population = [{"descriptor": s.to_dict(), **r} for s, r in zip(specs, records)]
+    else:
+        chosen = specs
+    ensemble = NoisyEnsemblePolicy(policy, chosen, action=cfg.action, seed=cfg.seed)
+    ens = _summary(run_episodes(ensemble, meta, episodes=cfg.episodes, levels=cfg.levels, seed=cfg.seed,
+                                n_envs=cfg.n_envs))
+    write_json(out / "ensemble.json", {"format": "evo_ensembles.noisy_policy/1", "agent": str(cfg.agent),
+                                       "eligibility": {"exclude": list(actor_eligibility()["exclude"])},
+                                       "action": cfg.action, "descriptors": [s.to_dict() for s in chosen]})
+    return {"ensemble": {**ens, "size": len(chosen), "action": cfg.action}, "sigma": float(sigma),
+            "members": [s.to_dict() for s in chosen], "trust_region": trust, "population": population}
+
+
+def _summary(r: dict[str, Any]) -> dict[str, Any]:
+    return {k: r[k] for k in ("mean_return", "std_return", "episodes", "returns", "levels", "seed")}
+
+
+HEADERS = ["env", "parent return", "ensemble return", "σ", "density", "episodes"]
+
+
+def _row(results: dict[str, Any]) -> list[object]:
+    p, e = results["parent"], results["ensemble"]
+    fmt = "{:.2f} ± {:.2f}"
+    return [results["env"], fmt.format(p["mean_return"], p["std_return"]),
+            fmt.format(e["mean_return"], e["std_return"]) if e else "-",
+            results["sigma"] if results["sigma"] is not None else "-", results["density"], p["episodes"]]
+
+
+def _report(results: dict[str, Any]) -> str:
+    return "\n\n".join([
+        f"# {results['env']}: PPO agent vs Noisy Subnetwork Ensemble policy",
+        f"Agent {results['agent']} ({results['preset']} preset, {results['agent_timesteps']} steps). "
+        f"Mean ± std of raw episode returns on the {results['parent']['levels']} levels, same seeds for "
+        f"parent and ensemble; seed {results['seed']}; commit {results['commit']}.",
+        "## Table 4.2-style row",
+        markdown_table(HEADERS, [_row(results)]),
+    ]) + "\n"
+
+
+def print_summary(results: dict[str, Any]) -> str:
+    return text_table(HEADERS, [_row(results)])
+
+
+__all__ = ["RLEvalConfig", "print_summary", "run_rl_evaluate", "torch"]

@@ -1,0 +1,99 @@
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from evo_ensembles.agents import ImpalaCNN, RLTrainConfig, get_preset, load_agent, train_agent
+from evo_ensembles.agents.ensemble_policy import NoisyEnsemblePolicy, PolicyPredictor, choose_actions
+from evo_ensembles.agents.evaluate import run_episodes
+from evo_ensembles.errors import CheckpointError, UserError
+from evo_ensembles.es import make_noisy_specs
+
+
+def test_impala_cnn_layers_and_paper_size():
+    import gymnasium as gym
+
+    space = gym.spaces.Box(0, 255, (6, 64, 64), np.uint8)
+    net = ImpalaCNN(space, channels=(32, 64, 128))
+    convs = [m for m in net.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert len(convs) == 15  # 3 stacks × (1 + 2 residual blocks × 2)
+    assert net(torch.zeros(1, 6, 64, 64)).shape == (1, 256)
+
+
+def test_paper_preset_is_table_4_2():
+    p = get_preset("paper", "procgen:starpilot")
+    assert p.n_envs == 64 and p.frame_stack == 2 and p.normalize_reward
+    assert {k: p.ppo[k] for k in ("learning_rate", "n_steps", "batch_size", "n_epochs", "gamma", "gae_lambda",
+                                  "clip_range", "ent_coef", "target_kl")} == {
+        "learning_rate": 5e-4, "n_steps": 256, "batch_size": 2048, "n_epochs": 3, "gamma": 0.999,
+        "gae_lambda": 0.95, "clip_range": 0.2, "ent_coef": 0.01, "target_kl": 0.01}
+    assert p.impala_channels == (32, 64, 128)
+
+
+def test_preset_must_fit_the_env():
+    with pytest.raises(UserError, match="minatar, smoke"):
+        get_preset("paper", "minatar:breakout")
+    with pytest.raises(UserError):
+        get_preset("nonsense")
+
+
+@pytest.fixture(scope="module")
+def cartpole_agent(tmp_path_factory):
+    out = tmp_path_factory.mktemp("agent") / "cartpole"
+    train_agent(RLTrainConfig("gym:CartPole-v1", "smoke", timesteps=128, checkpoint_every=64), out, progress=False)
+    return out
+
+
+def test_policy_heads_have_no_hidden_layers(cartpole_agent, tmp_path):
+    out = tmp_path / "coinrun"
+    train_agent(RLTrainConfig("procgen:coinrun", "smoke", timesteps=64, checkpoint_every=64), out, progress=False)
+    model, meta = load_agent(out)
+    pol = model.policy
+    assert isinstance(pol.features_extractor, ImpalaCNN)
+    assert isinstance(pol.action_net, torch.nn.Linear) and pol.action_net.in_features == 256
+    assert isinstance(pol.value_net, torch.nn.Linear) and pol.value_net.in_features == 256
+    assert not any(isinstance(m, torch.nn.Linear) for m in pol.mlp_extractor.modules())
+    assert meta["env"] == "procgen:coinrun"
+
+
+def test_smoke_training_writes_and_resumes(cartpole_agent):
+    meta = json.loads((cartpole_agent / "agent.json").read_text())
+    assert meta["timesteps_done"] >= 128
+    assert (cartpole_agent / "logs" / "progress.csv").exists()
+    assert (cartpole_agent / "checkpoints" / "latest.zip").exists()
+    info = train_agent(RLTrainConfig("gym:CartPole-v1", "smoke", timesteps=256, checkpoint_every=64),
+                       cartpole_agent, progress=False)
+    assert info["timesteps_done"] >= 256  # continued from the checkpoint, not from zero
+
+
+def test_agent_dir_checks(cartpole_agent, tmp_path):
+    with pytest.raises(CheckpointError):
+        load_agent(tmp_path / "missing")
+    with pytest.raises(CheckpointError, match="CartPole"):
+        load_agent(cartpole_agent, env="minatar:breakout")
+    with pytest.raises(UserError):
+        train_agent(RLTrainConfig("minatar:breakout", "smoke", timesteps=64), cartpole_agent, progress=False)
+    with pytest.raises(UserError):
+        RLTrainConfig("gym:CartPole-v1", "smoke", timesteps=0).validate()
+
+
+def test_ensemble_action_rule_and_batched_members(cartpole_agent):
+    model, meta = load_agent(cartpole_agent)
+    specs = make_noisy_specs(4, seed=0, sigma=0.05, density=0.2, partitioned=False)
+    ens = NoisyEnsemblePolicy(model.policy, specs)
+    obs = np.random.default_rng(0).normal(size=(5, 4)).astype(np.float32)
+    probs = ens.member_probs(model.policy.obs_to_tensor(obs)[0])
+    assert probs.shape == (4, 5, 2)
+    torch.testing.assert_close(probs.sum(-1), torch.ones(4, 5))
+    # Members are the children the descriptors describe, and they differ from the parent.
+    parent = PolicyPredictor(model.policy).action_probs(obs)
+    assert not np.allclose(probs[0].numpy(), parent)
+    np.testing.assert_allclose(ens.action_probs(obs), probs.mean(0).numpy(), rtol=1e-6)
+    # arg-max rule takes the arg-max of the *averaged* distribution; sampling follows it.
+    avg = np.array([[0.2, 0.8], [0.9, 0.1]])
+    assert choose_actions(avg, "argmax", np.random.default_rng(0)).tolist() == [1, 0]
+    draws = np.stack([choose_actions(avg, "sample", np.random.default_rng(s)) for s in range(2000)])
+    np.testing.assert_allclose(draws.mean(0), [0.8, 0.1], atol=0.03)
+    r = run_episodes(ens, meta, episodes=3, n_envs=2)
+    assert r["episodes"] == 3 and len(r["returns"]) == 3
