@@ -5,7 +5,12 @@ import pytest
 import torch
 
 from evo_ensembles.agents import ImpalaCNN, RLTrainConfig, get_preset, load_agent, train_agent
-from evo_ensembles.agents.ensemble_policy import NoisyEnsemblePolicy, PolicyPredictor, choose_actions
+from evo_ensembles.agents.ensemble_policy import (
+    ActorLogits,
+    NoisyEnsemblePolicy,
+    PolicyPredictor,
+    choose_actions,
+)
 from evo_ensembles.agents.evaluate import run_episodes
 from evo_ensembles.errors import CheckpointError, UserError
 from evo_ensembles.es import make_noisy_specs
@@ -55,6 +60,17 @@ def test_policy_heads_have_no_hidden_layers(cartpole_agent, tmp_path):
     assert isinstance(pol.value_net, torch.nn.Linear) and pol.value_net.in_features == 256
     assert not any(isinstance(m, torch.nn.Linear) for m in pol.mlp_extractor.modules())
     assert meta["env"] == "procgen:coinrun"
+    # The actor path sees each weight once (the shared extractor is not aliased), so the
+    # batched ensemble forward and plain forwards of the policy can alternate.
+    actor = ActorLogits(pol)
+    names = [n for n, _ in actor.named_parameters()]
+    assert len(names) == len(set(names)) and not any("value" in n for n in names)
+    obs = torch.randint(0, 255, (3, 3, 64, 64)).float()
+    ens = NoisyEnsemblePolicy(pol, make_noisy_specs(2, seed=0, sigma=0.01, density=0.2, partitioned=False))
+    assert ens.member_probs(obs).shape == (2, 3, 15)
+    before = actor(obs)
+    ens.member_probs(obs)
+    torch.testing.assert_close(actor(obs), before)
 
 
 def test_smoke_training_writes_and_resumes(cartpole_agent):

@@ -27,6 +27,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 from stable_baselines3.common.policies import ActorCriticPolicy
+from stable_baselines3.common.preprocessing import preprocess_obs
 from torch import nn
 from torch.func import functional_call, vmap
 
@@ -34,7 +35,6 @@ from ..errors import UserError
 from ..subnet import ChildSpec, InPlacePerturber, eligible_parameters, noise_delta
 
 ACTION_RULES = ("sample", "argmax")
-VALUE_PREFIXES = ("value_net", "mlp_extractor.value_net", "vf_features_extractor")
 
 
 def choose_actions(probs: np.ndarray, rule: str, rng: np.random.Generator,
@@ -48,22 +48,29 @@ def choose_actions(probs: np.ndarray, rule: str, rng: np.random.Generator,
 
 
 class ActorLogits(nn.Module):
-    """The actor path of an SB3 ActorCriticPolicy as a module: observation → action logits."""
+    """The actor path of an SB3 ActorCriticPolicy as its own module: observation → action logits.
+
+    It holds the policy's actor sub-modules (same parameter objects, no value head and no
+    aliased names), so ``functional_call``/``vmap`` and in-place perturbation see each
+    actor weight exactly once.
+    """
 
     def __init__(self, policy: ActorCriticPolicy) -> None:
         super().__init__()
-        self.policy = policy
+        self.features = policy.pi_features_extractor
+        self.latent = policy.mlp_extractor.policy_net
+        self.head = policy.action_net
+        self.observation_space = policy.observation_space
+        self.normalize_images = policy.normalize_images
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
-        p = self.policy
-        features = p.extract_features(obs, p.pi_features_extractor)
-        latent = p.mlp_extractor.forward_actor(features)
-        return p.action_net(latent)
+        x = preprocess_obs(obs, self.observation_space, normalize_images=self.normalize_images)
+        return self.head(self.latent(self.features(x)))
 
 
 def actor_eligibility() -> dict:
-    """``eligible_parameters`` options for policy children: all weights except value heads."""
-    return {"exclude": tuple(f"policy.{v}" for v in VALUE_PREFIXES)}
+    """``eligible_parameters`` options for policy children: every actor weight (the default)."""
+    return {}
 
 
 def policy_perturber(policy: ActorCriticPolicy) -> InPlacePerturber:

@@ -69,6 +69,7 @@ class ProcgenVecEnv(VecEnv):
                                    num_threads=num_threads, **visual)
         obs_space = gym.spaces.Box(0, 255, shape=(64, 64, 3), dtype=np.uint8)
         act_space = gym.spaces.Discrete(self.gym3.ac_space.eltype.n)
+        self.render_mode = None  # read by VecEnv.__init__ through get_attr
         super().__init__(num_envs, obs_space, act_space)
         self._actions: np.ndarray | None = None
 

@@ -161,7 +161,7 @@ def _noisy(cfg: RLEvalConfig, policy, meta, parent, out: Path, progress: bool) -
     ens = _summary(run_episodes(ensemble, meta, episodes=cfg.episodes, levels=cfg.levels, seed=cfg.seed,
                                 n_envs=cfg.n_envs))
     write_json(out / "ensemble.json", {"format": "evo_ensembles.noisy_policy/1", "agent": str(cfg.agent),
-                                       "eligibility": {"exclude": list(actor_eligibility()["exclude"])},
+                                       "eligibility": actor_eligibility(),
                                        "action": cfg.action, "descriptors": [s.to_dict() for s in chosen]})
     return {"ensemble": {**ens, "size": len(chosen), "action": cfg.action}, "sigma": float(sigma),
             "members": [s.to_dict() for s in chosen], "trust_region": trust, "population": population}

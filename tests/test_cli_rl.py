@@ -1,0 +1,55 @@
+import json
+
+import pytest
+
+from evo_ensembles.cli import main
+
+
+@pytest.fixture(scope="module")
+def agent(tmp_path_factory):
+    out = tmp_path_factory.mktemp("rl") / "cartpole"
+    assert main(["rl", "train", "--env", "gym:CartPole-v1", "--preset", "smoke", "--timesteps", "128",
+                 "--quiet", "--out", str(out)]) == 0
+    return out
+
+
+def test_train_then_noisy_evaluate(agent, tmp_path, capsys):
+    out = tmp_path / "eval"
+    code = main(["rl", "evaluate", "--agent", str(agent), "--episodes", "4", "--members", "2", "--population", "4",
+                 "--selection-episodes", "2", "--probe-steps", "64", "--quiet", "--out", str(out)])
+    assert code == 0, capsys.readouterr().err
+    res = json.loads((out / "results.json").read_text())
+    for part in ("parent", "ensemble"):
+        assert {"mean_return", "std_return", "episodes"} <= set(res[part]) and res[part]["episodes"] == 4
+    assert res["sigma"] > 0 and res["density"] == 0.2 and len(res["members"]) == 2
+    assert len(res["population"]) == 4 and res["trust_region"]["grid"]
+    assert "config" in res and "Table 4.2-style row" in (out / "report.md").read_text()
+    # Parent and ensemble met the same episodes (same seeds): with σ = 0 they score the same.
+    same = tmp_path / "zero"
+    assert main(["rl", "evaluate", "--agent", str(agent), "--episodes", "3", "--members", "2", "--sigma", "0",
+                 "--quiet", "--out", str(same)]) == 0
+    z = json.loads((same / "results.json").read_text())
+    assert z["ensemble"]["returns"] == z["parent"]["returns"]
+
+
+@pytest.mark.parametrize("argv,msg", [
+    (["rl", "train", "--env", "procgen:pong", "--out", "X"], "unknown ProcGen game"),
+    (["rl", "train", "--env", "atari:pong", "--out", "X"], "unknown environment"),
+    (["rl", "train", "--env", "minatar:breakout", "--preset", "paper", "--out", "X"], "preset 'paper'"),
+    (["rl", "train", "--env", "gym:CartPole-v1", "--timesteps", "0", "--out", "X"], "--timesteps"),
+    (["rl", "evaluate", "--agent", "MISSING", "--out", "X"], "no trained agent"),
+])
+def test_bad_input_exits_2_and_writes_nothing(argv, msg, tmp_path, capsys):
+    argv = [str(tmp_path / "out") if a == "X" else (str(tmp_path / "none") if a == "MISSING" else a) for a in argv]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "evo-ensembles: error:" in err and msg in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_evaluate_checks_env_and_episodes(agent, tmp_path, capsys):
+    assert main(["rl", "evaluate", "--agent", str(agent), "--env", "minatar:breakout", "--out",
+                 str(tmp_path / "o")]) == 2
+    assert "CartPole" in capsys.readouterr().err
+    assert main(["rl", "evaluate", "--agent", str(agent), "--episodes", "0", "--out", str(tmp_path / "o")]) == 2
+    assert not (tmp_path / "o").exists()
