@@ -102,6 +102,9 @@ def test_ensemble_action_rule_and_batched_members(cartpole_agent):
     probs = ens.member_probs(model.policy.obs_to_tensor(obs)[0])
     assert probs.shape == (4, 5, 2)
     torch.testing.assert_close(probs.sum(-1), torch.ones(4, 5))
+    for mode in (True, False):  # vmapped and per-member forwards agree
+        torch.testing.assert_close(NoisyEnsemblePolicy(model.policy, specs, batched=mode).member_probs(
+            model.policy.obs_to_tensor(obs)[0]), probs)
     # Members are the children the descriptors describe, and they differ from the parent.
     parent = PolicyPredictor(model.policy).action_probs(obs)
     assert not np.allclose(probs[0].numpy(), parent)

@@ -86,10 +86,18 @@ class NoisyEnsemblePolicy:
         specs: the members' descriptors (``kind="noise"``).
         action: ``"sample"`` (default) or ``"argmax"`` of the averaged distribution.
         seed: seeds action sampling.
+        batched: ``True``: one vmapped forward for all members; ``False``: one forward per
+            member; ``"auto"`` (default): vmapped on CUDA or for tiny batches (≤ 2
+            observations), where it amortises per-call overhead, else per member — on a
+            CPU a vmapped convolution over member weights is slower than K plain ones once
+            the work is compute-bound (benchmarks/results/perf_rl.md).
     """
 
     def __init__(self, policy: ActorCriticPolicy, specs: Sequence[ChildSpec], *, action: str = "sample",
-                 seed: int = 0) -> None:
+                 seed: int = 0, batched: bool | str = "auto") -> None:
+        if batched not in (True, False, "auto"):
+            raise UserError(f"batched must be True, False or 'auto', got {batched!r}")
+        self.batched = batched
         if action not in ACTION_RULES:
             raise UserError(f"unknown action rule {action!r}; choose from {ACTION_RULES}")
         if not specs:
@@ -115,7 +123,12 @@ class NoisyEnsemblePolicy:
         def one(params, x):
             return functional_call(self.actor, {**params, **self.buffers}, (x,))
 
-        logits = vmap(one, in_dims=(0, None))(self.stacked, obs)
+        vmapped = self.batched is True or (self.batched == "auto" and (obs.is_cuda or obs.shape[0] <= 2))
+        if vmapped:
+            logits = vmap(one, in_dims=(0, None))(self.stacked, obs)
+        else:
+            logits = torch.stack([one({n: t[k] for n, t in self.stacked.items()}, obs)
+                                  for k in range(len(self.specs))])
         return torch.softmax(logits, dim=-1)
 
     @torch.no_grad()
