@@ -15,6 +15,7 @@ Interleaved repeats, medians; one torch thread unless --threads.
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import statistics
 import tempfile
@@ -81,7 +82,12 @@ def ppo(game: str, timesteps: int, repeats: int) -> dict:
             "plain_sb3_steps_per_s": timesteps / p, "ratio": p / o}
 
 
-def ensemble_forward(repeats: int, batches=(1, 8, 64), k: int = 8) -> list[dict]:
+def _sync(device: str) -> None:
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+
+
+def ensemble_forward(repeats: int, batches=(1, 8, 64), k: int = 8, device: str = "cpu") -> list[dict]:
     from stable_baselines3 import PPO
 
     preset = get_preset("paper", "procgen:starpilot")
@@ -89,27 +95,34 @@ def ensemble_forward(repeats: int, batches=(1, 8, 64), k: int = 8) -> list[dict]
     env = ProcgenVecEnv("starpilot", 1, rand_seed=0)
     from stable_baselines3.common.vec_env import VecFrameStack
 
-    model = PPO(policy, VecFrameStack(env, 2), policy_kwargs=kwargs, n_steps=8, batch_size=8, device="cpu")
+    model = PPO(policy, VecFrameStack(env, 2), policy_kwargs=kwargs, n_steps=8, batch_size=8, device=device)
     specs = make_noisy_specs(k, seed=0, sigma=0.01, density=0.2, partitioned=False)
     ens = NoisyEnsemblePolicy(model.policy, specs, batched=True)
     auto = NoisyEnsemblePolicy(model.policy, specs)  # the default: vmap only where it pays
     actor = ActorLogits(model.policy)
     rows = []
     for b in batches:
-        obs = torch.rand(b, 6, 64, 64) * 255
+        obs = torch.rand(b, 6, 64, 64, device=device) * 255
         single, batched, chosen = [], [], []
         with torch.no_grad():
-            ens.member_probs(obs)
+            for _ in range(3):  # warm-up (CUDA kernels, vmap tracing)
+                ens.member_probs(obs)
+                auto.member_probs(obs)
+                actor(obs)
             for _ in range(repeats):
+                _sync(device)
                 t = time.perf_counter()
                 for _ in range(k):
                     torch.softmax(actor(obs), -1)
+                _sync(device)
                 single.append(time.perf_counter() - t)
                 t = time.perf_counter()
                 ens.member_probs(obs).mean(0)
+                _sync(device)
                 batched.append(time.perf_counter() - t)
                 t = time.perf_counter()
                 auto.member_probs(obs).mean(0)
+                _sync(device)
                 chosen.append(time.perf_counter() - t)
         s, bt, ch = statistics.median(single), statistics.median(batched), statistics.median(chosen)
         rows.append({"batch": b, "members": k, "single_x8_seconds": s, "batched_seconds": bt, "ratio": bt / s,
@@ -123,32 +136,50 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--device", default="cpu", help="device of the ensemble-forward part (cpu or cuda)")
+    ap.add_argument("--parts", nargs="+", choices=["adapter", "ppo", "ensemble"],
+                    default=["adapter", "ppo", "ensemble"])
+    ap.add_argument("--name", default=None, help="result file stem (default perf_rl, perf_rl_cuda on CUDA)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    ad = [adapter(g, 2000, args.repeats) for g in ("coinrun", "starpilot")]
-    for r in ad:
-        print(f"adapter {r['game']}: raw/adapter time ratio {r['ratio']:.3f}", flush=True)
-    pp = ppo("coinrun", 2048, max(3, args.repeats // 2))
-    print(f"PPO: ours/plain steps/s = {pp['ratio']:.3f}", flush=True)
-    ens = ensemble_forward(args.repeats * 4)
+    sections, payload = [], {}
+    if "adapter" in args.parts:
+        ad = payload["adapter"] = [adapter(g, 2000, args.repeats) for g in ("coinrun", "starpilot")]
+        for r in ad:
+            print(f"adapter {r['game']}: raw/adapter time ratio {r['ratio']:.3f}", flush=True)
+        sections += [
+            "## ProcGen adapter vs raw gym3 (same actions; target ratio ≥ 0.95)",
+            markdown_table(["game", "envs", "raw steps/s", "adapter steps/s", "ratio"],
+                           [[r["game"], r["num_envs"], r["raw_steps_per_s"], r["adapter_steps_per_s"], r["ratio"]]
+                            for r in ad])]
+    if "ppo" in args.parts:
+        pp = payload["ppo"] = ppo("coinrun", 2048, max(3, args.repeats // 2))
+        print(f"PPO: ours/plain steps/s = {pp['ratio']:.3f}", flush=True)
+        sections += [
+            "## PPO steps/s: evo_ensembles train_agent vs plain SB3 PPO, same Impala [16,32,32] network "
+            "(target ≥ 0.95)",
+            markdown_table(["game", "timesteps", "ours steps/s", "plain SB3 steps/s", "ratio"],
+                           [[pp["game"], pp["timesteps"], pp["ours_steps_per_s"], pp["plain_sb3_steps_per_s"],
+                             pp["ratio"]]])]
+    if "ensemble" in args.parts:
+        ens = payload["ensemble_forward"] = ensemble_forward(args.repeats * 4, device=args.device)
+        sections += [
+            f"## Ensemble action selection on {args.device}, K = 8, paper Impala [32,64,128] (target ≤ 0.5)",
+            markdown_table(["batch", "8 single forwards s", "one vmapped forward s", "ratio", "default (auto) s",
+                            "default ratio"],
+                           [[r["batch"], r["single_x8_seconds"], r["batched_seconds"], r["ratio"],
+                             r["default_seconds"], r["default_ratio"]] for r in ens])]
+    hdr = header()
+    hdr["commit"] = hdr["commit"] or os.environ.get("EVO_COMMIT")  # a copy without .git (GPU machine)
+    hw = hdr["hardware"]
     md = "\n\n".join([
-        f"# RL performance (P5), {args.threads} torch thread(s), medians of interleaved repeats",
-        "## ProcGen adapter vs raw gym3 (same actions; target ratio ≥ 0.95)",
-        markdown_table(["game", "envs", "raw steps/s", "adapter steps/s", "ratio"],
-                       [[r["game"], r["num_envs"], r["raw_steps_per_s"], r["adapter_steps_per_s"], r["ratio"]]
-                        for r in ad]),
-        "## PPO steps/s: evo_ensembles train_agent vs plain SB3 PPO, same Impala [16,32,32] network "
-        "(target ≥ 0.95)",
-        markdown_table(["game", "timesteps", "ours steps/s", "plain SB3 steps/s", "ratio"],
-                       [[pp["game"], pp["timesteps"], pp["ours_steps_per_s"], pp["plain_sb3_steps_per_s"],
-                         pp["ratio"]]]),
-        "## Ensemble action selection, K = 8, paper Impala [32,64,128] (target ≤ 0.5)",
-        markdown_table(["batch", "8 single forwards s", "one vmapped forward s", "ratio", "default (auto) s",
-                        "default ratio"],
-                       [[r["batch"], r["single_x8_seconds"], r["batched_seconds"], r["ratio"], r["default_seconds"],
-                         r["default_ratio"]] for r in ens]),
+        f"# RL performance (P5) on {hw.get('cuda') or hw.get('cpu')}, {args.threads} torch thread(s), "
+        "medians of interleaved repeats",
+        *sections,
+        f"Command: `{hdr['command']}`; commit {hdr['commit']}; {hdr['date']}.",
     ]) + "\n"
-    save("perf_rl", {**header(), "adapter": ad, "ppo": pp, "ensemble_forward": ens}, md)
+    name = args.name or ("perf_rl_cuda" if args.device.startswith("cuda") else "perf_rl")
+    save(name, {**hdr, **payload}, md)
 
 
 if __name__ == "__main__":

@@ -199,6 +199,8 @@ def _add_rl(sub) -> None:
     t.add_argument("--num-levels", type=int, default=0, help="ProcGen training levels (0 = unlimited)")
     t.add_argument("--start-level", type=int, default=0)
     t.add_argument("--checkpoint-every", type=int, default=100_000)
+    t.add_argument("--max-seconds", type=float, default=None,
+                   help="stop after this much training time (checkpointed; rerun to resume)")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--device", default="auto")
     t.add_argument("--threads", type=_positive_int, default=None)
@@ -223,7 +225,7 @@ def _add_rl(sub) -> None:
     e.add_argument("--action", choices=["sample", "argmax"], default="sample")
     e.add_argument("--n-envs", type=int, default=4)
     e.add_argument("--seed", type=int, default=0)
-    e.add_argument("--device", default="cpu")
+    e.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
     e.add_argument("--threads", type=_positive_int, default=None)
     e.add_argument("--out", required=True)
     e.add_argument("--quiet", action="store_true")
@@ -239,9 +241,11 @@ def _run_rl_train(args: argparse.Namespace) -> int:
     set_threads(args.threads)
     cfg = RLTrainConfig(env=args.env, preset=preset, timesteps=args.timesteps, seed=args.seed, n_envs=args.n_envs,
                         num_levels=args.num_levels, start_level=args.start_level,
-                        checkpoint_every=args.checkpoint_every, device=args.device)
+                        checkpoint_every=args.checkpoint_every, max_seconds=args.max_seconds,
+                        device=args.device)
     info = train_agent(cfg, args.out, progress=not args.quiet)
-    print(f"trained {info['env']} ({info['preset']['name']}) for {info['timesteps_done']} steps -> {args.out}")
+    status = "" if info["complete"] else f" of {info['timesteps_target']} (stopped by --max-seconds; rerun to resume)"
+    print(f"trained {info['env']} ({info['preset']['name']}) for {info['timesteps_done']} steps{status} -> {args.out}")
     return 0
 
 

@@ -3,8 +3,8 @@
 An agent directory holds ``agent.json`` (environment, preset, seed, timesteps done,
 normalisation statistics), ``agent.zip`` (SB3's own format: JSON + torch tensors, loaded
 with ``weights_only``), ``checkpoints/latest.{zip,json}`` (written every
-``checkpoint_every`` steps, atomically) and ``logs/`` (``progress.csv`` and TensorBoard
-events). Running the same training again resumes from the latest checkpoint.
+``checkpoint_every`` steps, atomically) and ``logs/`` (``progress.csv``, one row per
+rollout across resumed runs, and TensorBoard events). Running the same training again resumes from the latest checkpoint.
 
 Reward-normalisation statistics are stored as JSON numbers rather than SB3's pickled
 ``VecNormalize`` file, so loading an agent never unpickles anything.
@@ -16,6 +16,7 @@ Example:
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import time
@@ -51,6 +52,8 @@ class RLTrainConfig:
         n_envs: parallel environments (default: the preset's).
         num_levels, start_level: ProcGen training levels (0 = unlimited, as in the paper).
         checkpoint_every: steps between checkpoints (rounded up to whole rollouts).
+        max_seconds: stop after this much training wall time (at the next rollout boundary),
+            checkpoint and return; rerunning resumes. For preemptible or time-limited jobs.
         device: ``auto`` (CUDA when present), ``cpu`` or ``cuda``.
         overrides: :class:`Preset` fields to replace (e.g. ``{"impala_channels": (16, 32, 32)}``).
     """
@@ -63,6 +66,7 @@ class RLTrainConfig:
     num_levels: int = 0
     start_level: int = 0
     checkpoint_every: int = 100_000
+    max_seconds: float | None = None
     device: str = "auto"
     overrides: dict | None = None
 
@@ -74,6 +78,8 @@ class RLTrainConfig:
             raise UserError(f"--n-envs must be > 0, got {self.n_envs}")
         if self.checkpoint_every < 1:
             raise UserError(f"--checkpoint-every must be > 0, got {self.checkpoint_every}")
+        if self.max_seconds is not None and not self.max_seconds > 0:
+            raise UserError(f"--max-seconds must be > 0, got {self.max_seconds}")
         return get_preset(self.preset, self.env, **(self.overrides or {}))
 
 
@@ -130,6 +136,45 @@ class _Checkpoint(BaseCallback):
         save_checkpoint(self.model, self.directory / "latest", {**self.meta, "timesteps_done": self.num_timesteps})
 
 
+class _TimeLimit(BaseCallback):
+    """Stops ``learn`` once ``seconds`` have passed, at the first step of a new rollout.
+
+    Stopping at a rollout boundary wastes one vectorised step instead of a partial rollout.
+    """
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__()
+        self.seconds, self.start, self.expired = seconds, time.perf_counter(), False
+
+    def _on_rollout_start(self) -> None:
+        self.expired = time.perf_counter() - self.start >= self.seconds
+
+    def _on_step(self) -> bool:
+        return not self.expired
+
+
+def _merge_csv(target: Path, *sources: Path) -> None:
+    """Rows of ``sources`` (in order, union of their columns) into ``target``; sources removed."""
+    rows, fields = [], []
+    for src in sources:
+        if src.exists():
+            with src.open(newline="") as f:
+                reader = csv.DictReader(f)
+                fields += [k for k in reader.fieldnames or [] if k not in fields]
+                rows += list(reader)
+    if not fields:
+        return
+    tmp = target.with_name(target.name + ".tmp")
+    with tmp.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=fields)
+        writer.writeheader()
+        writer.writerows(rows)
+    os.replace(tmp, target)
+    for src in sources:
+        if src != target and src.exists():
+            src.unlink()
+
+
 def save_checkpoint(model: PPO, stem: Path, meta: dict) -> None:
     """``stem.zip`` (SB3) and ``stem.json`` (metadata + normalisation stats), atomically."""
     stem.parent.mkdir(parents=True, exist_ok=True)
@@ -171,15 +216,24 @@ def train_agent(cfg: RLTrainConfig, out: str | Path, *, progress: bool = True) -
         model = PPO(policy, env, policy_kwargs=policy_kwargs, seed=cfg.seed, verbose=0,
                     device=resolve_device(cfg.device), **preset.ppo)
     out.mkdir(parents=True, exist_ok=True)
-    model.set_logger(configure(str(out / "logs"), ["csv", "tensorboard"]))
+    # SB3 truncates progress.csv when it opens it: keep earlier runs' rows (resume) in
+    # history.csv while this run logs, and merge them back when it ends.
+    logs = out / "logs"
+    logs.mkdir(exist_ok=True)
+    _merge_csv(logs / "history.csv", logs / "history.csv", logs / "progress.csv")
+    model.set_logger(configure(str(logs), ["csv", "tensorboard"]))
     remaining = max(total - done, 0)
     t = time.perf_counter()
     if remaining:
         ckpt = _Checkpoint(out / "checkpoints", cfg.checkpoint_every, meta)
-        model.learn(remaining, callback=ckpt, reset_num_timesteps=done == 0, progress_bar=progress)
+        callbacks = [ckpt] if cfg.max_seconds is None else [ckpt, _TimeLimit(cfg.max_seconds)]
+        model.learn(remaining, callback=callbacks, reset_num_timesteps=done == 0, progress_bar=progress)
         ckpt.save()
     seconds = time.perf_counter() - t
-    info = {**meta, "timesteps_done": int(model.num_timesteps), "train_seconds_this_run": seconds,
+    model.logger.close()
+    _merge_csv(logs / "progress.csv", logs / "history.csv", logs / "progress.csv")
+    info = {**meta, "timesteps_done": int(model.num_timesteps), "complete": int(model.num_timesteps) >= total,
+            "train_seconds_this_run": seconds,
             "steps_per_second_this_run": (model.num_timesteps - done) / seconds if seconds > 0 else None,
             "normalization": normalization_state(env)}
     tmp = out / "agent.tmp.zip"

@@ -58,7 +58,7 @@ class RLEvalConfig:
     probe_steps: int = 1024
     action: str = "sample"
     n_envs: int = 4
-    device: str = "cpu"
+    device: str = "auto"
     threads: int | None = None
 
     def validate(self) -> None:
