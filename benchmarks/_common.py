@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import statistics
 import sys
 from pathlib import Path
@@ -14,9 +15,14 @@ RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def header() -> dict:
-    """Commit, hardware, versions, date and the exact command line."""
-    return {**provenance(), "command": " ".join(["python", *sys.argv]),
-            "date": dt.date.today().isoformat()}
+    """Commit, hardware, versions, date and the exact command line.
+
+    ``EVO_COMMIT`` overrides the commit: a copy of the tree run elsewhere (a GPU machine)
+    may carry no ``.git``, or a stale one.
+    """
+    prov = provenance()
+    prov["commit"] = os.environ.get("EVO_COMMIT") or prov["commit"]
+    return {**prov, "command": " ".join(["python", *sys.argv]), "date": dt.date.today().isoformat()}
 
 
 def save(name: str, payload: dict, markdown: str) -> None:

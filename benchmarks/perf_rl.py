@@ -15,7 +15,6 @@ Interleaved repeats, medians; one torch thread unless --threads.
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
 import statistics
 import tempfile
@@ -170,7 +169,6 @@ def main() -> None:
                            [[r["batch"], r["single_x8_seconds"], r["batched_seconds"], r["ratio"],
                              r["default_seconds"], r["default_ratio"]] for r in ens])]
     hdr = header()
-    hdr["commit"] = hdr["commit"] or os.environ.get("EVO_COMMIT")  # a copy without .git (GPU machine)
     hw = hdr["hardware"]
     md = "\n\n".join([
         f"# RL performance (P5) on {hw.get('cuda') or hw.get('cpu')}, {args.threads} torch thread(s), "

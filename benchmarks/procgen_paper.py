@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import os
 import time
 from pathlib import Path
 
@@ -100,7 +99,6 @@ def main() -> None:
                      f"{e['mean_return']:.2f} ± {e['std_return']:.2f}", f"{e['mean_return'] - p['mean_return']:+.2f}",
                      f"{res['sigma']:.4f}", p["episodes"], f"{seconds:.0f}"])
     hdr = header()
-    hdr["commit"] = hdr["commit"] or os.environ.get("EVO_COMMIT")  # the device copy has no .git
     hw = hdr["hardware"]
     machine = f"{hw.get('cuda') or 'CPU'} + {hw.get('cpu_count')} CPU cores"
     md = "\n\n".join([
