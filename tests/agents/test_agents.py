@@ -116,3 +116,30 @@ def test_ensemble_action_rule_and_batched_members(cartpole_agent):
     np.testing.assert_allclose(draws.mean(0), [0.8, 0.1], atol=0.03)
     r = run_episodes(ens, meta, episodes=3, n_envs=2)
     assert r["episodes"] == 3 and len(r["returns"]) == 3
+
+
+def test_time_limited_training_stops_checkpoints_and_resumes_with_one_log(tmp_path):
+    import csv
+
+    out = tmp_path / "timed"
+    cfg = RLTrainConfig("gym:CartPole-v1", "smoke", timesteps=10**7, checkpoint_every=64, max_seconds=0.3)
+    first = train_agent(cfg, out, progress=False)
+    assert not first["complete"] and 0 < first["timesteps_done"] < 10**7
+    second = train_agent(cfg, out, progress=False)
+    assert second["timesteps_done"] > first["timesteps_done"]  # resumed, not restarted
+    with (out / "logs" / "progress.csv").open() as f:
+        steps = [int(r["time/total_timesteps"]) for r in csv.DictReader(f)]
+    assert steps == sorted(steps) and steps[0] <= first["timesteps_done"] < steps[-1]  # both runs' rows
+    assert not (out / "logs" / "history.csv").exists()
+    with pytest.raises(UserError, match="max-seconds"):
+        RLTrainConfig("gym:CartPole-v1", "smoke", max_seconds=0).validate()
+
+
+def test_merge_csv_keeps_rows_in_order_and_unions_columns(tmp_path):
+    from evo_ensembles.agents.train import _merge_csv
+
+    a, b = tmp_path / "a.csv", tmp_path / "b.csv"
+    a.write_text("x,y\n1,2\n")
+    b.write_text("x,z\n3,4\n")
+    _merge_csv(a, a, b)
+    assert a.read_text().splitlines() == ["x,y,z", "1,2,", "3,,4"] and not b.exists()

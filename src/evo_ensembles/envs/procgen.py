@@ -76,7 +76,7 @@ class ProcgenVecEnv(VecEnv):
     def reset(self) -> np.ndarray:
         """The current observations. gym3 resets games itself; a fresh env starts at step 0."""
         _, obs, _ = self.gym3.observe()
-        return obs["rgb"].copy()
+        return obs["rgb"]  # gym3 already hands out a fresh copy (reuse_arrays=False)
 
     def step_async(self, actions: np.ndarray) -> None:
         self._actions = np.asarray(actions, dtype=np.int32).reshape(self.num_envs)
@@ -87,10 +87,10 @@ class ProcgenVecEnv(VecEnv):
         self.gym3.act(self._actions)
         reward, obs, first = self.gym3.observe()
         self._actions = None
-        infos = self.gym3.get_info()
-        out_infos = [{"level_seed": int(i.get("level_seed", -1)), "prev_level_seed": int(i.get("prev_level_seed", -1)),
-                      "prev_level_complete": bool(i.get("prev_level_complete", 0))} for i in infos]
-        return obs["rgb"].copy(), reward.astype(np.float32), first.astype(bool), out_infos
+        infos = [{"level_seed": int(i["level_seed"]), "prev_level_seed": int(i["prev_level_seed"]),
+                  "prev_level_complete": bool(i["prev_level_complete"])} for i in self.gym3.get_info()]
+        # gym3 returns fresh arrays (reuse_arrays=False), so no copy is needed here.
+        return obs["rgb"], reward.astype(np.float32, copy=False), first.astype(bool, copy=False), infos
 
     def close(self) -> None:
         self.gym3 = None  # the C env is freed with the object
