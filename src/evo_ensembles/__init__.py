@@ -9,6 +9,12 @@ Build a Sparse Subnetwork Ensemble from your own trained model::
     probs = ens.member_probs(data.test.x)                 # (M, B, C)
     print(ee.classification_metrics(ee.combine(probs), data.test.y))
 
+or a Stochastic Subnetwork Ensemble (children tuned with annealed random masks)::
+
+    specs = ee.make_child_specs(4, 0.5, partition=True, seed=0, kind="stochastic",
+                                anneal="temperature", t0=0.5, anneal_epochs=1)
+    ens = ee.anneal_and_tune(my_parent, specs, data.train, ee.TrainConfig(epochs=2))
+
 or a Noisy Subnetwork Ensemble, without training any child::
 
     res = ee.noisy_ensemble(my_parent, data.val.x, data.val.y, target_kl=0.02, popsize=16, top_k=8)
@@ -31,6 +37,7 @@ from .es import (
 )
 from .methods.noisy import NoisyEnsemble, noisy_ensemble
 from .methods.sparse import KeepPruned, prune_and_tune, prune_child, tune_child
+from .methods.stochastic import IterativePruning, StochasticMasks, anneal_and_tune, build_child
 from .metrics import (
     accuracy,
     brier,
@@ -41,20 +48,32 @@ from .metrics import (
 )
 from .models import available_models, build_model
 from .subnet import (
+    AnnealPlan,
     ChildSpec,
     InPlacePerturber,
+    anneal_plan,
+    anneal_value,
     apply_mask,
     eligible_parameters,
     make_child_specs,
     mask_density,
     pack_mask,
     partition_masks,
+    partition_probabilities,
     sample_mask,
     unpack_mask,
 )
 from .train import Callback, TrainConfig, fit, save_model
 
 __all__ = [
+    "AnnealPlan",
+    "IterativePruning",
+    "StochasticMasks",
+    "anneal_and_tune",
+    "anneal_plan",
+    "anneal_value",
+    "build_child",
+    "partition_probabilities",
     "InPlacePerturber",
     "noisy_ensemble",
     "NoisyEnsemble",

@@ -66,6 +66,35 @@ def _add_sparse(sub) -> None:
         "subnetworks, tune them briefly, and report parent vs ensemble.",
     )
     _add_common(p)
+    _add_children_flags(p)
+    p.set_defaults(func=_run_sparse)
+
+
+def _add_stochastic(sub) -> None:
+    p = sub.add_parser(
+        "stochastic",
+        help="Stochastic Subnetwork Ensemble (annealed random masks while tuning)",
+        description="The sparse pipeline, but each child tunes with a fresh Bernoulli(P) mask "
+        "on every forward pass, P annealed to its target subnetwork over --anneal-epochs; "
+        "afterwards it is an ordinary pruned child.",
+    )
+    _add_common(p, default_out="runs/stochastic")
+    _add_children_flags(p)
+    a = p.add_argument_group("annealing")
+    a.add_argument("--anneal", choices=["temperature", "temperature-symmetric", "random", "mog"],
+                   default="temperature",
+                   help="temperature: pruned weights start at probability T0 (default); random: "
+                   "P ~ U[0,1] (P and 1-P across a partition); mog: mixture-of-Gaussians P")
+    a.add_argument("--t0", type=_nonneg_float, default=0.5,
+                   help="start probability of pruned weights, in [0, 1] (default 0.5)")
+    a.add_argument("--anneal-epochs", type=int, default=1,
+                   help="epochs E_a over which P anneals, <= --child-epochs (default 1)")
+    a.add_argument("--schedule", choices=["linear", "cosine", "exp"], default="cosine",
+                   help="annealing schedule, stepped per batch (default cosine)")
+    p.set_defaults(func=_run_sparse)
+
+
+def _add_children_flags(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("children")
     g.add_argument("--children", type=_positive_int, default=4, help="ensemble size (default 4)")
     g.add_argument("--child-epochs", type=_positive_int, default=1)
@@ -87,11 +116,12 @@ def _add_sparse(sub) -> None:
     g.add_argument("--include-parent", action="store_true", help="the parent votes too")
     g.add_argument("--combine", choices=["mean", "vote"], default="mean")
     g.add_argument("--ece-bins", type=_positive_int, default=15)
-    p.set_defaults(func=_run_sparse)
 
 
 def _run_sparse(args: argparse.Namespace) -> int:
+    """``sparse`` and ``stochastic``: one pipeline, the config class picks the children."""
     from .recipes.sparse import SparseRunConfig, print_summary, run_sparse
+    from .recipes.stochastic import StochasticRunConfig
 
     density = args.density
     if density is None:
@@ -101,7 +131,12 @@ def _run_sparse(args: argparse.Namespace) -> int:
         from .train import read_meta
 
         model = read_meta(args.parent).get("model")
-    cfg = SparseRunConfig(
+    extra = {}
+    if args.command == "stochastic":
+        extra = {"anneal": args.anneal, "t0": args.t0, "anneal_epochs": args.anneal_epochs,
+                 "anneal_schedule": args.schedule}
+    cls = StochasticRunConfig if args.command == "stochastic" else SparseRunConfig
+    cfg = cls(
         dataset=args.dataset, model=model or "lenet-s", parent_epochs=args.parent_epochs,
         children=args.children, child_epochs=args.child_epochs, density=density,
         partition=args.partition, k=args.k, structured=args.structured, scope=args.scope,
@@ -109,7 +144,7 @@ def _run_sparse(args: argparse.Namespace) -> int:
         batch_size=args.batch_size, seed=args.seed, subset=args.subset,
         val_fraction=args.val_fraction, data_root=args.data_root, augment=args.augment,
         include_parent=args.include_parent, combine=args.combine, ece_bins=args.ece_bins,
-        device=args.device, threads=args.threads, parent=args.parent,
+        device=args.device, threads=args.threads, parent=args.parent, **extra,
     )
     results = run_sparse(cfg, args.out, progress=not args.quiet)
     print(print_summary(results))
@@ -270,6 +305,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     _add_sparse(sub)
+    _add_stochastic(sub)
     _add_noisy(sub)
     _add_rl(sub)
     return parser

@@ -42,6 +42,11 @@ class KeepPruned(Callback):
         self.params = dict(params)
         self.pruned = {n: ~m.to(self.params[n].device) for n, m in mask.items()}
 
+    @property
+    def mask(self) -> Mask:
+        """The weights kept (the complement of the pruned ones)."""
+        return {n: ~p for n, p in self.pruned.items()}
+
     @torch.no_grad()
     def _zero(self) -> None:
         for n, pruned in self.pruned.items():
@@ -84,6 +89,22 @@ def tune_child(
     return fit(child, train, cfg, callbacks=callbacks, **fit_kwargs)
 
 
+def steps_per_epoch(train_size: int, batch_size: int) -> int:
+    """Optimizer steps in one epoch of :func:`fit` (its loader keeps the last short batch)."""
+    return -(-int(train_size) // int(batch_size))
+
+
+ChildFactory = Callable[..., tuple[nn.Module, KeepPruned]]
+
+
+def pruned_child(
+    parent: nn.Module, spec: ChildSpec, cfg: TrainConfig, steps: int, *, eligible: Mapping | None = None
+) -> tuple[nn.Module, KeepPruned]:
+    """The default child factory: a one-shot pruned copy and its :class:`KeepPruned`."""
+    child, mask = prune_child(parent, spec, eligible=eligible)
+    return child, KeepPruned(eligible_parameters(child, **(eligible or {})), mask)
+
+
 def child_train_config(cfg: TrainConfig, base_seed: int, index: int) -> TrainConfig:
     """Each child sees its own data order: its tuning seed is derived from (seed, index)."""
     return replace(cfg, seed=derive_seed(base_seed, 2, index) % (2**31))
@@ -104,6 +125,7 @@ def prune_and_tune(
     checkpoint_dir: str | Path | None = None,
     on_child: Callable[[int, nn.Module, TrainResult], None] | None = None,
     ensemble: Ensemble | None = None,
+    child_factory: ChildFactory | None = None,
 ) -> Ensemble:
     """Build (or grow) a Sparse Subnetwork Ensemble from a trained ``parent``.
 
@@ -113,13 +135,15 @@ def prune_and_tune(
     """
     ens = ensemble if ensemble is not None else Ensemble(parent=parent, include_parent=include_parent)
     start = len(ens)
+    factory = child_factory or pruned_child
+    steps = steps_per_epoch(len(train), cfg.batch_size)
     for i, spec in enumerate(specs):
-        child, mask = prune_child(parent, spec, eligible=eligible)
-        ckpt = Path(checkpoint_dir) / f"child_{start + i}" if checkpoint_dir is not None else None
-        result = tune_child(child, mask, train, child_train_config(cfg, cfg.seed, start + i),
-                            eligible=eligible, val=val, augment=augment, device=device,
-                            progress=progress, checkpoint_dir=ckpt,
-                            desc=f"child {start + i + 1}")
+        child, keeper = factory(parent, spec, cfg, steps, eligible=eligible)
+        resumable = checkpoint_dir is not None and getattr(keeper, "resumable", True)
+        ckpt = Path(checkpoint_dir) / f"child_{start + i}" if resumable else None
+        result = fit(child, train, child_train_config(cfg, cfg.seed, start + i), callbacks=[keeper],
+                     val=val, augment=augment, device=device, progress=progress,
+                     checkpoint_dir=ckpt, desc=f"child {start + i + 1}")
         ens.add(child, spec.to_dict())
         if on_child is not None:
             on_child(start + i, child, result)

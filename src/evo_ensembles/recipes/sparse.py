@@ -18,18 +18,18 @@ from __future__ import annotations
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from ..data import load_dataset
 from ..devices import resolve_device, set_threads
 from ..ensemble import COMBINE_METHODS
 from ..errors import UserError
-from ..methods.sparse import child_train_config, prune_child, tune_child
+from ..methods.sparse import child_train_config, pruned_child, steps_per_epoch
 from ..metrics import DEFAULT_ECE_BINS
 from ..models import build_model
 from ..reporting import markdown_table, plot_heatmap, plot_member_accuracy, text_table
 from ..subnet import ChildSpec, make_child_specs, mask_density
-from ..train import TrainConfig, load_state_into, load_tensors, read_meta, save_model
+from ..train import TrainConfig, fit, load_state_into, load_tensors, read_meta, save_model
 from ..train.checkpoint import write_json, write_text
 from .common import (
     check_output_dir,
@@ -89,6 +89,10 @@ class SparseRunConfig:
     threads: int | None = None
     parent: str | None = None
 
+    # What a subclass changes to run another tuned-children method through this recipe.
+    METHOD: ClassVar[str] = "sparse"
+    TITLE: ClassVar[str] = "Sparse Subnetwork Ensemble"
+
     def validate(self) -> None:
         """Check every value a user can get wrong, before any work or file is made."""
         if not 0.0 < self.density <= 1.0:
@@ -121,12 +125,24 @@ class SparseRunConfig:
         return make_child_specs(self.children, self.density, partition=self.partition, k=self.k,
                                 seed=self.seed, structured=self.structured, scope=self.scope)
 
+    def build_child(self, parent, spec: ChildSpec, steps: int):
+        """A copy of ``parent`` for ``spec`` and the callback that keeps it sparse."""
+        return pruned_child(parent, spec, self.child_train_config(), steps)
+
+    def extra_results(self) -> dict[str, Any]:
+        """Method-specific keys added to results.json (none for ``sparse``)."""
+        return {}
+
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
 def run_sparse(cfg: SparseRunConfig, out: str | Path, *, progress: bool = True) -> dict[str, Any]:
-    """Run the whole Prune-and-Tune pipeline; returns the results dict also saved to disk."""
+    """Run the whole Prune-and-Tune pipeline; returns the results dict also saved to disk.
+
+    ``cfg`` may be a subclass (e.g. ``StochasticRunConfig``): its ``build_child``,
+    ``METHOD``, ``TITLE`` and ``extra_results`` make the same pipeline another method.
+    """
     t_start = time.perf_counter()
     cfg.validate()
     out = check_output_dir(out)
@@ -160,7 +176,7 @@ def run_sparse(cfg: SparseRunConfig, out: str | Path, *, progress: bool = True) 
     eval_s = time.perf_counter() - t_eval
 
     results: dict[str, Any] = {
-        "method": "sparse",
+        "method": cfg.METHOD,
         "split": "test",
         "ece_bins": cfg.ece_bins,
         "parent": test["parent"],
@@ -182,34 +198,36 @@ def run_sparse(cfg: SparseRunConfig, out: str | Path, *, progress: bool = True) 
             "total_seconds": time.perf_counter() - t_start,
             "note": "train seconds count work done in this invocation (0 when reused)",
         },
+        **cfg.extra_results(),
         **provenance(),
     }
-    _write_outputs(out, results)
+    _write_outputs(out, results, cfg.TITLE)
     return results
 
 
 def _children(out, cfg, parent, model_name, data, specs, device, progress):
-    """Prune and tune each child, reusing children already saved in ``out``."""
+    """Build and tune each child, reusing children already saved in ``out``."""
     child_dir = out / "checkpoints" / "children"
     tune_cfg = cfg.child_train_config()
+    steps = steps_per_epoch(len(data.train), tune_cfg.batch_size)
     children, densities, seconds = [], [], []
     for i, spec in enumerate(specs):
         path = child_dir / f"child_{i}.safetensors"
         key = {"descriptor": spec.to_dict(), "tune": tune_cfg.to_dict(), "parent": str(parent_key(out))}
-        child, mask = prune_child(parent, spec)
+        child, keeper = cfg.build_child(parent, spec, steps)
         if path.is_file() and read_meta(path).get("run_key") == key:
             load_state_into(child, load_tensors(path), str(path))
             seconds.append(0.0)
         else:
-            res = tune_child(child, mask, data.train, child_train_config(tune_cfg, cfg.seed, i),
-                             val=data.val, augment=data.augment, device=device,
-                             checkpoint_dir=child_dir / f"child_{i}_resume", progress=progress,
-                             desc=f"child {i + 1}/{len(specs)}")
+            resume = child_dir / f"child_{i}_resume" if getattr(keeper, "resumable", True) else None
+            res = fit(child, data.train, child_train_config(tune_cfg, cfg.seed, i), callbacks=[keeper],
+                      val=data.val, augment=data.augment, device=device, checkpoint_dir=resume,
+                      progress=progress, desc=f"child {i + 1}/{len(specs)}")
             save_model(path, child, {**model_meta(model_name, data), "run_key": key,
                                      "descriptor": spec.to_dict(), "history": res.history})
             seconds.append(res.seconds)
         children.append(child)
-        densities.append(mask_density(mask))
+        densities.append(mask_density(keeper.mask))
     return children, densities, seconds
 
 
@@ -230,16 +248,17 @@ def summary_rows(results: dict[str, Any]) -> list[list[object]]:
 SUMMARY_HEADERS = ["model", "accuracy", "NLL", "ECE", "Brier"]
 
 
-def _report(results: dict[str, Any]) -> str:
+def _report(results: dict[str, Any], title: str) -> str:
     cfg = results["config"]
     members = [[i + 1, m["accuracy"], m["nll"], m["ece"], m["density"], m["descriptor"]["part"]
                 if m["descriptor"]["k"] else "-"] for i, m in enumerate(results["members"])]
     div = results["diversity"]
     return "\n\n".join([
-        f"# Sparse Subnetwork Ensemble — {cfg['model']} on {cfg['dataset']}",
+        f"# {title} — {cfg['model']} on {cfg['dataset']}",
         f"Test split, {results['data']['sizes']['test']} examples; ECE with {results['ece_bins']} "
         f"equal-width bins; seed {results['seed']}; commit {results['commit']}.",
         markdown_table(SUMMARY_HEADERS, summary_rows(results)),
+        *([f"Annealing: {results['annealing']}"] if "annealing" in results else []),
         "## Members",
         markdown_table(["member", "accuracy", "NLL", "ECE", "density", "partition part"], members),
         "## Diversity (off-diagonal means over member pairs)",
@@ -251,7 +270,7 @@ def _report(results: dict[str, Any]) -> str:
     ]) + "\n"
 
 
-def _write_outputs(out: Path, results: dict[str, Any]) -> None:
+def _write_outputs(out: Path, results: dict[str, Any], title: str) -> None:
     figs = out / "figures"
     plot_member_accuracy(figs / "member_accuracy.png", [m["accuracy"] for m in results["members"]],
                          results["parent"]["accuracy"], results["ensemble"]["accuracy"],
@@ -259,7 +278,7 @@ def _write_outputs(out: Path, results: dict[str, Any]) -> None:
     if len(results["members"]) > 1:
         plot_heatmap(figs / "disagreement.png", results["diversity"]["matrices"]["disagreement"],
                      "prediction disagreement", "fraction of test inputs")
-    write_text(out / "report.md", _report(results))
+    write_text(out / "report.md", _report(results, title))
     write_json(out / "results.json", results)
 
 

@@ -1,5 +1,6 @@
 """Subnetworks: masks, partitions, child descriptors and perturbations (pure tensor code)."""
 
+from .anneal import ANNEAL_SCHEDULES, anneal_value, remaining_fraction
 from .descriptor import KINDS, ChildSpec, derive_seed, make_child_specs
 from .masks import (
     Mask,
@@ -16,8 +17,35 @@ from .masks import (
 )
 from .noise import InPlacePerturber, add_noise_, noise_delta, noisy_child, sample_noise
 from .prune import apply_mask, masked_fraction_zero
+from .stochastic import (
+    ANNEALS,
+    AnnealPlan,
+    anneal_plan,
+    check_probability_partition,
+    mog_probabilities,
+    partition_probabilities,
+    partition_targets,
+    sample_bernoulli,
+    targets_from_probabilities,
+    temperature_start,
+    uniform_probabilities,
+)
 
 __all__ = [
+    "ANNEALS",
+    "ANNEAL_SCHEDULES",
+    "AnnealPlan",
+    "anneal_plan",
+    "anneal_value",
+    "check_probability_partition",
+    "mog_probabilities",
+    "partition_probabilities",
+    "partition_targets",
+    "remaining_fraction",
+    "sample_bernoulli",
+    "targets_from_probabilities",
+    "temperature_start",
+    "uniform_probabilities",
     "KINDS",
     "ChildSpec",
     "InPlacePerturber",

@@ -24,7 +24,9 @@ import numpy as np
 import torch
 
 from ..errors import UserError
+from .anneal import ANNEAL_SCHEDULES
 from .masks import Mask, partition_masks, sample_mask
+from .stochastic import ANNEALS, check_t0
 
 KINDS = ("prune", "noise", "stochastic")
 
@@ -49,7 +51,16 @@ class ChildSpec:
         scope: ``"local"`` (layerwise) or ``"global"`` budget.
         selection: ``"random"`` or ``"magnitude"``.
         sign, sigma, noise_seed, mu: the noisy method's mirrored Gaussian perturbation
-            ``W + sign · N∘M`` with N ~ Normal(mu, sigma²) drawn from ``noise_seed``.
+            ``W + sign · N∘M`` with N ~ Normal(mu, sigma²) drawn from ``noise_seed``. For
+            ``kind="stochastic"`` ``noise_seed`` seeds the per-step Bernoulli masks instead
+            (``None``: derived from ``mask_seed`` and ``part``).
+        anneal, t0, anneal_epochs, anneal_schedule: the stochastic method (SPEC §4): how
+            ``P`` starts (``"temperature"``, ``"temperature-symmetric"``, ``"random"``,
+            ``"mog"``), the start temperature T0 in [0, 1], the annealing epochs E_a >= 1
+            and the schedule (``"linear"``, ``"cosine"``, ``"exp"``).
+        prune_epochs: E_p for iterative pruning of a ``"prune"`` child: an equal share of
+            the pruned weights is removed at the start of each of the first E_p tuning
+            epochs; 0 prunes in one shot.
     """
 
     kind: str
@@ -64,6 +75,11 @@ class ChildSpec:
     sigma: float = 0.0
     noise_seed: int | None = None
     mu: float = 0.0
+    anneal: str | None = None
+    t0: float = 0.5
+    anneal_epochs: int = 1
+    anneal_schedule: str = "cosine"
+    prune_epochs: int = 0
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -76,6 +92,21 @@ class ChildSpec:
             raise UserError(f"sign must be +1 or -1, got {self.sign}")
         if not self.sigma >= 0.0:
             raise UserError(f"sigma must be >= 0, got {self.sigma}")
+        check_t0(self.t0)
+        if int(self.anneal_epochs) != self.anneal_epochs or self.anneal_epochs < 1:
+            raise UserError(f"annealing epochs must be a positive integer, got {self.anneal_epochs}")
+        if self.anneal_schedule not in ANNEAL_SCHEDULES:
+            raise UserError(f"unknown annealing schedule {self.anneal_schedule!r}; "
+                            f"choose from {ANNEAL_SCHEDULES}")
+        if int(self.prune_epochs) != self.prune_epochs or self.prune_epochs < 0:
+            raise UserError(f"pruning epochs must be a non-negative integer, got {self.prune_epochs}")
+        if self.kind == "stochastic" and self.anneal not in ANNEALS:
+            raise UserError(f"a stochastic child needs anneal in {ANNEALS}, got {self.anneal!r}")
+        if self.kind != "stochastic" and self.anneal is not None:
+            raise UserError(f"only stochastic children anneal (kind={self.kind!r}, anneal={self.anneal!r})")
+        if self.prune_epochs and (self.kind != "prune" or self.k is not None):
+            raise UserError("iterative pruning (prune_epochs > 0) needs kind='prune' and an "
+                            "independent mask (no partition)")
 
     def mask(self, params: Mapping[str, torch.Tensor]) -> Mask:
         """Regenerate this child's mask over ``params`` (eligible parameters of the parent)."""
@@ -84,11 +115,17 @@ class ChildSpec:
         return sample_mask(params, self.density, seed=self.mask_seed, structured=self.structured,
                            scope=self.scope, selection=self.selection)
 
+    @property
+    def bernoulli_seed(self) -> int:
+        """Seed of a stochastic child's per-step Bernoulli masks."""
+        return self.noise_seed if self.noise_seed is not None else derive_seed(self.mask_seed, 3, self.part)
+
     def to_dict(self) -> dict:
         return asdict(self)
 
     @classmethod
     def from_dict(cls, d: Mapping) -> ChildSpec:
+        """Inverse of :meth:`to_dict`; descriptors written before a field existed get its default."""
         names = {f.name for f in fields(cls)}
         unknown = set(d) - names
         if unknown:
@@ -107,8 +144,12 @@ def make_child_specs(
     structured: bool = False,
     scope: str = "local",
     selection: str = "random",
+    **extra,
 ) -> list[ChildSpec]:
     """``n`` child descriptors: independent random masks, or ``k``-way neural partitions.
+
+    ``extra`` holds further :class:`ChildSpec` fields shared by all children, e.g.
+    ``kind="stochastic", anneal="temperature", t0=0.5, anneal_epochs=3``.
 
     With ``partition=True`` consecutive groups of ``k`` children share a partition seed and
     take its groups in turn, so their masks are disjoint and cover every weight; the density
@@ -126,11 +167,11 @@ def make_child_specs(
             raise UserError("neural partitions are random; selection must be 'random'")
         return [
             ChildSpec(kind=kind, mask_seed=derive_seed(seed, 1, i // k), density=1.0 / k, k=k,
-                      part=i % k, structured=structured, scope=scope)
+                      part=i % k, structured=structured, scope=scope, **extra)
             for i in range(n)
         ]
     return [
         ChildSpec(kind=kind, mask_seed=derive_seed(seed, 1, i), density=density, structured=structured,
-                  scope=scope, selection=selection)
+                  scope=scope, selection=selection, **extra)
         for i in range(n)
     ]

@@ -1,0 +1,111 @@
+import json
+import os
+
+import pytest
+
+from evo_ensembles.cli import main
+
+FASHION_DIR = os.path.join(
+    os.environ.get("EVO_ENSEMBLES_DATA_ROOT", "/usr/share/datasets"), "fashion-mnist"
+)
+needs_fashion = pytest.mark.skipif(
+    not os.path.exists(os.path.join(FASHION_DIR, "train-images-idx3-ubyte.gz")),
+    reason="Fashion-MNIST not installed (apt-get install dataset-fashion-mnist)",
+)
+
+TINY = [
+    "--model",
+    "lenet-5",
+    "--subset",
+    "300",
+    "--parent-epochs",
+    "1",
+    "--children",
+    "2",
+    "--child-epochs",
+    "2",
+    "--quiet",
+    "--threads",
+    "1",
+]
+
+
+@needs_fashion
+def test_end_to_end_stochastic_run(tmp_path, capsys):
+    out = tmp_path / "run"
+    code = main(
+        [
+            "stochastic",
+            *TINY,
+            "--anneal",
+            "random",
+            "--t0",
+            "0.4",
+            "--anneal-epochs",
+            "1",
+            "--schedule",
+            "exp",
+            "--out",
+            str(out),
+        ]
+    )
+    io = capsys.readouterr()
+    assert code == 0, io.err
+    res = json.loads((out / "results.json").read_text())
+    assert res["method"] == "stochastic"
+    assert res["annealing"] == {
+        "anneal": "random",
+        "t0": 0.4,
+        "anneal_epochs": 1,
+        "schedule": "exp",
+    }
+    assert [m["descriptor"]["kind"] for m in res["members"]] == ["stochastic", "stochastic"]
+    assert [m["density"] for m in res["members"]] == pytest.approx([0.5, 0.5], abs=0.03)
+    # Same keys as `sparse`, plus the annealing settings.
+    sparse_out = tmp_path / "sparse"
+    assert (
+        main(
+            [
+                "sparse",
+                *TINY,
+                "--parent",
+                str(out / "checkpoints" / "parent.safetensors"),
+                "--out",
+                str(sparse_out),
+            ]
+        )
+        == 0
+    )
+    sparse = json.loads((sparse_out / "results.json").read_text())
+    assert set(res) - set(sparse) == {"annealing"} and set(sparse) <= set(res)
+    assert (out / "report.md").read_text().startswith("# Stochastic Subnetwork Ensemble")
+
+
+@needs_fashion
+@pytest.mark.parametrize(
+    "bad",
+    [
+        ["--t0", "1.5"],
+        ["--t0", "-0.1"],
+        ["--anneal-epochs", "0"],
+        ["--anneal-epochs", "-1"],
+        ["--anneal-epochs", "3"],  # longer than --child-epochs 2
+        ["--density", "1.0", "--no-partition", "--density", "0"],
+        ["--density", "1.5", "--no-partition"],
+        ["--anneal", "random", "--structured"],
+    ],
+)
+def test_bad_input_exits_2_with_nothing_written(tmp_path, capsys, bad):
+    out = tmp_path / "out"
+    code = main(["stochastic", *TINY, *bad, "--out", str(out)])
+    err = capsys.readouterr().err
+    assert code == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("evo-ensembles: error:"), err
+    assert not out.exists()
+
+
+def test_argparse_rejects_unknown_anneal(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["stochastic", "--anneal", "sideways"])
+    assert e.value.code == 2
