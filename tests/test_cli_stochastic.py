@@ -109,3 +109,29 @@ def test_argparse_rejects_unknown_anneal(capsys):
     with pytest.raises(SystemExit) as e:
         main(["stochastic", "--anneal", "sideways"])
     assert e.value.code == 2
+
+
+@needs_fashion
+def test_pruning_baselines_from_the_sparse_command(tmp_path, capsys):
+    out = tmp_path / "iterative"
+    argv = ["sparse", *TINY, "--no-partition", "--density", "0.3", "--selection", "magnitude"]
+    assert main([*argv, "--prune-epochs", "2", "--out", str(out)]) == 0, capsys.readouterr().err
+    res = json.loads((out / "results.json").read_text())
+    for m in res["members"]:
+        assert m["descriptor"]["prune_epochs"] == 2 and m["descriptor"]["selection"] == "magnitude"
+        assert m["density"] == pytest.approx(0.3, abs=0.01)  # the target reached by the last epoch
+    assert res["config"]["prune_epochs"] == 2
+
+
+@needs_fashion
+@pytest.mark.parametrize("bad", [
+    ["--prune-epochs", "1"],  # iterative pruning with a partition
+    ["--no-partition", "--prune-epochs", "3"],  # longer than --child-epochs 2
+    ["--no-partition", "--prune-epochs", "-1"],
+    ["--selection", "magnitude"],  # magnitude masks cannot partition
+])
+def test_bad_baseline_flags_exit_2(tmp_path, capsys, bad):
+    out = tmp_path / "out"
+    assert main(["sparse", *TINY, *bad, "--out", str(out)]) == 2
+    assert capsys.readouterr().err.startswith("evo-ensembles: error:")
+    assert not out.exists()

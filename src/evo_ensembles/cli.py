@@ -107,6 +107,12 @@ def _add_children_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--k", type=int, default=2, help="partition size (default 2: mask/anti-mask)")
     g.add_argument("--structured", action="store_true", help="prune whole neurons/filters")
     g.add_argument("--scope", choices=["local", "global"], default="local")
+    g.add_argument("--selection", choices=["random", "magnitude"], default="random",
+                   help="which weights a child keeps: random, or the largest |W| (L1 pruning; "
+                   "needs --no-partition)")
+    g.add_argument("--prune-epochs", type=int, default=0,
+                   help="0: one-shot pruning (default); E_p > 0: iterative pruning, an equal share at "
+                   "the start of each of the first E_p epochs (sparse only, needs --no-partition)")
     g.add_argument("--tune", choices=["one-cycle", "constant"], default="one-cycle")
     g.add_argument("--optimizer", choices=["adam", "sgd"], default="adam")
     g.add_argument("--lr", type=float, default=1e-3, help="parent learning rate (default 1e-3)")
@@ -140,7 +146,7 @@ def _run_sparse(args: argparse.Namespace) -> int:
         dataset=args.dataset, model=model or "lenet-s", parent_epochs=args.parent_epochs,
         children=args.children, child_epochs=args.child_epochs, density=density,
         partition=args.partition, k=args.k, structured=args.structured, scope=args.scope,
-        tune=args.tune, optimizer=args.optimizer, lr=args.lr, child_lr=args.child_lr,
+        selection=args.selection, prune_epochs=args.prune_epochs, tune=args.tune, optimizer=args.optimizer, lr=args.lr, child_lr=args.child_lr,
         batch_size=args.batch_size, seed=args.seed, subset=args.subset,
         val_fraction=args.val_fraction, data_root=args.data_root, augment=args.augment,
         include_parent=args.include_parent, combine=args.combine, ece_bins=args.ece_bins,

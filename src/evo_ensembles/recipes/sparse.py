@@ -55,6 +55,10 @@ class SparseRunConfig:
         density: fraction of eligible weights each child keeps (1/k with ``partition``).
         partition, k: neural partitioning into k disjoint subnetworks (k=2: mask/anti-mask).
         structured, scope: neuron/filter masks; layerwise ("local") or "global" budget.
+        selection: ``random`` masks, or ``magnitude`` (keep the largest |W|; independent
+            masks only) — the L1 pruning baseline.
+        prune_epochs: 0 prunes in one shot; E_p > 0 prunes iteratively, an equal share at
+            the start of each of the first E_p tuning epochs (independent masks only).
         tune: child schedule, ``one-cycle`` (peak ``child_lr``) or ``constant``.
         optimizer, lr: for the parent and children; ``child_lr`` defaults to ``lr``.
         include_parent, combine: the parent votes too; ``mean`` of probabilities or ``vote``.
@@ -72,6 +76,8 @@ class SparseRunConfig:
     k: int = 2
     structured: bool = False
     scope: str = "local"
+    selection: str = "random"
+    prune_epochs: int = 0
     tune: str = "one-cycle"
     optimizer: str = "adam"
     lr: float = 1e-3
@@ -110,8 +116,12 @@ class SparseRunConfig:
         if self.partition and abs(self.density - 1.0 / self.k) > 1e-9:
             raise UserError(f"with --partition each child keeps 1/k of the weights: use "
                             f"--density {1 / self.k:.4g} for k={self.k}, or --no-partition")
+        if self.prune_epochs < 0 or self.prune_epochs > self.child_epochs:
+            raise UserError(f"--prune-epochs must be in [0, --child-epochs={self.child_epochs}], "
+                            f"got {self.prune_epochs}")
         self.parent_train_config()
         self.child_train_config()
+        self.child_specs()  # descriptor-level checks (e.g. magnitude or iterative with a partition)
 
     def parent_train_config(self) -> TrainConfig:
         return parent_train_config(self.parent_epochs, self.lr, self.optimizer, self.batch_size, self.seed)
@@ -122,11 +132,17 @@ class SparseRunConfig:
                            batch_size=self.batch_size, seed=self.seed)
 
     def child_specs(self) -> list[ChildSpec]:
+        extra = {"prune_epochs": self.prune_epochs} if self.prune_epochs else {}
         return make_child_specs(self.children, self.density, partition=self.partition, k=self.k,
-                                seed=self.seed, structured=self.structured, scope=self.scope)
+                                seed=self.seed, structured=self.structured, scope=self.scope,
+                                selection=self.selection, **extra)
 
     def build_child(self, parent, spec: ChildSpec, steps: int):
         """A copy of ``parent`` for ``spec`` and the callback that keeps it sparse."""
+        if spec.prune_epochs:  # iterative pruning: the weights go during tuning, not up front
+            from ..methods.stochastic import build_child
+
+            return build_child(parent, spec, self.child_train_config(), steps)
         return pruned_child(parent, spec, self.child_train_config(), steps)
 
     def extra_results(self) -> dict[str, Any]:

@@ -81,6 +81,7 @@ class StochasticRunConfig(SparseRunConfig):
             seed=self.seed,
             structured=self.structured,
             scope=self.scope,
+            selection=self.selection,
             kind="stochastic",
             anneal=self.anneal,
             t0=self.t0,
