@@ -278,6 +278,7 @@ def plot(rows: list[dict], path: Path) -> None:
         ax.set_xlabel("sparsity")
         ax.set_ylabel("test accuracy")
         ax.legend(fontsize=7)
+    fig.tight_layout()
     _save(fig, path)
 
 
