@@ -12,6 +12,7 @@ from pathlib import Path
 
 from . import __version__
 from .errors import UserError
+from .subnet import ANNEAL_SCHEDULES, ANNEALS
 
 
 def _positive_int(text: str) -> int:
@@ -81,7 +82,7 @@ def _add_stochastic(sub) -> None:
     _add_common(p, default_out="runs/stochastic")
     _add_children_flags(p)
     a = p.add_argument_group("annealing")
-    a.add_argument("--anneal", choices=["temperature", "temperature-symmetric", "random", "mog"],
+    a.add_argument("--anneal", choices=ANNEALS,
                    default="temperature",
                    help="temperature: pruned weights start at probability T0 (default); random: "
                    "P ~ U[0,1] (P and 1-P across a partition); mog: mixture-of-Gaussians P")
@@ -89,7 +90,7 @@ def _add_stochastic(sub) -> None:
                    help="start probability of pruned weights, in [0, 1] (default 0.5)")
     a.add_argument("--anneal-epochs", type=int, default=1,
                    help="epochs E_a over which P anneals, <= --child-epochs (default 1)")
-    a.add_argument("--schedule", choices=["linear", "cosine", "exp"], default="cosine",
+    a.add_argument("--schedule", choices=ANNEAL_SCHEDULES, default="cosine",
                    help="annealing schedule, stepped per batch (default cosine)")
     p.set_defaults(func=_run_sparse)
 

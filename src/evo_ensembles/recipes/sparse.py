@@ -24,7 +24,8 @@ from ..data import load_dataset
 from ..devices import resolve_device, set_threads
 from ..ensemble import COMBINE_METHODS
 from ..errors import UserError
-from ..methods.sparse import child_train_config, pruned_child, steps_per_epoch
+from ..methods.sparse import child_train_config, steps_per_epoch
+from ..methods.stochastic import build_child
 from ..metrics import DEFAULT_ECE_BINS
 from ..models import build_model
 from ..reporting import markdown_table, plot_heatmap, plot_member_accuracy, text_table
@@ -138,12 +139,8 @@ class SparseRunConfig:
                                 selection=self.selection, **extra)
 
     def build_child(self, parent, spec: ChildSpec, steps: int):
-        """A copy of ``parent`` for ``spec`` and the callback that keeps it sparse."""
-        if spec.prune_epochs:  # iterative pruning: the weights go during tuning, not up front
-            from ..methods.stochastic import build_child
-
-            return build_child(parent, spec, self.child_train_config(), steps)
-        return pruned_child(parent, spec, self.child_train_config(), steps)
+        """A copy of ``parent`` for ``spec`` and its callback (one-shot, iterative or stochastic)."""
+        return build_child(parent, spec, self.child_train_config(), steps)
 
     def extra_results(self) -> dict[str, Any]:
         """Method-specific keys added to results.json (none for ``sparse``)."""

@@ -22,7 +22,6 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from ..errors import UserError
-from ..methods.stochastic import build_child
 from ..subnet import ANNEAL_SCHEDULES, ANNEALS, ChildSpec, make_child_specs
 from .sparse import SparseRunConfig, print_summary, run_sparse
 
@@ -88,9 +87,6 @@ class StochasticRunConfig(SparseRunConfig):
             anneal_epochs=self.anneal_epochs,
             anneal_schedule=self.anneal_schedule,
         )
-
-    def build_child(self, parent, spec: ChildSpec, steps: int):
-        return build_child(parent, spec, self.child_train_config(), steps)
 
     def extra_results(self) -> dict[str, Any]:
         return {
