@@ -32,6 +32,19 @@ def _nonneg_float(text: str) -> float:
         raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
 
 
+def _layer_list(text: str) -> tuple[str, ...]:
+    items = tuple(t.strip() for t in text.split(",") if t.strip())
+    if not items:
+        raise argparse.ArgumentTypeError(f"expected layer names such as first,last; got {text!r}")
+    return items
+
+
+def _add_dense_layers(g, what: str) -> None:
+    g.add_argument("--dense-layers", type=_layer_list, default=(), metavar="LAYERS",
+                   help=f"pruning scope: comma-separated layers every child {what}: first, last "
+                   "or name prefixes (e.g. first,last; default: none)")
+
+
 def _add_common(p: argparse.ArgumentParser, default_out: str = "runs/sparse") -> None:
     g = p.add_argument_group("data and model")
     g.add_argument("--dataset", default="fashion-mnist",
@@ -108,6 +121,7 @@ def _add_children_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--k", type=int, default=2, help="partition size (default 2: mask/anti-mask)")
     g.add_argument("--structured", action="store_true", help="prune whole neurons/filters")
     g.add_argument("--scope", choices=["local", "global"], default="local")
+    _add_dense_layers(g, "keeps exactly as the parent's")
     g.add_argument("--selection", choices=["random", "magnitude"], default="random",
                    help="which weights a child keeps: random, or the largest |W| (L1 pruning; "
                    "needs --no-partition)")
@@ -151,7 +165,8 @@ def _run_sparse(args: argparse.Namespace) -> int:
         batch_size=args.batch_size, seed=args.seed, subset=args.subset,
         val_fraction=args.val_fraction, data_root=args.data_root, augment=args.augment,
         include_parent=args.include_parent, combine=args.combine, ece_bins=args.ece_bins,
-        device=args.device, threads=args.threads, parent=args.parent, **extra,
+        device=args.device, threads=args.threads, parent=args.parent,
+        dense_layers=args.dense_layers, **extra,
     )
     results = run_sparse(cfg, args.out, progress=not args.quiet)
     print(print_summary(results))
@@ -193,6 +208,7 @@ def _add_noisy(sub) -> None:
     c.add_argument("--scope", choices=["local", "global"], default="local",
                    help="layerwise (default) or one global budget (needs --no-partition)")
     c.add_argument("--mu", type=float, default=0.0, help="noise mean μ (default 0)")
+    _add_dense_layers(c, "leaves exactly as the parent's (also in the σ search and evolution)")
     c.add_argument("--population", type=_positive_int, default=16, help="N candidates (default 16)")
     c.add_argument("--top-k", type=_positive_int, default=8, help="K kept (default 8)")
     c.add_argument("--fitness", choices=["accuracy", "nll"], default="accuracy",
@@ -216,7 +232,7 @@ def _run_noisy(args: argparse.Namespace) -> int:
 
     fields = ["dataset", "model", "parent", "parent_epochs", "lr", "optimizer", "batch_size",
               "target_kl", "sigma", "search", "probe_size", "probe_children", "density", "mirrored",
-              "partitioned", "structured", "scope", "mu", "population", "top_k", "fitness", "generations",
+              "partitioned", "structured", "scope", "mu", "dense_layers", "population", "top_k", "fitness", "generations",
               "algorithm", "num_actors", "descriptors", "include_parent", "combine", "ece_bins",
               "seed", "subset", "val_fraction", "data_root", "augment", "device", "threads"]
     cfg = NoisyRunConfig(**{f: getattr(args, f) for f in fields})

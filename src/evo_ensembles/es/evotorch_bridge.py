@@ -42,7 +42,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from ..errors import UserError
-from ..subnet import ChildSpec, InPlacePerturber, sample_mask
+from ..subnet import ChildSpec, InPlacePerturber
 from .evaluate import evaluate_children
 from .evaluate import top_k as _top_k
 from .fitness import Fitness
@@ -73,10 +73,7 @@ def encode_specs(specs: Sequence[ChildSpec]) -> torch.Tensor:
 def decode_spec(row: torch.Tensor, sampling: NoiseSampling) -> ChildSpec:
     """The child a descriptor row stands for, given the problem's fixed sampling settings."""
     mask_seed, noise_seed, part, sign, sigma = (float(v) for v in row.tolist())
-    k = sampling.k
-    return ChildSpec(kind="noise", mask_seed=int(mask_seed), density=(1.0 / k) if k else sampling.density,
-                     k=k, part=int(part), structured=sampling.structured, scope=sampling.scope,
-                     sign=int(sign), sigma=float(sigma), noise_seed=int(noise_seed), mu=sampling.mu)
+    return sampling.child(int(mask_seed), int(noise_seed), part=int(part), sign=int(sign), sigma=sigma)
 
 
 def _ensure_ray(num_actors: int) -> None:
@@ -180,16 +177,20 @@ class SubnetVectorProblem(_ModelProblemMixin, _problem_base()):
     """Solutions are the values of a fixed random subnetwork of ``model`` (maximise fitness).
 
     ``density`` and ``mask_seed`` choose which eligible weights are searched; the rest stay
-    at the parent's values. :meth:`parent_vector` is the parent's point in this space.
+    at the parent's values, as do all of the tensors ``dense_layers`` names (the pruning
+    scope of :class:`~evo_ensembles.subnet.ChildSpec`). :meth:`parent_vector` is the
+    parent's point in this space.
     """
 
     _remote_capable = False
 
     def __init__(self, model: nn.Module, fitness: Fitness, *, density: float = 1.0, mask_seed: int = 0,
-                 num_actors: int = 0, threads_per_actor: int = 1, eligibility: dict | None = None) -> None:
+                 num_actors: int = 0, threads_per_actor: int = 1, eligibility: dict | None = None,
+                 dense_layers: Sequence[str] = ()) -> None:
         self._remote_capable = num_actors >= 2
         _ensure_ray(num_actors)
         self.density, self.mask_seed = float(density), int(mask_seed)
+        self.dense_layers = tuple(dense_layers)
         perturber = InPlacePerturber(model, **dict(eligibility or {}))
         self.index = self._indices(perturber.params)
         length = sum(int(i.numel()) for i in self.index.values())
@@ -200,9 +201,11 @@ class SubnetVectorProblem(_ModelProblemMixin, _problem_base()):
         self._setup(model, fitness, threads_per_actor, eligibility)
 
     def _indices(self, params) -> dict[str, torch.Tensor]:
-        if self.density >= 1.0:
+        if self.density >= 1.0 and not self.dense_layers:
             return {n: torch.arange(p.numel()) for n, p in params.items()}
-        mask = sample_mask(params, self.density, seed=self.mask_seed)
+        # The same (layerwise, random) mask a noisy child of this seed and scope perturbs.
+        mask = ChildSpec("noise", mask_seed=self.mask_seed, density=min(self.density, 1.0),
+                         dense_layers=self.dense_layers).mask(params)
         return {n: m.reshape(-1).nonzero().squeeze(1).cpu() for n, m in mask.items()}
 
     def parent_vector(self) -> torch.Tensor:
@@ -274,12 +277,13 @@ def evolve(
     num_actors: int = 0,
     center_learning_rate: float | None = None,
     eligibility: dict | None = None,
+    dense_layers: Sequence[str] = (),
     progress: bool = True,
 ) -> EvolveResult:
     """Evolve from the parent with EvoTorch's PGPE or SNES; return the last generation's top K.
 
     The search distribution starts centred at the parent with standard deviation ``sigma``
-    over a random subnetwork of ``density``. PGPE uses ClipUp with a centre step of σ/2 by
+    over a random subnetwork of ``density`` (``dense_layers`` stay the parent's). PGPE uses ClipUp with a centre step of σ/2 by
     default (max speed σ), symmetric (mirrored) sampling and centred ranks; SNES uses its
     default natural-gradient rates. ``generations`` counts evaluated populations.
     """
@@ -298,7 +302,7 @@ def evolve(
         raise UserError("PGPE samples mirrored pairs: use an even population size")
     torch.manual_seed(seed)  # EvoTorch samples from torch's global generator
     problem = SubnetVectorProblem(model, fitness, density=density, mask_seed=seed, num_actors=num_actors,
-                                  eligibility=eligibility)
+                                  eligibility=eligibility, dense_layers=dense_layers)
     centre = problem.parent_vector()
     if algorithm == "pgpe":
         lr = center_learning_rate or sigma / 2

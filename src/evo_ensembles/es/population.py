@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 from ..errors import UserError
-from ..subnet import ChildSpec, derive_seed
+from ..subnet import ChildSpec, check_dense_layers, derive_seed
 
 ALGORITHMS = ("pgpe", "snes")  # EvoTorch algorithms evo_ensembles.es.evolve can continue with
 
@@ -38,6 +38,8 @@ class NoiseSampling:
         partitioned: also use the anti-mask (k-way groups) of every draw.
         structured, scope: whole neurons/filters; layerwise ("local") or "global" budget.
         mu: mean μ of the noise (0 in all the paper's experiments).
+        dense_layers: the pruning scope — layers no child perturbs (``"first"``, ``"last"``
+            or name prefixes; see :func:`~evo_ensembles.subnet.resolve_dense_layers`).
     """
 
     sigma: float
@@ -47,8 +49,10 @@ class NoiseSampling:
     structured: bool = False
     scope: str = "local"
     mu: float = 0.0
+    dense_layers: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "dense_layers", check_dense_layers(self.dense_layers))
         if not self.sigma >= 0.0:
             raise UserError(f"sigma must be >= 0, got {self.sigma}")
         if not 0.0 < self.density <= 1.0:
@@ -74,6 +78,15 @@ class NoiseSampling:
         """Children per draw."""
         return (self.k or 1) * (2 if self.mirrored else 1)
 
+    def child(self, mask_seed: int, noise_seed: int, *, part: int = 0, sign: int = 1,
+              sigma: float | None = None) -> ChildSpec:
+        """The noisy child of one draw (``mask_seed``, ``noise_seed``) with these settings."""
+        k = self.k
+        return ChildSpec(kind="noise", mask_seed=int(mask_seed), density=(1.0 / k) if k else self.density,
+                         k=k, part=int(part), structured=self.structured, scope=self.scope,
+                         sign=int(sign), sigma=self.sigma if sigma is None else float(sigma),
+                         noise_seed=int(noise_seed), mu=self.mu, dense_layers=self.dense_layers)
+
     def to_dict(self) -> dict:
         return asdict(self)
 
@@ -94,17 +107,13 @@ def make_noisy_specs(
     if n < 1:
         raise UserError(f"population size must be >= 1, got {n}")
     s = sampling if sampling is not None else NoiseSampling(**sampling_kw)
-    k = s.k
     specs: list[ChildSpec] = []
     draw = first_draw
     while len(specs) < n:
         mask_seed, noise_seed = derive_seed(seed, _MASK_STREAM, draw), derive_seed(seed, _NOISE_STREAM, draw)
         for sign in ((1, -1) if s.mirrored else (1,)):
-            for part in range(k or 1):
-                specs.append(ChildSpec(
-                    kind="noise", mask_seed=mask_seed, density=(1.0 / k) if k else s.density, k=k,
-                    part=part, structured=s.structured, scope=s.scope, sign=sign, sigma=s.sigma,
-                    noise_seed=noise_seed, mu=s.mu))
+            for part in range(s.k or 1):
+                specs.append(s.child(mask_seed, noise_seed, part=part, sign=sign))
         draw += 1
     return specs[:n]
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 import copy
 import hashlib
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +39,13 @@ from ..es import (
     evaluate_children,
     search_sigma,
 )
-from ..subnet import ChildSpec, InPlacePerturber, add_noise_, eligible_parameters
+from ..subnet import (
+    ChildSpec,
+    InPlacePerturber,
+    add_noise_,
+    eligible_parameters,
+    resolve_dense_layers,
+)
 from ..train.checkpoint import write_json
 
 FORMAT = "evo_ensembles.noisy_ensemble/1"
@@ -176,6 +182,7 @@ def noisy_ensemble(
     structured: bool = False,
     scope: str = "local",
     mu: float = 0.0,
+    dense_layers: Sequence[str] = (),
     popsize: int = 16,
     top_k: int = 8,
     include_parent: bool = False,
@@ -199,6 +206,8 @@ def noisy_ensemble(
             trust region (default: the first 1,000 validation examples).
         target_kl, sigma: σ is searched to hit ``target_kl`` unless ``sigma`` is given.
         density, mirrored, partitioned, structured, scope, mu: how children are drawn.
+        dense_layers: the pruning scope — layers no child perturbs (``"first"``, ``"last"``
+            or name prefixes of eligible tensors); the σ search uses the same scope.
         popsize, top_k: N candidates, K kept (paper's ImageNet setting: 16 and 8).
         include_parent, combine: how the ensemble predicts.
         fitness_metric: ``"accuracy"`` or ``"nll"`` on the validation split.
@@ -212,6 +221,9 @@ def noisy_ensemble(
         raise UserError(f"the target KL must be > 0, got {target_kl}")
     eligibility = dict(eligibility or {})
     perturber = InPlacePerturber(parent, **eligibility)
+    sampling = NoiseSampling(sigma=0.0, density=density, mirrored=mirrored, partitioned=partitioned,
+                             structured=structured, scope=scope, mu=mu, dense_layers=dense_layers)
+    resolve_dense_layers(perturber.params, sampling.dense_layers)  # unknown layers fail here
     trust = None
     if sigma is None:
         if probe_x is None:
@@ -219,13 +231,9 @@ def noisy_ensemble(
         probe = ClassifierFitness(probe_x, probe_y, reference=parent)
         trust = search_sigma(perturber, probe, target=target_kl, density=density, densities=densities,
                              sigmas=sigmas, mode=search, children=probe_children, seed=seed,
-                             sampling=NoiseSampling(sigma=0.0, density=density, mirrored=mirrored,
-                                                    partitioned=partitioned, structured=structured,
-                                                    scope=scope, mu=mu),
-                             progress=progress)
+                             sampling=sampling, progress=progress)
         sigma = trust.sigma
-    sampling = NoiseSampling(sigma=float(sigma), density=density, mirrored=mirrored,
-                             partitioned=partitioned, structured=structured, scope=scope, mu=mu)
+    sampling = replace(sampling, sigma=float(sigma))
     fitness = ClassifierFitness(val_x, val_y, metric=fitness_metric, reference=parent)
     es = SubnetworkES(popsize, top_k, sampling=sampling)
     state = es.init(seed)

@@ -65,7 +65,8 @@ def prune_child(
     """A pruned copy of ``parent`` (the parent is untouched) and the child's mask.
 
     ``eligible`` holds keyword arguments for :func:`eligible_parameters` (which tensors may
-    be pruned; Linear/Conv weights by default).
+    be pruned; Linear/Conv weights by default). Tensors outside the spec's pruning scope
+    (``dense_layers``) are copied unpruned; tuning then trains them like the biases.
     """
     child = copy.deepcopy(parent)
     params = eligible_parameters(child, **(eligible or {}))
@@ -126,15 +127,19 @@ def prune_and_tune(
     on_child: Callable[[int, nn.Module, TrainResult], None] | None = None,
     ensemble: Ensemble | None = None,
     child_factory: ChildFactory | None = None,
+    first_index: int | None = None,
 ) -> Ensemble:
     """Build (or grow) a Sparse Subnetwork Ensemble from a trained ``parent``.
 
     Each spec gives one child: pruned by its mask, then tuned with ``cfg`` (seed derived per
-    child). Pass an existing ``ensemble`` to add children to it (growth on demand). With
-    ``checkpoint_dir`` an interrupted child's tuning resumes where it stopped.
+    child from its index). Pass an existing ``ensemble`` to add children to it (growth on
+    demand). ``first_index`` is the index of ``specs[0]`` in the whole ensemble (default:
+    ``len(ensemble)``), so children tuned separately — one per call, process or machine —
+    are the same children a single call would make. With ``checkpoint_dir`` an interrupted
+    child's tuning resumes where it stopped.
     """
     ens = ensemble if ensemble is not None else Ensemble(parent=parent, include_parent=include_parent)
-    start = len(ens)
+    start = len(ens) if first_index is None else int(first_index)
     factory = child_factory or pruned_child
     steps = steps_per_epoch(len(train), cfg.batch_size)
     for i, spec in enumerate(specs):

@@ -46,7 +46,12 @@ from ..subnet import (
     sample_bernoulli,
 )
 from ..train import Callback, TrainConfig
-from .sparse import KeepPruned, prune_and_tune, pruned_child, steps_per_epoch
+from .sparse import (
+    KeepPruned,
+    prune_and_tune,
+    pruned_child,
+    steps_per_epoch,
+)
 
 _GOLDEN = 0x9E3779B97F4A7C15  # spreads consecutive steps over the seed space
 
@@ -176,9 +181,11 @@ class IterativePruning(KeepPruned):
     def __init__(
         self, params: Mapping[str, torch.Tensor], spec: ChildSpec, steps_per_epoch: int
     ) -> None:
+        names = spec.mask_names(params)  # the pruning scope: dense_layers are never pruned
         super().__init__(
             params,
-            {n: torch.ones(p.shape, dtype=torch.bool, device=p.device) for n, p in params.items()},
+            {n: torch.ones(p.shape, dtype=torch.bool, device=p.device)
+             for n, p in params.items() if n in names},
         )
         self.spec = spec
         self.steps_per_epoch = int(steps_per_epoch)
@@ -227,20 +234,21 @@ def build_child(
     if spec.kind == "prune" and spec.prune_epochs == 0:
         return pruned_child(parent, spec, cfg, steps, eligible=eligible)
     child = copy.deepcopy(parent)
-    params = eligible_parameters(child, **(eligible or {}))
+    eligible_params = eligible_parameters(child, **(eligible or {}))
     if spec.kind == "prune":
         if spec.prune_epochs > cfg.epochs:
             raise UserError(
                 f"iterative pruning over {spec.prune_epochs} epochs needs at least as "
                 f"many tuning epochs, got {cfg.epochs}"
             )
-        return child, IterativePruning(params, spec, steps)
+        return child, IterativePruning(eligible_params, spec, steps)
     if spec.anneal_epochs > cfg.epochs:
         raise UserError(
             f"annealing over {spec.anneal_epochs} epochs needs at least as many "
             f"tuning epochs, got {cfg.epochs}"
         )
-    plan = anneal_plan(spec, params, spec.anneal_epochs * steps)
+    plan = anneal_plan(spec, eligible_params, spec.anneal_epochs * steps)
+    params = {n: eligible_params[n] for n in plan.target}  # without the frozen dense_layers
     return child, StochasticMasks(params, plan, spec.bernoulli_seed, steps)
 
 

@@ -42,6 +42,7 @@ from ..reporting import (
     plot_member_accuracy,
     text_table,
 )
+from ..subnet import eligible_parameters, resolve_dense_layers
 from ..train import save_model
 from ..train.checkpoint import write_json, write_text
 from .common import (
@@ -67,6 +68,8 @@ class NoisyRunConfig:
         search: ``grid`` (σ × density, interpolated) or ``bisect`` (one density).
         probe_size, probe_children: probe examples (from validation) and children per cell.
         density, mirrored, partitioned, structured, scope, mu: how children are drawn.
+        dense_layers: the pruning scope — layers no child perturbs (``first``, ``last`` or
+            name prefixes), also in the σ search and in evolution.
         population, top_k: N candidates, K kept (paper: 16 and 8).
         fitness: ``accuracy`` or ``nll`` on the validation split.
         generations, algorithm: > 1 continues evolving from the parent with EvoTorch's PGPE
@@ -94,6 +97,7 @@ class NoisyRunConfig:
     structured: bool = False
     scope: str = "local"
     mu: float = 0.0
+    dense_layers: tuple[str, ...] = ()
     population: int = 16
     top_k: int = 8
     fitness: str = "accuracy"
@@ -145,7 +149,7 @@ class NoisyRunConfig:
     def sampling(self, sigma: float) -> NoiseSampling:
         return NoiseSampling(sigma=sigma, density=self.density, mirrored=self.mirrored,
                              partitioned=self.partitioned, structured=self.structured, scope=self.scope,
-                             mu=self.mu)
+                             mu=self.mu, dense_layers=self.dense_layers)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -165,12 +169,13 @@ def run_noisy(cfg: NoisyRunConfig, out: str | Path, *, progress: bool = True) ->
     model_name = cfg.model or "lenet-s"
     loaded = None
     if cfg.parent is None:
-        build_model(model_name, data.input_shape, data.num_classes)  # unknown names fail here
+        parent_model = build_model(model_name, data.input_shape, data.num_classes)  # unknown names fail here
     else:  # a checkpoint or descriptor file that does not fit fails before --out is made
         parent_model, meta = load_model_checkpoint(cfg.parent, data, cfg.model)
         model_name = meta["model"]
         if cfg.descriptors is not None:
             loaded = NoisyEnsemble.load(cfg.descriptors, parent_model)
+    resolve_dense_layers(eligible_parameters(parent_model), cfg.dense_layers)  # so do unknown layers
     if cfg.descriptors is not None and cfg.parent is None:
         raise UserError("--descriptors needs the --parent they were drawn from")
 
@@ -252,7 +257,8 @@ def _build(cfg: NoisyRunConfig, parent, data, loaded, out: Path, progress: bool)
         parent, data.val.x, data.val.y, probe_x=data.val.x[: cfg.probe_size],
         probe_y=data.val.y[: cfg.probe_size], target_kl=cfg.target_kl, sigma=cfg.sigma,
         density=cfg.density, mirrored=cfg.mirrored, partitioned=cfg.partitioned,
-        structured=cfg.structured, scope=cfg.scope, mu=cfg.mu, popsize=cfg.population, top_k=cfg.top_k,
+        structured=cfg.structured, scope=cfg.scope, mu=cfg.mu, dense_layers=cfg.dense_layers,
+        popsize=cfg.population, top_k=cfg.top_k,
         include_parent=cfg.include_parent, combine=cfg.combine, fitness_metric=cfg.fitness,
         search=cfg.search, densities=densities, probe_children=cfg.probe_children, seed=cfg.seed,
         num_actors=cfg.num_actors, progress=progress)
@@ -275,7 +281,8 @@ def _evolved(cfg, parent, data, res, trust, population, out: Path, progress: boo
     fitness = ClassifierFitness(data.val.x, data.val.y, metric=cfg.fitness, reference=parent)
     evo = evolve(parent, fitness, algorithm=cfg.algorithm, generations=cfg.generations,
                  popsize=cfg.population, top_k=cfg.top_k, sigma=res.sigma, density=cfg.density,
-                 seed=cfg.seed, num_actors=cfg.num_actors, progress=progress)
+                 seed=cfg.seed, num_actors=cfg.num_actors, dense_layers=cfg.dense_layers,
+                 progress=progress)
     children = [evo.child(i) for i in range(cfg.top_k)]
     from safetensors.torch import save_file
 
@@ -284,11 +291,12 @@ def _evolved(cfg, parent, data, res, trust, population, out: Path, progress: boo
     tmp = ckpt.with_suffix(".tmp")
     save_file({"vectors": evo.vectors.contiguous()}, str(tmp),
               metadata={"subnetwork_density": str(cfg.density), "mask_seed": str(cfg.seed),
-                        "algorithm": cfg.algorithm})
+                        "algorithm": cfg.algorithm, "dense_layers": ",".join(cfg.dense_layers)})
     tmp.replace(ckpt)
     ens = Ensemble(children)
+    scope = {"dense_layers": list(cfg.dense_layers)} if cfg.dense_layers else {}
     descriptors = [{"kind": "evolved", "algorithm": cfg.algorithm, "generation": cfg.generations,
-                    "subnetwork_density": cfg.density, "mask_seed": cfg.seed, "row": i,
+                    "subnetwork_density": cfg.density, "mask_seed": cfg.seed, **scope, "row": i,
                     "file": "checkpoints/evolved_children.safetensors"} for i in range(cfg.top_k)]
     return {"mode": f"evolved-{cfg.algorithm}", "sigma": res.sigma, "trust_region": trust,
             "population": population, "member_probs": ens.member_probs, "descriptors": descriptors,
@@ -331,7 +339,9 @@ def _report(results: dict[str, Any]) -> str:
         markdown_table(TABLE_HEADERS, [table_row(results)]),
         f"Ensemble: top {cfg['top_k']} of {cfg['population']} children, density {cfg['density']}, "
         f"{'mirrored' if cfg['mirrored'] else 'not mirrored'}, "
-        f"{'partitioned' if cfg['partitioned'] else 'not partitioned'}, combine {cfg['combine']}, "
+        f"{'partitioned' if cfg['partitioned'] else 'not partitioned'}, "
+        + (f"dense layers {', '.join(cfg['dense_layers'])} kept, " if cfg.get("dense_layers") else "")
+        + f"combine {cfg['combine']}, "
         f"parent {'included' if cfg['include_parent'] else 'not included'}. "
         f"Δ accuracy {100 * results['delta_accuracy']:+.2f} points, Δ NLL {results['delta_nll']:+.4f}, "
         f"Δ ECE {results['delta_ece']:+.4f}.",

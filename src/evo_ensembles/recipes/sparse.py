@@ -29,7 +29,13 @@ from ..methods.stochastic import build_child
 from ..metrics import DEFAULT_ECE_BINS
 from ..models import build_model
 from ..reporting import markdown_table, plot_heatmap, plot_member_accuracy, text_table
-from ..subnet import ChildSpec, make_child_specs, mask_density
+from ..subnet import (
+    ChildSpec,
+    eligible_parameters,
+    make_child_specs,
+    mask_density,
+    resolve_dense_layers,
+)
 from ..train import TrainConfig, fit, load_state_into, load_tensors, read_meta, save_model
 from ..train.checkpoint import write_json, write_text
 from .common import (
@@ -65,6 +71,8 @@ class SparseRunConfig:
         include_parent, combine: the parent votes too; ``mean`` of probabilities or ``vote``.
         subset, val_fraction, data_root, augment: data options.
         parent: path of an existing parent checkpoint (``.safetensors``) to start from.
+        dense_layers: the pruning scope — layers every child keeps exactly as the parent's
+            (``first``, ``last`` or name prefixes); empty prunes every Linear/Conv weight.
     """
 
     dataset: str = "fashion-mnist"
@@ -95,6 +103,7 @@ class SparseRunConfig:
     device: str = "auto"
     threads: int | None = None
     parent: str | None = None
+    dense_layers: tuple[str, ...] = ()
 
     # What a subclass changes to run another tuned-children method through this recipe.
     METHOD: ClassVar[str] = "sparse"
@@ -136,7 +145,8 @@ class SparseRunConfig:
         extra = {"prune_epochs": self.prune_epochs} if self.prune_epochs else {}
         return make_child_specs(self.children, self.density, partition=self.partition, k=self.k,
                                 seed=self.seed, structured=self.structured, scope=self.scope,
-                                selection=self.selection, **extra)
+                                selection=self.selection, dense_layers=tuple(self.dense_layers),
+                                **extra)
 
     def build_child(self, parent, spec: ChildSpec, steps: int):
         """A copy of ``parent`` for ``spec`` and its callback (one-shot, iterative or stochastic)."""
@@ -163,7 +173,8 @@ def run_sparse(cfg: SparseRunConfig, out: str | Path, *, progress: bool = True) 
     device = resolve_device(cfg.device)
     data = load_dataset(cfg.dataset, cfg.data_root, val_fraction=cfg.val_fraction,
                         subset=cfg.subset, seed=cfg.seed, augment=cfg.augment)
-    build_model(cfg.model, data.input_shape, data.num_classes)  # unknown names fail here
+    probe = build_model(cfg.model, data.input_shape, data.num_classes)  # unknown names fail here
+    resolve_dense_layers(eligible_parameters(probe), cfg.dense_layers)  # so do unknown layers
     if cfg.parent is not None:  # a checkpoint that does not fit fails before --out is made
         load_model_checkpoint(cfg.parent, data, cfg.model)
 

@@ -81,6 +81,7 @@ class StochasticRunConfig(SparseRunConfig):
             structured=self.structured,
             scope=self.scope,
             selection=self.selection,
+            dense_layers=tuple(self.dense_layers),
             kind="stochastic",
             anneal=self.anneal,
             t0=self.t0,

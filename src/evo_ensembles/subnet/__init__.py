@@ -1,7 +1,15 @@
 """Subnetworks: masks, partitions, child descriptors and perturbations (pure tensor code)."""
 
 from .anneal import ANNEAL_SCHEDULES, anneal_value, remaining_fraction
-from .descriptor import KINDS, ChildSpec, derive_seed, make_child_specs
+from .descriptor import (
+    KINDS,
+    ChildSpec,
+    check_dense_layers,
+    derive_seed,
+    make_child_specs,
+    resolve_dense_layers,
+    subnet_parameters,
+)
 from .masks import (
     Mask,
     check_partition,
@@ -63,6 +71,9 @@ __all__ = [
     "noisy_child",
     "masked_fraction_zero",
     "pack_mask",
+    "check_dense_layers",
+    "resolve_dense_layers",
+    "subnet_parameters",
     "partition_masks",
     "sample_mask",
     "sample_noise",

@@ -17,7 +17,7 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, fields
 
 import numpy as np
@@ -61,6 +61,11 @@ class ChildSpec:
         prune_epochs: E_p for iterative pruning of a ``"prune"`` child: an equal share of
             the pruned weights is removed at the start of each of the first E_p tuning
             epochs; 0 prunes in one shot.
+        dense_layers: the pruning scope — eligible tensors left exactly as the parent's
+            (neither pruned nor perturbed): ``"first"`` and ``"last"`` (the layers of the
+            first and last eligible tensors, e.g. the input conv and the output layer) or
+            name prefixes (``"fc3"``); see :func:`resolve_dense_layers`. Empty (the default) leaves nothing out. With a layerwise budget the
+            other tensors' masks are exactly those of the same child without the option.
     """
 
     kind: str
@@ -80,8 +85,10 @@ class ChildSpec:
     anneal_epochs: int = 1
     anneal_schedule: str = "cosine"
     prune_epochs: int = 0
+    dense_layers: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "dense_layers", check_dense_layers(self.dense_layers))
         if self.kind not in KINDS:
             raise UserError(f"unknown child kind {self.kind!r}; choose from {KINDS}")
         if not 0.0 < self.density <= 1.0:
@@ -109,11 +116,25 @@ class ChildSpec:
                             "independent mask (no partition)")
 
     def mask(self, params: Mapping[str, torch.Tensor]) -> Mask:
-        """Regenerate this child's mask over ``params`` (eligible parameters of the parent)."""
+        """Regenerate this child's mask over ``params`` (eligible parameters of the parent).
+
+        Tensors named by ``dense_layers`` are not in the mask (so no perturbation touches
+        them). A layerwise mask is drawn over all of ``params`` first, so the random streams
+        — and every other tensor's mask — are those of the child without ``dense_layers``;
+        a global budget is drawn over the remaining tensors only.
+        """
+        keep = subnet_parameters(params, self.dense_layers)
         if self.k is not None:
-            return partition_masks(params, self.k, seed=self.mask_seed, structured=self.structured)[self.part]
-        return sample_mask(params, self.density, seed=self.mask_seed, structured=self.structured,
-                           scope=self.scope, selection=self.selection)
+            full = partition_masks(params, self.k, seed=self.mask_seed, structured=self.structured)[self.part]
+        else:
+            full = sample_mask(keep if self.scope == "global" else params, self.density,
+                               seed=self.mask_seed, structured=self.structured, scope=self.scope,
+                               selection=self.selection)
+        return {n: m for n, m in full.items() if n in keep}
+
+    def mask_names(self, params: Mapping[str, torch.Tensor]) -> set[str]:
+        """Names of the tensors this child prunes or perturbs (``params`` minus ``dense_layers``)."""
+        return set(subnet_parameters(params, self.dense_layers))
 
     @property
     def bernoulli_seed(self) -> int:
@@ -121,7 +142,12 @@ class ChildSpec:
         return self.noise_seed if self.noise_seed is not None else derive_seed(self.mask_seed, 3, self.part)
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        """JSON-able fields; ``dense_layers`` only when set, so older descriptors stay identical."""
+        d = asdict(self)
+        d["dense_layers"] = list(self.dense_layers)
+        if not d["dense_layers"]:
+            del d["dense_layers"]
+        return d
 
     @classmethod
     def from_dict(cls, d: Mapping) -> ChildSpec:
@@ -131,6 +157,58 @@ class ChildSpec:
         if unknown:
             raise UserError(f"unknown child descriptor fields: {sorted(unknown)}")
         return cls(**d)
+
+
+def check_dense_layers(dense_layers: Sequence[str]) -> tuple[str, ...]:
+    """``dense_layers`` as a tuple of non-empty names; :class:`UserError` for anything else."""
+    if not isinstance(dense_layers, (list, tuple)) or not all(
+            isinstance(e, str) and e for e in dense_layers):
+        raise UserError(f"dense_layers must be a list of layer names, 'first' or 'last'; "
+                        f"got {dense_layers!r}")
+    return tuple(dense_layers)
+
+
+def _layer(name: str) -> str:
+    """The module a parameter belongs to (``"fc3.weight"`` -> ``"fc3"``; ``"weight"`` -> ``""``)."""
+    return name.rpartition(".")[0]
+
+
+def resolve_dense_layers(
+    params: Mapping[str, torch.Tensor], dense_layers: Sequence[str]
+) -> set[str]:
+    """Names of the tensors of ``params`` that ``dense_layers`` keeps dense.
+
+    ``"first"`` / ``"last"`` are the first / last layer in ``params`` order
+    (``named_parameters()`` order: the input layer and the output layer of a feed-forward
+    net) — every tensor of that module, so its bias too when biases are eligible; any other
+    entry is a name prefix (the exact name, or a prefix followed by ``.``) that must match
+    at least one tensor. Raises :class:`UserError` for an entry that matches nothing and
+    when no tensor would be left to prune.
+    """
+    names = list(params)
+    out: set[str] = set()
+    for entry in dense_layers:
+        if entry in ("first", "last") and names:
+            layer = _layer(names[0] if entry == "first" else names[-1])
+            out |= {n for n in names if _layer(n) == layer}
+            continue
+        hit = {n for n in names if n == entry or n.startswith(entry + ".")}
+        if not hit:
+            raise UserError(f"dense layer {entry!r} matches no prunable tensor; use 'first', "
+                            f"'last' or a prefix of: {', '.join(names)}")
+        out |= hit
+    if names and out == set(names):
+        raise UserError(f"dense layers {', '.join(dense_layers)} cover every prunable tensor "
+                        f"({', '.join(names)}); leave at least one layer to prune")
+    return out
+
+
+def subnet_parameters(
+    params: Mapping[str, torch.Tensor], dense_layers: Sequence[str] = ()
+) -> dict[str, torch.Tensor]:
+    """``params`` without the tensors ``dense_layers`` keeps dense (the pruning scope)."""
+    dense = resolve_dense_layers(params, dense_layers) if dense_layers else set()
+    return {n: p for n, p in params.items() if n not in dense}
 
 
 def make_child_specs(

@@ -63,7 +63,9 @@ def noise_delta(
     mask = spec.mask(params) if mask is None else mask
     noise = sample_noise(params, spec.sigma, spec.noise_seed, spec.mu)
     out = {}
-    for name, n in noise.items():
+    for name, n in noise.items():  # drawn for every tensor, so dense_layers keep the others' noise
+        if name not in mask:
+            continue
         d = n * mask[name].to(n.dtype)
         out[name] = d if spec.sign > 0 else d.neg_()
     return out

@@ -226,6 +226,10 @@ def anneal_plan(spec, params: Mapping[str, torch.Tensor], steps: int) -> AnnealP
             draw = mog_probabilities if base == "mog" else uniform_probabilities
             start = draw(params, seed=spec.mask_seed)
             target = targets_from_probabilities(start, spec.density)
+        if spec.dense_layers:  # drawn over all tensors (same streams), then the scope applied
+            keep = spec.mask_names(params)
+            start = {n: p for n, p in start.items() if n in keep}
+            target = {n: m for n, m in target.items() if n in keep}
     return AnnealPlan(start, target, spec.anneal_schedule, steps)
 
 
