@@ -78,13 +78,15 @@ def _bad_cases(tmp_path):
         "checkpoint does not fit": ["--model", "lenet-5", "--parent", str(ckpt)],
         "missing checkpoint": ["--parent", str(tmp_path / "none.safetensors")],
         "out is a file": ["--out", str(a_file)],
+        "unknown dense layer": ["--dense-layers", "first,fc9"],
     }
 
 
 @needs_fashion
 @pytest.mark.parametrize("case", ["density zero", "density above one", "k below two", "density not 1/k",
                                   "unknown model", "unknown dataset", "missing data files",
-                                  "checkpoint does not fit", "missing checkpoint", "out is a file"])
+                                  "checkpoint does not fit", "missing checkpoint", "out is a file",
+                                  "unknown dense layer"])
 def test_bad_input_is_one_line_exit_2_and_nothing_written(tmp_path, capsys, case):
     args = _bad_cases(tmp_path)[case]
     out = tmp_path / "out"
@@ -96,6 +98,32 @@ def test_bad_input_is_one_line_exit_2_and_nothing_written(tmp_path, capsys, case
     assert len(lines) == 1 and lines[0].startswith("evo-ensembles: error:"), io.err
     assert "Traceback" not in io.err
     assert not out.exists()
+
+
+@needs_fashion
+def test_dense_layers_are_never_pruned_in_any_child(tmp_path, capsys):
+    from evo_ensembles.train import load_tensors
+
+    out = tmp_path / "run"
+    code, io = _run([*TINY, "--dense-layers", "first,last", "--out", str(out)], capsys)
+    assert code == 0, io.err
+    res = json.loads((out / "results.json").read_text())
+    assert res["config"]["dense_layers"] == ["first", "last"]
+    assert all(m["descriptor"]["dense_layers"] == ["first", "last"] for m in res["members"])
+    parent = load_tensors(out / "checkpoints" / "parent.safetensors")
+    for i in range(2):
+        child = load_tensors(out / "checkpoints" / "children" / f"child_{i}.safetensors")
+        for name in ("conv1.weight", "fc3.weight"):  # never pruned (then tuned, like biases)
+            assert bool((child[name] != 0).all()) and bool((parent[name] != 0).all()), name
+        zero = (child["fc1.weight"] == 0).float().mean()
+        assert 0.45 < zero < 0.55  # the other layers are pruned
+
+
+@pytest.mark.parametrize("bad", [",", " , "])
+def test_argparse_rejects_an_empty_layer_list(capsys, bad):
+    with pytest.raises(SystemExit) as e:
+        main(["sparse", "--dense-layers", bad])
+    assert e.value.code == 2 and "first,last" in capsys.readouterr().err
 
 
 def test_argparse_rejects_non_positive_counts(capsys):

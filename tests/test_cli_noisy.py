@@ -71,6 +71,24 @@ def test_given_sigma_and_evolution(parent_run, tmp_path, capsys):
 
 
 @needs_fashion
+def test_dense_layers_scope_the_children_and_reload(parent_run, tmp_path, capsys):
+    parent = str(parent_run / "checkpoints" / "parent.safetensors")
+    out = tmp_path / "scoped"
+    code, io = _noisy(["--parent", parent, "--dense-layers", "first,last", *TINY, "--out", str(out)], capsys)
+    assert code == 0, io.err
+    res = json.loads((out / "results.json").read_text())
+    assert res["trust_region"] is not None and res["config"]["dense_layers"] == ["first", "last"]
+    assert all(m["descriptor"]["dense_layers"] == ["first", "last"] for m in res["members"])
+    assert all(p["descriptor"]["dense_layers"] == ["first", "last"] for p in res["population"])
+    assert "dense layers first, last kept" in (out / "report.md").read_text()
+    again = tmp_path / "again"
+    code, io = _noisy(["--parent", parent, "--descriptors", str(out / "ensemble.json"), *TINY,
+                       "--out", str(again)], capsys)
+    assert code == 0, io.err
+    assert json.loads((again / "results.json").read_text())["ensemble"] == res["ensemble"]
+
+
+@needs_fashion
 @pytest.mark.parametrize("bad,msg", [
     (["--sigma", "-0.1"], "--sigma"),
     (["--density", "1.5"], "--density"),
@@ -79,6 +97,7 @@ def test_given_sigma_and_evolution(parent_run, tmp_path, capsys):
     (["--target-kl", "0"], "--target-kl"),
     (["--target-kl", "-1"], "--target-kl"),
     (["--density", "0.3"], "1/k"),
+    (["--dense-layers", "last,fc9"], "fc9"),
 ])
 def test_bad_input_exits_2_and_writes_nothing(bad, msg, tmp_path, capsys):
     out = tmp_path / "bad"

@@ -82,6 +82,22 @@ def test_end_to_end_stochastic_run(tmp_path, capsys):
 
 
 @needs_fashion
+def test_stochastic_run_with_dense_last_layer(tmp_path, capsys):
+    from evo_ensembles.train import load_tensors
+
+    out = tmp_path / "run"
+    code = main(["stochastic", *TINY, "--dense-layers", "last", "--out", str(out)])
+    assert code == 0, capsys.readouterr().err
+    res = json.loads((out / "results.json").read_text())
+    assert [m["descriptor"]["dense_layers"] for m in res["members"]] == [["last"], ["last"]]
+    parent = load_tensors(out / "checkpoints" / "parent.safetensors")
+    child = load_tensors(out / "checkpoints" / "children" / "child_0.safetensors")
+    assert bool((child["fc3.weight"] != 0).all()) and bool((parent["fc3.weight"] != 0).all())
+    zero = (child["conv1.weight"] == 0).float().mean()
+    assert 0.45 < zero < 0.55  # the other layers are pruned
+
+
+@needs_fashion
 @pytest.mark.parametrize(
     "bad",
     [

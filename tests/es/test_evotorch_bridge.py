@@ -15,12 +15,14 @@ from evo_ensembles.es import (
 )
 
 
-def test_descriptor_rows_round_trip_exactly():
-    s = NoiseSampling(sigma=0.037, density=1 / 3)
+@pytest.mark.parametrize("dense_layers", [(), ("first", "last")])
+def test_descriptor_rows_round_trip_exactly(dense_layers):
+    s = NoiseSampling(sigma=0.037, density=1 / 3, dense_layers=dense_layers)
     specs = make_noisy_specs(12, seed=2**40 + 7, sampling=s)
     rows = encode_specs(specs)
     assert rows.shape == (12, 5) and rows.dtype == torch.float64
     assert [decode_spec(r, s) for r in rows] == specs
+    assert all(x.dense_layers == dense_layers for x in specs)
 
 
 def test_problem_in_process_matches_the_plain_evaluator(tiny_net, tiny_data):

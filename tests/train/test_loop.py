@@ -86,6 +86,21 @@ def test_one_cycle_schedule_shape(tiny_net):
     assert moms[int(torch.tensor(lrs).argmax())] == pytest.approx(0.85, abs=1e-3)  # inverse
 
 
+@pytest.mark.parametrize("steps", [1, 2, 5, 10, 11])
+def test_one_cycle_survives_short_runs(tiny_net, steps):
+    """A warm-up of exactly one step made OneCycleLR divide by zero (10 steps at pct 0.1)."""
+    net = tiny_net()
+    cfg = TrainConfig(epochs=1, lr=0.1, schedule="one-cycle", pct_start=0.1)
+    opt = build_optimizer(net, cfg)
+    sched = build_scheduler(opt, cfg, steps_per_epoch=steps)
+    lrs = []
+    for _ in range(steps):
+        lrs.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    assert all(0 < lr <= 0.1 + 1e-12 for lr in lrs)
+
+
 def test_step_decay_recipe(tiny_net):
     net = tiny_net()
     cfg = TrainConfig(epochs=10, lr=0.1, optimizer="sgd", schedule="step-decay")

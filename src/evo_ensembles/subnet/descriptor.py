@@ -61,11 +61,13 @@ class ChildSpec:
         prune_epochs: E_p for iterative pruning of a ``"prune"`` child: an equal share of
             the pruned weights is removed at the start of each of the first E_p tuning
             epochs; 0 prunes in one shot.
-        dense_layers: the pruning scope — eligible tensors left exactly as the parent's
-            (neither pruned nor perturbed): ``"first"`` and ``"last"`` (the layers of the
-            first and last eligible tensors, e.g. the input conv and the output layer) or
-            name prefixes (``"fc3"``); see :func:`resolve_dense_layers`. Empty (the default) leaves nothing out. With a layerwise budget the
-            other tensors' masks are exactly those of the same child without the option.
+        dense_layers: the pruning scope — eligible tensors the perturbation leaves exactly
+            as the parent's (never pruned, never perturbed; a tuned child still trains them,
+            like its biases): ``"first"`` and ``"last"`` (the layers of the first and last
+            eligible tensors, e.g. the input conv and the output layer) or name prefixes
+            (``"fc3"``); see :func:`resolve_dense_layers`. Empty (the default) leaves nothing
+            out. With a layerwise budget the other tensors' masks are exactly those of the
+            same child without the option.
     """
 
     kind: str

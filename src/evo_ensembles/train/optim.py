@@ -33,11 +33,14 @@ def build_scheduler(
         return None
     if cfg.schedule == "one-cycle":
         initial = cfg.lr / cfg.div_factor
+        # OneCycleLR divides by (pct_start * total - 1): a warm-up of exactly one step would
+        # divide by zero, so it is shortened below one step (then the cycle starts at its peak).
+        pct = cfg.pct_start * 0.999 if abs(cfg.pct_start * total - 1.0) < 1e-9 else cfg.pct_start
         return torch.optim.lr_scheduler.OneCycleLR(
             optimizer,
             max_lr=cfg.lr,
             total_steps=total,
-            pct_start=cfg.pct_start,
+            pct_start=pct,
             anneal_strategy="cos",
             three_phase=False,
             div_factor=cfg.div_factor,
