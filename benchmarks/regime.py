@@ -39,12 +39,20 @@ from _common import RESULTS, header, mean_se, save
 from safetensors import safe_open
 from safetensors.torch import save_file
 
-from evo_ensembles import TrainConfig, combine, load_dataset, make_child_specs, predict_probs
+from evo_ensembles import (
+    TrainConfig,
+    build_model,
+    combine,
+    load_dataset,
+    make_child_specs,
+    predict_probs,
+)
 from evo_ensembles.devices import resolve_device, set_threads
 from evo_ensembles.methods.sparse import prune_and_tune
 from evo_ensembles.metrics import classification_metrics, diversity
 from evo_ensembles.recipes.common import parent_train_config, train_or_load_parent
 from evo_ensembles.reporting import _save, markdown_table, plt
+from evo_ensembles.train import load_state_into, load_tensors, save_model
 
 RUNS = Path(__file__).resolve().parent / "runs" / "regime"
 LOG = RESULTS / "regime.runs.jsonl"
@@ -85,14 +93,20 @@ class Study:
         return self._data[(seed, aug)]
 
     def parent(self, cfg: dict):
-        """(model, {split: probs}, seconds) of the parent ``cfg`` describes (trained once)."""
-        k = (cfg["model"], cfg["seed"], cfg["parent_epochs"], cfg["parent_aug"])
+        """(model, {split: probs}, seconds) of the parent ``cfg`` describes (trained once).
+
+        ``cfg["init_seed"]`` (default: the run's seed) seeds initialisation and data order
+        only, so independently trained members share the run's data split.
+        """
+        init = cfg.get("init_seed", cfg["seed"])
+        k = (cfg["model"], cfg["seed"], cfg["parent_epochs"], cfg["parent_aug"], init)
         if k not in self._parents:
             data = self.data(cfg["seed"], cfg["parent_aug"])
-            out = RUNS / "parents" / tag(cfg, "model", "seed", "parent_epochs", "parent_aug")
+            name = tag(cfg, "model", "seed", "parent_epochs", "parent_aug")
+            out = RUNS / "parents" / (name if init == cfg["seed"] else f"{name}_init={init}")
             t0 = time.perf_counter()
             model, meta, _ = train_or_load_parent(
-                out, data, cfg["model"], parent_train_config(cfg["parent_epochs"], LR, "adam", 128, cfg["seed"]),
+                out, data, cfg["model"], parent_train_config(cfg["parent_epochs"], LR, "adam", 128, init),
                 parent_path=None, device=self.device, progress=self.progress)
             seconds = sum(h["seconds"] for h in meta.get("history", [])) or time.perf_counter() - t0
             model.eval()
@@ -100,14 +114,30 @@ class Study:
             self._parents[k] = (model, probs, seconds)
         return self._parents[k]
 
+    def _child_path(self, cfg: dict, i: int) -> Path:
+        return (RUNS / "children" / tag(cfg, "model", "seed", "parent_epochs", "parent_aug")
+                / tag(cfg, "masks", "dense", "child_epochs", "lr_mult", "child_aug") / f"child_{i}.safetensors")
+
     def child(self, cfg: dict, i: int) -> tuple[dict, float]:
         """({split: probs}, tune seconds) of child ``i`` of ``cfg`` (trained once)."""
-        folder = (RUNS / "children" / tag(cfg, "model", "seed", "parent_epochs", "parent_aug")
-                  / tag(cfg, "masks", "dense", "child_epochs", "lr_mult", "child_aug"))
-        path = folder / f"child_{i}.safetensors"
-        if path.is_file():
-            with safe_open(str(path), "pt") as f:
-                return {s: f.get_tensor(s) for s in ("val", "test")}, float(f.metadata()["seconds"])
+        path = self._child_path(cfg, i)
+        if not path.is_file():
+            self._tune(cfg, i)
+        with safe_open(str(path), "pt") as f:
+            return {s: f.get_tensor(s) for s in ("val", "test")}, float(f.metadata()["seconds"])
+
+    def child_model(self, cfg: dict, i: int):
+        """Child ``i`` of ``cfg`` as a model (its weights are cached beside its probabilities)."""
+        weights = self._child_path(cfg, i).with_suffix(".weights.safetensors")
+        if not weights.is_file():
+            return self._tune(cfg, i)
+        data = self.data(cfg["seed"], cfg["child_aug"])
+        model = build_model(cfg["model"], data.input_shape, data.num_classes)
+        load_state_into(model, load_tensors(weights), str(weights))
+        return model.to(self.device).eval()
+
+    def _tune(self, cfg: dict, i: int):
+        """Prune and tune child ``i`` of ``cfg``; cache its probabilities and weights."""
         parent, _, _ = self.parent(cfg)
         data = self.data(cfg["seed"], cfg["child_aug"])
         specs = make_child_specs(i + 1, seed=cfg["seed"], dense_layers=DENSE[cfg["dense"]],
@@ -118,10 +148,13 @@ class Study:
         ens = prune_and_tune(parent, specs[i:], data.train, tune, augment=data.augment,
                              device=self.device, progress=self.progress, first_index=i)
         seconds = time.perf_counter() - t0
-        probs = {s: predict_probs(ens.members[0], getattr(data, s).x).contiguous() for s in ("val", "test")}
-        folder.mkdir(parents=True, exist_ok=True)
+        child = ens.members[0].eval()
+        probs = {s: predict_probs(child, getattr(data, s).x).contiguous() for s in ("val", "test")}
+        path = self._child_path(cfg, i)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        save_model(path.with_suffix(".weights.safetensors"), child, {"descriptor": specs[i].to_dict()})
         save_file(probs, str(path), metadata={"seconds": repr(seconds)})
-        return probs, seconds
+        return child
 
     def run(self, cfg: dict, sizes: tuple[int, ...]) -> list[dict]:
         """Rows (one per ensemble size) for ``cfg``: parent and ensemble on val and test."""

@@ -121,7 +121,7 @@ def _add_children_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--k", type=int, default=2, help="partition size (default 2: mask/anti-mask)")
     g.add_argument("--structured", action="store_true", help="prune whole neurons/filters")
     g.add_argument("--scope", choices=["local", "global"], default="local")
-    _add_dense_layers(g, "keeps exactly as the parent's")
+    _add_dense_layers(g, "never prunes (they are still tuned, like biases)")
     g.add_argument("--selection", choices=["random", "magnitude"], default="random",
                    help="which weights a child keeps: random, or the largest |W| (L1 pruning; "
                    "needs --no-partition)")
