@@ -139,3 +139,24 @@ def test_console_script_exit_code_without_traceback(tmp_path):
                        capture_output=True, text=True, timeout=120)
     assert p.returncode == 2
     assert "Traceback" not in p.stderr and "nope" in p.stderr
+
+
+@needs_fashion
+def test_child_augmentation_is_its_own_setting(tmp_path, capsys):
+    """--no-child-augment tunes children without crop/flip; the parent keeps its augmentation,
+    and switching it on a finished run retrains the children (their key names it)."""
+    from evo_ensembles.train import read_meta
+
+    out = tmp_path / "run"
+    code, io = _run([*TINY, "--children", "1", "--out", str(out)], capsys)
+    assert code == 0, io.err
+    with_aug = json.loads((out / "results.json").read_text())
+    assert "augment" not in read_meta(out / "checkpoints" / "children" / "child_0.safetensors")["run_key"]
+    code, io = _run([*TINY, "--children", "1", "--no-child-augment", "--out", str(out)], capsys)
+    assert code == 0, io.err
+    without = json.loads((out / "results.json").read_text())
+    assert without["config"]["child_augment"] is False and without["config"]["augment"] is True
+    assert without["timing"]["parent_train_seconds"] == 0  # the same parent
+    assert without["timing"]["children_train_seconds"] > 0  # children retrained
+    assert read_meta(out / "checkpoints" / "children" / "child_0.safetensors")["run_key"]["augment"] is False
+    assert without["members"][0] != with_aug["members"][0]

@@ -114,3 +114,11 @@ def test_nll_is_of_averaged_probabilities_not_logits():
     members = torch.tensor([[[0.99, 0.01]], [[0.01, 0.99]]])
     y = torch.tensor([0])
     assert nll(combine(members), y) == pytest.approx(math.log(2), abs=1e-6)
+
+
+def test_diversity_of_a_single_member_is_defined():
+    """One child (``--children 1``) has no pairs: NaN means, 1x1 matrices, no crash."""
+    probs = torch.softmax(torch.randn(1, 5, 3), dim=2)
+    div = diversity(probs)
+    assert all(div[k] != div[k] for k in ("disagreement", "kl", "correlation"))  # NaN
+    assert {k: len(v) for k, v in div["matrices"].items()} == {"disagreement": 1, "kl": 1, "correlation": 1}

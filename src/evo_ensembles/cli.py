@@ -112,6 +112,8 @@ def _add_children_flags(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("children")
     g.add_argument("--children", type=_positive_int, default=4, help="ensemble size (default 4)")
     g.add_argument("--child-epochs", type=_positive_int, default=1)
+    g.add_argument("--child-augment", action=argparse.BooleanOptionalAction, default=None,
+                   help="crop/flip augmentation while tuning children (default: as the parent's)")
     g.add_argument("--density", type=float, default=None,
                    help="fraction of weights each child keeps (default 0.5; 1/k with --partition)")
     g.add_argument("--partition", dest="partition", action="store_true", default=True,
@@ -164,6 +166,7 @@ def _run_sparse(args: argparse.Namespace) -> int:
         selection=args.selection, prune_epochs=args.prune_epochs, tune=args.tune, optimizer=args.optimizer, lr=args.lr, child_lr=args.child_lr,
         batch_size=args.batch_size, seed=args.seed, subset=args.subset,
         val_fraction=args.val_fraction, data_root=args.data_root, augment=args.augment,
+        child_augment=args.child_augment,
         include_parent=args.include_parent, combine=args.combine, ece_bins=args.ece_bins,
         device=args.device, threads=args.threads, parent=args.parent,
         dense_layers=args.dense_layers, **extra,

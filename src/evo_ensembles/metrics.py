@@ -103,8 +103,8 @@ def kl_matrix(member_probs: torch.Tensor) -> torch.Tensor:
 
 def correlation_matrix(member_probs: torch.Tensor) -> torch.Tensor:
     """(M, M) Pearson correlation of members' output vectors (all inputs and classes)."""
-    flat = member_probs.double().reshape(member_probs.shape[0], -1)
-    return torch.corrcoef(flat)
+    m = member_probs.shape[0]
+    return torch.corrcoef(member_probs.double().reshape(m, -1)).reshape(m, m)  # M=1: 0-dim otherwise
 
 
 def off_diagonal_mean(matrix: torch.Tensor) -> float:

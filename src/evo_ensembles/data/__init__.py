@@ -13,9 +13,10 @@ Example:
 
 from .arrays import ArrayData, Augment, BatchLoader
 from .idx import read_idx
-from .registry import DataSplits, available_datasets, load_dataset, resolve_root
+from .registry import DataSplits, available_datasets, dataset_augment, load_dataset, resolve_root
 
 __all__ = [
+    "dataset_augment",
     "ArrayData",
     "Augment",
     "BatchLoader",

@@ -220,6 +220,11 @@ def _check(spec: _Spec, x: torch.Tensor, y: torch.Tensor, split: str) -> None:
         )
 
 
+def dataset_augment(name: str) -> Augment:
+    """The training augmentation a data set uses when augmentation is on (crop, flip)."""
+    return _lookup(name).augment
+
+
 def load_dataset(
     name: str,
     root: str | os.PathLike | None = None,

@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
-from ..data import load_dataset
+from ..data import dataset_augment, load_dataset
 from ..devices import resolve_device, set_threads
 from ..ensemble import COMBINE_METHODS
 from ..errors import UserError
@@ -69,7 +69,9 @@ class SparseRunConfig:
         tune: child schedule, ``one-cycle`` (peak ``child_lr``) or ``constant``.
         optimizer, lr: for the parent and children; ``child_lr`` defaults to ``lr``.
         include_parent, combine: the parent votes too; ``mean`` of probabilities or ``vote``.
-        subset, val_fraction, data_root, augment: data options.
+        subset, val_fraction, data_root, augment: data options (``augment``: random
+            crop/flip while training the parent, and the children unless ``child_augment``).
+        child_augment: augmentation while tuning children; ``None`` follows ``augment``.
         parent: path of an existing parent checkpoint (``.safetensors``) to start from.
         dense_layers: the pruning scope — layers every child keeps exactly as the parent's
             (``first``, ``last`` or name prefixes); empty prunes every Linear/Conv weight.
@@ -97,6 +99,7 @@ class SparseRunConfig:
     val_fraction: float = 0.1
     data_root: str | None = None
     augment: bool = True
+    child_augment: bool | None = None
     include_parent: bool = False
     combine: str = "mean"
     ece_bins: int = DEFAULT_ECE_BINS
@@ -234,10 +237,15 @@ def _children(out, cfg, parent, model_name, data, specs, device, progress):
     child_dir = out / "checkpoints" / "children"
     tune_cfg = cfg.child_train_config()
     steps = steps_per_epoch(len(data.train), tune_cfg.batch_size)
+    augment = data.augment
+    if cfg.child_augment is not None and cfg.child_augment != cfg.augment:
+        augment = dataset_augment(cfg.dataset) if cfg.child_augment else None
     children, densities, seconds = [], [], []
     for i, spec in enumerate(specs):
         path = child_dir / f"child_{i}.safetensors"
         key = {"descriptor": spec.to_dict(), "tune": tune_cfg.to_dict(), "parent": str(parent_key(out))}
+        if augment is not data.augment:  # only then, so keys of earlier runs still match
+            key["augment"] = augment is not None
         child, keeper = cfg.build_child(parent, spec, steps)
         if path.is_file() and read_meta(path).get("run_key") == key:
             load_state_into(child, load_tensors(path), str(path))
@@ -245,7 +253,7 @@ def _children(out, cfg, parent, model_name, data, specs, device, progress):
         else:
             resume = child_dir / f"child_{i}_resume" if getattr(keeper, "resumable", True) else None
             res = fit(child, data.train, child_train_config(tune_cfg, cfg.seed, i), callbacks=[keeper],
-                      val=data.val, augment=data.augment, device=device, checkpoint_dir=resume,
+                      val=data.val, augment=augment, device=device, checkpoint_dir=resume,
                       progress=progress, desc=f"child {i + 1}/{len(specs)}")
             save_model(path, child, {**model_meta(model_name, data), "run_key": key,
                                      "descriptor": spec.to_dict(), "history": res.history})
