@@ -35,7 +35,7 @@ def test_end_to_end_sparse_run_and_reuse_of_parent(tmp_path, capsys):
         assert 0 <= res["parent"][k] and 0 <= res["ensemble"][k]
         assert all(k in m for m in res["members"])
     assert {"accuracy", "nll", "ece", "brier"} <= set(res["ensemble"])
-    assert [m["density"] for m in res["members"]] == pytest.approx([0.5, 0.5], abs=0.01)
+    assert [m["density"] for m in res["members"]] == pytest.approx([0.75, 0.75], abs=0.01)  # the default
     assert {"disagreement", "kl", "correlation"} <= set(res["diversity"])
     assert {"config", "seed", "timing"} <= set(res)
     assert res["ece_bins"] == 15
@@ -70,8 +70,8 @@ def _bad_cases(tmp_path):
     return {
         "density zero": ["--density", "0", "--no-partition"],
         "density above one": ["--density", "1.5", "--no-partition"],
-        "k below two": ["--k", "1"],
-        "density not 1/k": ["--density", "0.3"],
+        "k below two": ["--partition", "--k", "1"],
+        "density not 1/k": ["--partition", "--density", "0.3"],
         "unknown model": ["--model", "no-such-net"],
         "unknown dataset": ["--dataset", "imagenet-42"],
         "missing data files": ["--data-root", str(tmp_path / "nodata")],
@@ -105,7 +105,7 @@ def test_dense_layers_are_never_pruned_in_any_child(tmp_path, capsys):
     from evo_ensembles.train import load_tensors
 
     out = tmp_path / "run"
-    code, io = _run([*TINY, "--dense-layers", "first,last", "--out", str(out)], capsys)
+    code, io = _run([*TINY, "--partition", "--dense-layers", "first,last", "--out", str(out)], capsys)
     assert code == 0, io.err
     res = json.loads((out / "results.json").read_text())
     assert res["config"]["dense_layers"] == ["first", "last"]
@@ -148,11 +148,12 @@ def test_child_augmentation_is_its_own_setting(tmp_path, capsys):
     from evo_ensembles.train import read_meta
 
     out = tmp_path / "run"
-    code, io = _run([*TINY, "--children", "1", "--out", str(out)], capsys)
+    code, io = _run([*TINY, "--children", "1", "--augment", "--out", str(out)], capsys)
     assert code == 0, io.err
     with_aug = json.loads((out / "results.json").read_text())
     assert "augment" not in read_meta(out / "checkpoints" / "children" / "child_0.safetensors")["run_key"]
-    code, io = _run([*TINY, "--children", "1", "--no-child-augment", "--out", str(out)], capsys)
+    code, io = _run([*TINY, "--children", "1", "--augment", "--no-child-augment", "--out", str(out)],
+                    capsys)
     assert code == 0, io.err
     without = json.loads((out / "results.json").read_text())
     assert without["config"]["child_augment"] is False and without["config"]["augment"] is True

@@ -37,6 +37,7 @@ def test_end_to_end_stochastic_run(tmp_path, capsys):
         [
             "stochastic",
             *TINY,
+            "--partition",
             "--anneal",
             "random",
             "--t0",
@@ -86,7 +87,7 @@ def test_stochastic_run_with_dense_last_layer(tmp_path, capsys):
     from evo_ensembles.train import load_tensors
 
     out = tmp_path / "run"
-    code = main(["stochastic", *TINY, "--dense-layers", "last", "--out", str(out)])
+    code = main(["stochastic", *TINY, "--partition", "--dense-layers", "last", "--out", str(out)])
     assert code == 0, capsys.readouterr().err
     res = json.loads((out / "results.json").read_text())
     assert [m["descriptor"]["dense_layers"] for m in res["members"]] == [["last"], ["last"]]
@@ -141,10 +142,10 @@ def test_pruning_baselines_from_the_sparse_command(tmp_path, capsys):
 
 @needs_fashion
 @pytest.mark.parametrize("bad", [
-    ["--prune-epochs", "1"],  # iterative pruning with a partition
+    ["--partition", "--prune-epochs", "1"],  # iterative pruning with a partition
     ["--no-partition", "--prune-epochs", "3"],  # longer than --child-epochs 2
     ["--no-partition", "--prune-epochs", "-1"],
-    ["--selection", "magnitude"],  # magnitude masks cannot partition
+    ["--partition", "--selection", "magnitude"],  # magnitude masks cannot partition
 ])
 def test_bad_baseline_flags_exit_2(tmp_path, capsys, bad):
     out = tmp_path / "out"

@@ -35,14 +35,14 @@ def _nonneg_float(text: str) -> float:
 def _layer_list(text: str) -> tuple[str, ...]:
     items = tuple(t.strip() for t in text.split(",") if t.strip())
     if not items:
-        raise argparse.ArgumentTypeError(f"expected layer names such as first,last; got {text!r}")
-    return items
+        raise argparse.ArgumentTypeError(f"expected layer names such as first,last (or none); got {text!r}")
+    return () if items == ("none",) else items
 
 
-def _add_dense_layers(g, what: str) -> None:
-    g.add_argument("--dense-layers", type=_layer_list, default=(), metavar="LAYERS",
-                   help=f"pruning scope: comma-separated layers every child {what}: first, last "
-                   "or name prefixes (e.g. first,last; default: none)")
+def _add_dense_layers(g, what: str, default: str) -> None:
+    g.add_argument("--dense-layers", type=_layer_list, default=None, metavar="LAYERS",
+                   help=f"pruning scope: comma-separated layers every child {what}: first, last, "
+                   f"name prefixes, or none (default: {default})")
 
 
 def _add_common(p: argparse.ArgumentParser, default_out: str = "runs/sparse") -> None:
@@ -55,14 +55,15 @@ def _add_common(p: argparse.ArgumentParser, default_out: str = "runs/sparse") ->
                    help="use only N training examples (quick runs)")
     g.add_argument("--val-fraction", type=float, default=0.1,
                    help="fraction of train carved out for validation (default 0.1)")
-    g.add_argument("--no-augment", dest="augment", action="store_false",
-                   help="turn off random crop/flip augmentation")
+    g.add_argument("--augment", action=argparse.BooleanOptionalAction, default=None,
+                   help="random crop/flip while training the parent (default: off — the regime "
+                   "study's choice, benchmarks/results/regime.md)")
     g.add_argument("--model", default=None,
                    help="lenet-5, lenet-s (default), lenet-m/l, mlp, resnet-8/20/18, wrn-D-W, "
                    "torchvision:<name>; read from the checkpoint with --parent")
     g.add_argument("--parent", default=None, metavar="CHECKPOINT",
                    help="start from a trained parent (.safetensors written by this toolkit)")
-    g.add_argument("--parent-epochs", type=_positive_int, default=5)
+    g.add_argument("--parent-epochs", type=_positive_int, default=None, help="(default 8)")
     r = p.add_argument_group("run")
     r.add_argument("--seed", type=int, default=0)
     r.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda[:N]")
@@ -111,19 +112,18 @@ def _add_stochastic(sub) -> None:
 def _add_children_flags(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("children")
     g.add_argument("--children", type=_positive_int, default=4, help="ensemble size (default 4)")
-    g.add_argument("--child-epochs", type=_positive_int, default=1)
+    g.add_argument("--child-epochs", type=_positive_int, default=None, help="(default 3)")
     g.add_argument("--child-augment", action=argparse.BooleanOptionalAction, default=None,
                    help="crop/flip augmentation while tuning children (default: as the parent's)")
     g.add_argument("--density", type=float, default=None,
-                   help="fraction of weights each child keeps (default 0.5; 1/k with --partition)")
-    g.add_argument("--partition", dest="partition", action="store_true", default=True,
-                   help="neural partitioning: k disjoint subnetworks per group (default)")
-    g.add_argument("--no-partition", dest="partition", action="store_false",
-                   help="independent random masks")
+                   help="fraction of weights each child keeps (default 0.75; 1/k with --partition)")
+    g.add_argument("--partition", action=argparse.BooleanOptionalAction, default=None,
+                   help="neural partitioning into k disjoint subnetworks (k=2: mask/anti-mask) "
+                   "instead of independent random masks (default: independent)")
     g.add_argument("--k", type=int, default=2, help="partition size (default 2: mask/anti-mask)")
     g.add_argument("--structured", action="store_true", help="prune whole neurons/filters")
     g.add_argument("--scope", choices=["local", "global"], default="local")
-    _add_dense_layers(g, "never prunes (they are still tuned, like biases)")
+    _add_dense_layers(g, "never prunes (they are still tuned, like biases)", "first,last")
     g.add_argument("--selection", choices=["random", "magnitude"], default="random",
                    help="which weights a child keeps: random, or the largest |W| (L1 pruning; "
                    "needs --no-partition)")
@@ -134,7 +134,7 @@ def _add_children_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--optimizer", choices=["adam", "sgd"], default="adam")
     g.add_argument("--lr", type=float, default=1e-3, help="parent learning rate (default 1e-3)")
     g.add_argument("--child-lr", type=float, default=None,
-                   help="children's (peak) learning rate (default: --lr)")
+                   help="children's (peak) one-cycle learning rate (default: 3 x --lr)")
     g.add_argument("--batch-size", type=_positive_int, default=128)
     g.add_argument("--include-parent", action="store_true", help="the parent votes too")
     g.add_argument("--combine", choices=["mean", "vote"], default="mean")
@@ -147,8 +147,8 @@ def _run_sparse(args: argparse.Namespace) -> int:
     from .recipes.stochastic import StochasticRunConfig
 
     density = args.density
-    if density is None:
-        density = 1.0 / args.k if args.partition and args.k >= 2 else 0.5
+    if density is None and args.partition and args.k >= 2:
+        density = 1.0 / args.k
     model = args.model
     if model is None and args.parent and Path(args.parent).is_file():
         from .train import read_meta
@@ -159,17 +159,21 @@ def _run_sparse(args: argparse.Namespace) -> int:
         extra = {"anneal": args.anneal, "t0": args.t0, "anneal_epochs": args.anneal_epochs,
                  "anneal_schedule": args.schedule}
     cls = StochasticRunConfig if args.command == "stochastic" else SparseRunConfig
+    given = dict(  # flags left unset take the config's defaults (one place for them)
+        parent_epochs=args.parent_epochs, child_epochs=args.child_epochs, density=density,
+        partition=args.partition, augment=args.augment, dense_layers=args.dense_layers,
+    )
     cfg = cls(
-        dataset=args.dataset, model=model or "lenet-s", parent_epochs=args.parent_epochs,
-        children=args.children, child_epochs=args.child_epochs, density=density,
-        partition=args.partition, k=args.k, structured=args.structured, scope=args.scope,
-        selection=args.selection, prune_epochs=args.prune_epochs, tune=args.tune, optimizer=args.optimizer, lr=args.lr, child_lr=args.child_lr,
+        dataset=args.dataset, model=model or "lenet-s",
+        children=args.children, k=args.k, structured=args.structured, scope=args.scope,
+        selection=args.selection, prune_epochs=args.prune_epochs, tune=args.tune,
+        optimizer=args.optimizer, lr=args.lr, child_lr=args.child_lr,
         batch_size=args.batch_size, seed=args.seed, subset=args.subset,
-        val_fraction=args.val_fraction, data_root=args.data_root, augment=args.augment,
+        val_fraction=args.val_fraction, data_root=args.data_root,
         child_augment=args.child_augment,
         include_parent=args.include_parent, combine=args.combine, ece_bins=args.ece_bins,
         device=args.device, threads=args.threads, parent=args.parent,
-        dense_layers=args.dense_layers, **extra,
+        **{k: v for k, v in given.items() if v is not None}, **extra,
     )
     results = run_sparse(cfg, args.out, progress=not args.quiet)
     print(print_summary(results))
@@ -211,7 +215,7 @@ def _add_noisy(sub) -> None:
     c.add_argument("--scope", choices=["local", "global"], default="local",
                    help="layerwise (default) or one global budget (needs --no-partition)")
     c.add_argument("--mu", type=float, default=0.0, help="noise mean μ (default 0)")
-    _add_dense_layers(c, "leaves exactly as the parent's (also in the σ search and evolution)")
+    _add_dense_layers(c, "leaves exactly as the parent's (also in the σ search and evolution)", "none")
     c.add_argument("--population", type=_positive_int, default=16, help="N candidates (default 16)")
     c.add_argument("--top-k", type=_positive_int, default=8, help="K kept (default 8)")
     c.add_argument("--fitness", choices=["accuracy", "nll"], default="accuracy",
@@ -238,7 +242,8 @@ def _run_noisy(args: argparse.Namespace) -> int:
               "partitioned", "structured", "scope", "mu", "dense_layers", "population", "top_k", "fitness", "generations",
               "algorithm", "num_actors", "descriptors", "include_parent", "combine", "ece_bins",
               "seed", "subset", "val_fraction", "data_root", "augment", "device", "threads"]
-    cfg = NoisyRunConfig(**{f: getattr(args, f) for f in fields})
+    # Flags left unset (None) take the config's defaults.
+    cfg = NoisyRunConfig(**{f: getattr(args, f) for f in fields if getattr(args, f) is not None})
     results = run_noisy(cfg, args.out, progress=not args.quiet)
     print(print_summary(results))
     print(f"results: {args.out}/results.json, report: {args.out}/report.md")

@@ -82,7 +82,7 @@ class NoisyRunConfig:
     dataset: str = "fashion-mnist"
     model: str | None = None
     parent: str | None = None
-    parent_epochs: int = 5
+    parent_epochs: int = 8
     lr: float = 1e-3
     optimizer: str = "adam"
     batch_size: int = 128
@@ -112,7 +112,7 @@ class NoisyRunConfig:
     subset: int | None = None
     val_fraction: float = 0.1
     data_root: str | None = None
-    augment: bool = True
+    augment: bool = False
     device: str = "auto"
     threads: int | None = None
 

@@ -49,11 +49,19 @@ from .common import (
 )
 
 TUNE_SCHEDULES = ("one-cycle", "constant")
+# Children's peak lr is this times the parent's unless set (benchmarks/results/regime.md:
+# chosen on validation from 1x and 3x).
+CHILD_LR_FACTOR = 3.0
 
 
 @dataclass
 class SparseRunConfig:
     """Settings of a ``sparse`` run (the CLI flags, one field each).
+
+    The defaults are the settings the regime study chose on validation
+    (benchmarks/results/regime.md): parent 8 epochs without augmentation; 4 children at
+    density 0.75 (independent masks) with the first and last layers kept dense, each tuned
+    3 epochs with one-cycle at 3 × the parent's lr.
 
     Attributes:
         dataset, model: registry names (``evo_ensembles.data`` / ``evo_ensembles.models``).
@@ -67,7 +75,8 @@ class SparseRunConfig:
         prune_epochs: 0 prunes in one shot; E_p > 0 prunes iteratively, an equal share at
             the start of each of the first E_p tuning epochs (independent masks only).
         tune: child schedule, ``one-cycle`` (peak ``child_lr``) or ``constant``.
-        optimizer, lr: for the parent and children; ``child_lr`` defaults to ``lr``.
+        optimizer, lr: for the parent and children; ``child_lr`` defaults to
+            ``CHILD_LR_FACTOR`` (3) × ``lr``.
         include_parent, combine: the parent votes too; ``mean`` of probabilities or ``vote``.
         subset, val_fraction, data_root, augment: data options (``augment``: random
             crop/flip while training the parent, and the children unless ``child_augment``).
@@ -79,11 +88,11 @@ class SparseRunConfig:
 
     dataset: str = "fashion-mnist"
     model: str = "lenet-s"
-    parent_epochs: int = 5
+    parent_epochs: int = 8
     children: int = 4
-    child_epochs: int = 1
-    density: float = 0.5
-    partition: bool = True
+    child_epochs: int = 3
+    density: float = 0.75
+    partition: bool = False
     k: int = 2
     structured: bool = False
     scope: str = "local"
@@ -98,7 +107,7 @@ class SparseRunConfig:
     subset: int | None = None
     val_fraction: float = 0.1
     data_root: str | None = None
-    augment: bool = True
+    augment: bool = False
     child_augment: bool | None = None
     include_parent: bool = False
     combine: str = "mean"
@@ -106,7 +115,7 @@ class SparseRunConfig:
     device: str = "auto"
     threads: int | None = None
     parent: str | None = None
-    dense_layers: tuple[str, ...] = ()
+    dense_layers: tuple[str, ...] = ("first", "last")
 
     # What a subclass changes to run another tuned-children method through this recipe.
     METHOD: ClassVar[str] = "sparse"
@@ -140,7 +149,7 @@ class SparseRunConfig:
         return parent_train_config(self.parent_epochs, self.lr, self.optimizer, self.batch_size, self.seed)
 
     def child_train_config(self) -> TrainConfig:
-        return TrainConfig(epochs=self.child_epochs, lr=self.child_lr or self.lr,
+        return TrainConfig(epochs=self.child_epochs, lr=self.child_lr or CHILD_LR_FACTOR * self.lr,
                            optimizer=self.optimizer, schedule=self.tune,
                            batch_size=self.batch_size, seed=self.seed)
 
