@@ -293,25 +293,32 @@ def stage_table(rows: list[dict], stage: str) -> str:
 
 
 def effects(rows: list[dict]) -> str:
-    """For each screened factor: test Δ (ensemble − parent) averaged over the factor's level."""
+    """For each screened factor and level: the ensemble on val and test, and Δ vs its parent.
+
+    Means over the stage's other settings; where a factor changes the parent (augmentation,
+    capacity) the absolute ensemble numbers matter, not only Δ.
+    """
     out = []
-    for stage in ("aug", "scope", "tuning", "size", "capacity"):
+    for stage in ("aug", "scope", "tuning", "size", "split", "capacity"):
         rs = [r for r in rows if r["stage"] == stage and r["members"] > 0]
-        for f in FACTORS[stage] + (["members"] if stage == "size" else []):
-            levels = sorted({json.dumps(r[f]) for r in rs})
+        for f in dict.fromkeys(FACTORS[stage] + (["members"] if stage == "size" else [])):
+            levels = sorted({json.dumps(r[f]) for r in rs}, key=json.loads)
             if len(levels) < 2:
                 continue
-            cells = []
             for lv in levels:
                 sel = [r for r in rs if json.dumps(r[f]) == lv]
-                da = [100 * (r["test"]["ensemble"]["accuracy"] - r["test"]["parent"]["accuracy"]) for r in sel]
-                dn = [r["test"]["ensemble"]["nll"] - r["test"]["parent"]["nll"] for r in sel]
-                va = [100 * (r["val"]["ensemble"]["accuracy"] - r["val"]["parent"]["accuracy"]) for r in sel]
-                cells.append(f"{json.loads(lv)}: val {sum(va) / len(va):+.2f} / test {sum(da) / len(da):+.2f} pt, "
-                             f"ΔNLL {sum(dn) / len(dn):+.4f} (n={len(sel)})")
-            out.append([stage, f, "<br>".join(cells)])
-    return markdown_table(["stage", "factor", "ensemble − parent per level (mean over the stage's other settings)"],
-                          out) if out else "_not run yet_"
+
+                def mean(get, sel=sel):
+                    return sum(get(r) for r in sel) / len(sel)
+
+                out.append([stage, f, json.loads(lv), len(sel),
+                            100 * mean(lambda r: r["val"]["ensemble"]["accuracy"]),
+                            100 * mean(lambda r: r["test"]["ensemble"]["accuracy"]),
+                            100 * mean(lambda r: r["test"]["ensemble"]["accuracy"] - r["test"]["parent"]["accuracy"]),
+                            mean(lambda r: r["test"]["ensemble"]["nll"]),
+                            mean(lambda r: r["test"]["ensemble"]["nll"] - r["test"]["parent"]["nll"])])
+    heads = ["stage", "factor", "level", "n", "val ens acc", "test ens acc", "test Δacc", "test ens NLL", "test ΔNLL"]
+    return markdown_table(heads, out) if out else "_not run yet_"
 
 
 def confirm_summary(rows: list[dict]) -> tuple[str, dict]:
@@ -368,8 +375,10 @@ def report(rows: list[dict], meta: dict) -> None:
         "stated. Children: `prune_and_tune`, one-cycle Adam with peak `lr_mult` × 1e-3; masks `np` = "
         "mask/anti-mask pairs at density 0.5, `r75` = independent random masks at density 0.75; "
         "`dense` = pruning scope (`first+last`: the first conv and the output layer are never pruned). "
-        "Epochs count parent + children at full cost. ECE: 15 equal-width bins.",
-        "## Which factors matter (test Δ per level; the screen's other settings averaged)",
+        "Epochs count parent + children at full cost. ECE: 15 equal-width bins. `child s` is the "
+        "children's summed tuning time; some runs shared the 2-core box with test runs, so time "
+        "the demo alone for costs (README).",
+        "## Which factors matter (per level, averaged over the screen's other settings)",
         effects(rows),
         "## Confirmation of the chosen settings over seeds",
         conf_text,
