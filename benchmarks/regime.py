@@ -57,6 +57,7 @@ from evo_ensembles.train import load_state_into, load_tensors, save_model
 RUNS = Path(__file__).resolve().parent / "runs" / "regime"
 LOG = RESULTS / "regime.runs.jsonl"
 NAME = "regime"
+META: dict = {}  # this invocation's provenance, recorded in every row it adds
 STAGES = ["aug", "scope", "tuning", "confirm", "size", "split", "capacity"]
 BASE = {"model": "lenet-s", "seed": 0, "parent_epochs": 8, "parent_aug": True, "child_aug": True,
         "dense": "none", "masks": "np", "child_epochs": 2, "lr_mult": 1.0, "members": 4}
@@ -254,7 +255,8 @@ def run_stage(study: Study, stage: str, rows: list[dict]) -> None:
         t0 = time.perf_counter()
         new = study.run(cfg, sizes) if sizes else [study.single(cfg)]
         for r in new:
-            r.update(stage=stage, wall_seconds=time.perf_counter() - t0)
+            r.update(stage=stage, wall_seconds=time.perf_counter() - t0, run_commit=META["commit"],
+                     run_command=META["command"])
             with LOG.open("a") as f:
                 f.write(json.dumps(r) + "\n")
             rows.append(r)
@@ -364,9 +366,11 @@ def plot(rows: list[dict], path: Path) -> None:
 def report(rows: list[dict], meta: dict) -> None:
     conf_text, conf = confirm_summary(rows)
     wall = sum(r["wall_seconds"] for r in rows)
+    made = sorted({f"`{r['run_command']}` at commit {r['run_commit']}" for r in rows if "run_commit" in r})
     parts = [
         "# Regime study: where Sparse Subnetwork Ensembles beat their parent (Fashion-MNIST)",
-        f"Produced by `{meta['command']}` on {meta['date']}; commit {meta['commit']}; "
+        f"Runs made by {'; '.join(made) or 'this command'}. "
+        f"Tables written by `{meta['command']}` on {meta['date']}; commit {meta['commit']}; "
         f"{meta['hardware'].get('cpu', meta['hardware'])}; summed wall time of the runs so far "
         f"{wall / 60:.0f} min (parents trained once and shared).",
         "Full training split (54,000 train / 6,000 validation, seeded by the run's seed), the "
@@ -406,6 +410,7 @@ def main() -> None:
     set_threads(args.threads)
     rows = load_rows()
     meta = header()
+    META.update(meta)
     if not args.report:
         study = Study(resolve_device(args.device), args.progress, args.subset)
         for stage in args.stages:
