@@ -46,12 +46,7 @@ from ..subnet import (
     sample_bernoulli,
 )
 from ..train import Callback, TrainConfig
-from .sparse import (
-    KeepPruned,
-    prune_and_tune,
-    pruned_child,
-    steps_per_epoch,
-)
+from .sparse import KeepPruned, prune_and_tune, pruned_child, steps_per_epoch
 
 _GOLDEN = 0x9E3779B97F4A7C15  # spreads consecutive steps over the seed space
 
@@ -248,7 +243,7 @@ def build_child(
             f"tuning epochs, got {cfg.epochs}"
         )
     plan = anneal_plan(spec, eligible_params, spec.anneal_epochs * steps)
-    params = {n: eligible_params[n] for n in plan.target}  # without the frozen dense_layers
+    params = {n: eligible_params[n] for n in plan.target}  # dense_layers: never masked (still trained)
     return child, StochasticMasks(params, plan, spec.bernoulli_seed, steps)
 
 
