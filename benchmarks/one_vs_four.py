@@ -14,6 +14,9 @@ augmentation, pruning scope, masks, child lr; read from results/regime.json):
                      (trust-region σ, KL 0.02, chosen on validation; no training)
   noisy 16           one model trained 16 epochs + its top 8 of 16 noisy children
 
+Baselines (never chosen): the single model trained 16 epochs (the deep ensemble's first
+member, so it costs nothing extra) and the deep ensemble itself.
+
 One candidate is chosen on the validation split (mean over seeds of ensemble accuracy, then
 NLL); all are reported on test. Parents and children come from the regime study's cache
 (benchmarks/runs/regime/), so what that study trained is reused; finished rows go to
@@ -50,6 +53,8 @@ CANDIDATES = {
     "noisy 16": {"parent_epochs": 16, "child_epochs": 0, "members": 0, "noisy": 8},
 }
 DEEP = "deep ensemble 4x16"
+SINGLE = "single model 16"  # the deep ensemble's first member alone: the budget's dense baseline
+BASELINES = (SINGLE, DEEP)
 
 
 def settings() -> dict:
@@ -70,12 +75,13 @@ def run_candidate(study: Study, name: str, base: dict, seed: int) -> dict:
     spec = CANDIDATES.get(name)
     t0 = time.perf_counter()
     extra: dict = {}
-    if name == DEEP:
+    if name in BASELINES:
+        n = 4 if name == DEEP else 1
         parts = [study.parent({**base, "seed": seed, "parent_epochs": 16,
                                "init_seed": seed if j == 0 else derive_seed(seed, 7, j) % 2**31})[1]
-                 for j in range(4)]
+                 for j in range(n)]
         probs = {s: torch.stack([p[s] for p in parts]) for s in ("val", "test")}
-        epochs, flops = 64, 64.0
+        epochs, flops = 16 * n, 16.0 * n
     else:
         cfg = {**base, "seed": seed, "parent_epochs": spec["parent_epochs"],
                "child_epochs": max(spec["child_epochs"], 1), "members": spec["members"]}
@@ -108,11 +114,11 @@ def run_candidate(study: Study, name: str, base: dict, seed: int) -> dict:
 
 
 def report(rows: list[dict], base: dict, meta: dict) -> None:
-    names = [n for n in [*CANDIDATES, DEEP] if any(r["candidate"] == n for r in rows)]
+    names = [n for n in [*CANDIDATES, *BASELINES] if any(r["candidate"] == n for r in rows)]
     if not names:
         return
     by = {n: [r for r in rows if r["candidate"] == n] for n in names}
-    cands = [n for n in names if n != DEEP]
+    cands = [n for n in names if n not in BASELINES]
     chosen = max(cands, key=lambda n: (round(mean_se([r["val"]["accuracy"] for r in by[n]])[0], 4),
                                        -mean_se([r["val"]["nll"] for r in by[n]])[0])) if cands else None
     body, summary = [], {}
@@ -157,7 +163,8 @@ def report(rows: list[dict], base: dict, meta: dict) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
-    ap.add_argument("--candidates", nargs="+", default=[*CANDIDATES, DEEP], choices=[*CANDIDATES, DEEP])
+    ap.add_argument("--candidates", nargs="+", default=[*CANDIDATES, *BASELINES],
+                    choices=[*CANDIDATES, *BASELINES])
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--device", default="auto")
     ap.add_argument("--report", action="store_true", help="only rebuild the table")
