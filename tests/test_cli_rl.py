@@ -53,3 +53,28 @@ def test_evaluate_checks_env_and_episodes(agent, tmp_path, capsys):
     assert "CartPole" in capsys.readouterr().err
     assert main(["rl", "evaluate", "--agent", str(agent), "--episodes", "0", "--out", str(tmp_path / "o")]) == 2
     assert not (tmp_path / "o").exists()
+
+
+def test_evaluate_flag_defaults_are_the_config_defaults():
+    import dataclasses
+
+    from evo_ensembles.cli import build_parser
+    from evo_ensembles.recipes.rl import RLEvalConfig
+
+    args = build_parser().parse_args(["rl", "evaluate", "--agent", "A", "--out", "O"])
+    for f in dataclasses.fields(RLEvalConfig):
+        if f.name != "agent":
+            assert getattr(args, f.name) == f.default, f.name
+
+
+@pytest.mark.parametrize("action", ["sample", "argmax"])
+def test_parent_and_ensemble_share_rule_and_episodes(agent, tmp_path, action):
+    # With σ = 0 every member is the parent: under the same action rule and the same episodes
+    # the ensemble must replay the parent's returns exactly, whatever the scope or K.
+    out = tmp_path / action
+    assert main(["rl", "evaluate", "--agent", str(agent), "--episodes", "3", "--members", "3", "--sigma", "0",
+                 "--action", action, "--perturb", "head", "--quiet", "--out", str(out)]) == 0
+    r = json.loads((out / "results.json").read_text())
+    assert r["parent"]["action"] == r["ensemble"]["action"] == action
+    assert (r["parent"]["levels"], r["parent"]["seed"]) == (r["ensemble"]["levels"], r["ensemble"]["seed"])
+    assert r["ensemble"]["returns"] == r["parent"]["returns"]

@@ -287,6 +287,8 @@ def _add_rl(sub) -> None:
     e.add_argument("--target-kl", type=float, default=0.02)
     e.add_argument("--density", type=float, default=0.2, help="fraction of actor weights perturbed")
     e.add_argument("--no-mirror", dest="mirrored", action="store_false")
+    e.add_argument("--perturb", choices=["actor", "head"], default="actor",
+                   help="which actor weights the children perturb: all, or the action head only")
     e.add_argument("--probe-steps", type=int, default=1024)
     e.add_argument("--action", choices=["sample", "argmax"], default="sample")
     e.add_argument("--n-envs", type=int, default=4)
@@ -319,7 +321,7 @@ def _run_rl_evaluate(args: argparse.Namespace) -> int:
     from .recipes.rl import RLEvalConfig, print_summary, run_rl_evaluate
 
     fields = ["agent", "ensemble", "episodes", "seed", "levels", "env", "members", "population",
-              "selection_episodes", "sigma", "target_kl", "density", "mirrored", "probe_steps", "action",
+              "selection_episodes", "sigma", "target_kl", "density", "mirrored", "perturb", "probe_steps", "action",
               "n_envs", "device", "threads"]
     results = run_rl_evaluate(RLEvalConfig(**{f: getattr(args, f) for f in fields}), args.out,
                               progress=not args.quiet)

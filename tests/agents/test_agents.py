@@ -143,3 +143,20 @@ def test_merge_csv_keeps_rows_in_order_and_unions_columns(tmp_path):
     b.write_text("x,z\n3,4\n")
     _merge_csv(a, a, b)
     assert a.read_text().splitlines() == ["x,y,z", "1,2,", "3,,4"] and not b.exists()
+
+
+def test_head_scope_perturbs_only_the_action_head(cartpole_agent):
+    from evo_ensembles.agents.ensemble_policy import actor_dense_layers
+
+    model, _ = load_agent(cartpole_agent)
+    pol = model.policy
+    dense = actor_dense_layers(pol, "head")
+    assert dense and "head" not in dense and actor_dense_layers(pol, "actor") == ()
+    specs = make_noisy_specs(2, seed=0, sigma=0.5, density=1.0, partitioned=False, dense_layers=dense)
+    ens = NoisyEnsemblePolicy(pol, specs, batched=False)
+    actor = dict(ActorLogits(pol).named_parameters())
+    for name, stacked in ens.stacked.items():
+        changed = not all(torch.equal(stacked[k], actor[name]) for k in range(len(specs)))
+        assert changed == (name == "head.weight"), name  # biases are never perturbed
+    with pytest.raises(UserError, match="perturbation scope"):
+        actor_dense_layers(pol, "critic")

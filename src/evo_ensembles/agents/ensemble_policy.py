@@ -12,7 +12,9 @@ policies (the ProcGen baselines sample); a deterministic arg-max of a policy tra
 an entropy bonus can loop in place (e.g. pressing against a wall) and usually scores
 lower. Both rules are available (``action="argmax"``).
 
-Only actor parameters are perturbed (the value head does not act).
+Only actor parameters are perturbed (the value head does not act): all of them
+(``perturb="actor"``, the default) or the action head alone (``perturb="head"``, the
+features stay the parent's — the pruning scope of :mod:`evo_ensembles.subnet`).
 
 Example:
     >>> from evo_ensembles.es import make_noisy_specs
@@ -35,6 +37,7 @@ from ..errors import UserError
 from ..subnet import ChildSpec, InPlacePerturber, eligible_parameters, noise_delta
 
 ACTION_RULES = ("sample", "argmax")
+PERTURB_SCOPES = ("actor", "head")
 
 
 def choose_actions(probs: np.ndarray, rule: str, rng: np.random.Generator,
@@ -71,6 +74,20 @@ class ActorLogits(nn.Module):
 def actor_eligibility() -> dict:
     """``eligible_parameters`` options for policy children: every actor weight (the default)."""
     return {}
+
+
+def actor_dense_layers(policy: ActorCriticPolicy, perturb: str = "actor") -> tuple[str, ...]:
+    """The pruning scope (``ChildSpec.dense_layers``) that perturbs ``perturb`` of the actor.
+
+    ``"actor"``: every actor weight, so nothing is kept dense; ``"head"``: only the action
+    head, so the feature extractor and any hidden policy layers are kept dense.
+    """
+    if perturb not in PERTURB_SCOPES:
+        raise UserError(f"unknown perturbation scope {perturb!r}; choose from {PERTURB_SCOPES}")
+    if perturb == "actor":
+        return ()
+    names = eligible_parameters(ActorLogits(policy), **actor_eligibility())
+    return tuple(sorted({n.split(".")[0] for n in names} - {"head"}))
 
 
 def policy_perturber(policy: ActorCriticPolicy) -> InPlacePerturber:

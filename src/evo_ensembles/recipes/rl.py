@@ -12,7 +12,7 @@ episodes (held-out levels by default). Writes ``config.json``, ``results.json``,
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -20,9 +20,11 @@ import torch
 
 from ..agents.ensemble_policy import (
     ACTION_RULES,
+    PERTURB_SCOPES,
     ActorLogits,
     NoisyEnsemblePolicy,
     PolicyPredictor,
+    actor_dense_layers,
     actor_eligibility,
     policy_perturber,
 )
@@ -55,6 +57,7 @@ class RLEvalConfig:
     target_kl: float = 0.02
     density: float = 0.2
     mirrored: bool = True
+    perturb: str = "actor"
     probe_steps: int = 1024
     action: str = "sample"
     n_envs: int = 4
@@ -82,6 +85,8 @@ class RLEvalConfig:
             raise UserError(f"--density must be in (0, 1], got {self.density}")
         if self.action not in ACTION_RULES:
             raise UserError(f"--action must be one of {ACTION_RULES}, got {self.action!r}")
+        if self.perturb not in PERTURB_SCOPES:
+            raise UserError(f"--perturb must be one of {PERTURB_SCOPES}, got {self.perturb!r}")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -117,8 +122,8 @@ def run_rl_evaluate(cfg: RLEvalConfig, out: str | Path, *, progress: bool = True
                                "agent_timesteps": meta.get("timesteps_done")}
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / "config.json", cfg.to_dict())
-    results["parent"] = _summary(run_episodes(parent, meta, episodes=cfg.episodes, levels=cfg.levels,
-                                              seed=cfg.seed, n_envs=cfg.n_envs))
+    results["parent"] = {**_summary(run_episodes(parent, meta, episodes=cfg.episodes, levels=cfg.levels,
+                                                 seed=cfg.seed, n_envs=cfg.n_envs)), "action": cfg.action}
     results.update({"ensemble": None, "sigma": None, "density": cfg.density, "members": []})
     if cfg.ensemble == "noisy":
         results.update(_noisy(cfg, policy, meta, parent, out, progress))
@@ -131,8 +136,9 @@ def run_rl_evaluate(cfg: RLEvalConfig, out: str | Path, *, progress: bool = True
 
 def _noisy(cfg: RLEvalConfig, policy, meta, parent, out: Path, progress: bool) -> dict[str, Any]:
     perturber = policy_perturber(policy)
+    dense = actor_dense_layers(policy, cfg.perturb)
     sampling = NoiseSampling(sigma=cfg.sigma or 0.0, density=cfg.density, mirrored=cfg.mirrored,
-                             partitioned=False)
+                             partitioned=False, dense_layers=dense)
     trust = None
     sigma = cfg.sigma
     if sigma is None:
@@ -142,8 +148,7 @@ def _noisy(cfg: RLEvalConfig, policy, meta, parent, out: Path, progress: bool) -
                           densities=[cfg.density], sampling=sampling, seed=cfg.seed, progress=progress)
         sigma, trust = tr.sigma, tr.to_dict()
     n = cfg.population or cfg.members
-    es = SubnetworkES(n, cfg.members, sampling=NoiseSampling(sigma=float(sigma), density=cfg.density,
-                                                             mirrored=cfg.mirrored, partitioned=False))
+    es = SubnetworkES(n, cfg.members, sampling=replace(sampling, sigma=float(sigma)))
     state = es.init(cfg.seed)
     specs, state = es.ask(state)
     population = None
@@ -163,7 +168,8 @@ def _noisy(cfg: RLEvalConfig, policy, meta, parent, out: Path, progress: bool) -
     write_json(out / "ensemble.json", {"format": "evo_ensembles.noisy_policy/1", "agent": str(cfg.agent),
                                        "eligibility": actor_eligibility(),
                                        "action": cfg.action, "descriptors": [s.to_dict() for s in chosen]})
-    return {"ensemble": {**ens, "size": len(chosen), "action": cfg.action}, "sigma": float(sigma),
+    return {"ensemble": {**ens, "size": len(chosen), "action": cfg.action, "perturb": cfg.perturb},
+            "sigma": float(sigma),
             "members": [s.to_dict() for s in chosen], "trust_region": trust, "population": population}
 
 

@@ -1,0 +1,317 @@
+"""RL regime study (issue #11): where does the Noisy Subnetwork Ensemble policy help?
+
+MinAtar games × training seeds, PPO with the ``minatar`` preset (2M steps; agents trained
+once, resumable, under benchmarks/runs/rl_regime/agents/). Every evaluation goes through
+the library's ``rl evaluate`` run (``run_rl_evaluate``), so parent and ensemble always act
+under the same rule on the same episodes.
+
+Screen one factor at a time on VALIDATION episodes (the training seed stream, env seed
+``--val-seed``; disjoint from the top-K selection episodes and the σ probe), carrying the
+best setting forward, then confirm on HELD-OUT episodes (another seed stream):
+
+  rule_sigma  action rule {sample, argmax} × σ {trust region at KL 0.01/0.02/0.05,
+              fixed 0.01/0.02/0.05/0.10}
+  density     0.2 vs 0.5 of the actor weights perturbed
+  size        K = 4 / 8 / 16
+  topk        top K of 2K children by selection episodes vs no selection
+  scope       perturb the whole actor vs the action head only
+  confirm     the chosen settings and the previous default, ``--test-episodes`` held-out
+              episodes per training seed
+
+A setting is chosen by the mean over (game, training seed) of the relative gain
+(ensemble − parent) / max(|parent|, 1) on validation; per-game effects are reported too.
+Intervals: 95% over episodes (pooled over training seeds) and 95% over training seeds
+(Student t on the per-seed gains). Each finished evaluation is appended to
+results/<name>.runs.jsonl, so an interrupted study resumes where it stopped.
+
+    .venv/bin/python benchmarks/rl_regime.py --threads 1
+    .venv/bin/python benchmarks/rl_regime.py --report          # rebuild tables and plots only
+    .venv/bin/python benchmarks/rl_regime.py --preset smoke --timesteps 2048 --games breakout \
+        --seeds 0 --val-episodes 4 --test-episodes 4 --name rl_regime_smoke   # minutes
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import math
+import statistics
+import time
+from pathlib import Path
+
+from _common import RESULTS, header, save
+
+from evo_ensembles.agents import RLTrainConfig, train_agent
+from evo_ensembles.devices import set_threads
+from evo_ensembles.recipes.rl import RLEvalConfig, run_rl_evaluate
+from evo_ensembles.reporting import _save, markdown_table, plt
+
+RUNS = Path(__file__).resolve().parent / "runs" / "rl_regime"
+GAMES = ["breakout", "space_invaders", "asterix", "seaquest"]
+# The defaults `rl evaluate` had before this study: the screen starts from them.
+START = {"action": "sample", "sigma": None, "target_kl": 0.02, "density": 0.2, "members": 8,
+         "population": None, "perturb": "actor"}
+SIGMA_GRID = [0.01, 0.02, 0.05, 0.10]
+TR_TARGETS = [0.01, 0.02, 0.05]
+
+
+def stages(carried: dict) -> dict[str, list[dict]]:
+    """Configurations of each screening stage, given the settings carried so far."""
+    return {
+        "rule_sigma": [{**carried, "action": a, **s} for a in ("sample", "argmax")
+                       for s in [*({"sigma": None, "target_kl": t} for t in TR_TARGETS),
+                                 *({"sigma": g, "target_kl": 0.02} for g in SIGMA_GRID)]],
+        "density": [{**carried, "density": d} for d in (0.2, 0.5)],
+        "size": [{**carried, "members": k} for k in (4, 8, 16)],
+        "topk": [{**carried, "population": p} for p in (None, 2 * carried["members"])],
+        "scope": [{**carried, "perturb": p} for p in ("actor", "head")],
+    }
+
+
+STAGES = list(stages(START))
+
+
+def label(cfg: dict) -> str:
+    sigma = f"σ={cfg['sigma']:g}" if cfg["sigma"] is not None else f"TR KL {cfg['target_kl']:g}"
+    top = f", top {cfg['members']}/{cfg['population']}" if cfg["population"] else ""
+    return f"{cfg['action']}, {sigma}, d={cfg['density']:g}, K={cfg['members']}{top}, {cfg['perturb']}"
+
+
+def ckey(cfg: dict) -> str:
+    return json.dumps({k: cfg[k] for k in sorted(START)}, sort_keys=True)
+
+
+def rel_gain(row: dict) -> float:
+    return (row["ensemble"] - row["parent"]) / max(abs(row["parent"]), 1.0)
+
+
+class Study:
+    def __init__(self, args) -> None:
+        self.args = args
+        self.log = RESULTS / f"{args.name}.runs.jsonl"
+        self.rows = [json.loads(x) for x in self.log.read_text().splitlines()] if self.log.is_file() else []
+        self.runs = RUNS if args.name == "rl_regime" else RUNS.parent / args.name
+
+    def agent(self, game: str, seed: int) -> Path:
+        """The trained agent directory of (game, training seed) (trained or resumed here)."""
+        out = self.runs / "agents" / f"minatar_{game}_s{seed}"
+        info = train_agent(RLTrainConfig(f"minatar:{game}", self.args.preset, timesteps=self.args.timesteps,
+                                         seed=seed, checkpoint_every=100_000), out, progress=self.args.progress)
+        if not info["complete"]:
+            raise SystemExit(f"{out}: training incomplete")
+        return out
+
+    def find(self, stage: str, game: str, seed: int, cfg: dict) -> dict | None:
+        k = ckey(cfg)
+        return next((r for r in self.rows if (r["stage"], r["game"], r["train_seed"], r["key"])
+                     == (stage, game, seed, k)), None)
+
+    def evaluate(self, stage: str, game: str, seed: int, cfg: dict) -> dict:
+        """One parent-vs-ensemble evaluation (cached in the log)."""
+        row = self.find(stage, game, seed, cfg)
+        if row is not None:
+            return row
+        test = stage == "confirm"
+        episodes = self.args.test_episodes if test else self.args.val_episodes
+        eval_seed = self.args.test_seed if test else self.args.val_seed
+        levels = "held-out" if test else "train"
+        agent = self.agent(game, seed)
+        out = self.runs / "evals" / f"{game}_s{seed}" / f"{stage}_{hashlib.sha1(ckey(cfg).encode()).hexdigest()[:10]}"
+        t0 = time.perf_counter()
+        res = run_rl_evaluate(RLEvalConfig(agent=str(agent), episodes=episodes, seed=eval_seed, levels=levels,
+                                           probe_steps=self.args.probe_steps, **cfg), out, progress=False)
+        p, e = res["parent"], res["ensemble"]
+        row = {"stage": stage, "game": game, "train_seed": seed, "key": ckey(cfg), "config": cfg,
+               "levels": levels, "eval_seed": eval_seed, "episodes": episodes,
+               "parent": p["mean_return"], "parent_std": p["std_return"], "parent_returns": p["returns"],
+               "ensemble": e["mean_return"], "ensemble_std": e["std_return"], "ensemble_returns": e["returns"],
+               "sigma": res["sigma"], "agent_timesteps": res["agent_timesteps"],
+               "seconds": time.perf_counter() - t0, "commit": res.get("commit")}
+        self.rows.append(row)
+        with self.log.open("a") as f:
+            f.write(json.dumps(row) + "\n")
+        print(f"  {stage:10s} {game:14s} s{seed} {label(cfg):55s} parent {row['parent']:7.2f} "
+              f"ens {row['ensemble']:7.2f} (σ {row['sigma']:.4g}, {row['seconds']:.0f}s)", flush=True)
+        return row
+
+    def choose(self, stage: str, cfgs: list[dict]) -> dict:
+        """The stage's best configuration: mean relative validation gain over games and seeds."""
+        scored = []
+        for cfg in cfgs:
+            rows = [self.find(stage, g, s, cfg) for g in self.args.games for s in self.args.seeds]
+            rows = [r for r in rows if r is not None]
+            if rows:
+                scored.append((statistics.fmean(rel_gain(r) for r in rows), cfg))
+        return max(scored, key=lambda x: x[0])[1] if scored else cfgs[0]
+
+    def run(self, only_report: bool) -> dict:
+        """Screen every stage in order (or, with ``only_report``, replay the choices)."""
+        carried, chosen = dict(START), {}
+        for stage in STAGES:
+            cfgs = stages(carried)[stage]
+            if not only_report:
+                for game in self.args.games:
+                    for seed in self.args.seeds:
+                        for cfg in cfgs:
+                            self.evaluate(stage, game, seed, cfg)
+            carried = self.choose(stage, cfgs)
+            chosen[stage] = carried
+            print(f"{stage}: carried {label(carried)}", flush=True)
+        if not only_report:
+            for game in self.args.games:
+                for seed in self.args.seeds:
+                    for cfg in (carried, START):
+                        self.evaluate("confirm", game, seed, cfg)
+        return chosen
+
+
+def t95(n: int) -> float:
+    """Two-sided 95% Student-t quantile for n samples (n − 1 degrees of freedom)."""
+    from scipy.stats import t
+
+    return float(t.ppf(0.975, n - 1)) if n > 1 else float("nan")
+
+
+def gain_stats(rows: list[dict]) -> dict:
+    """Parent, ensemble and gain with 95% intervals over episodes and over training seeds."""
+    n = len(rows)
+    gains = [r["ensemble"] - r["parent"] for r in rows]
+    var_ep = sum(r["parent_std"] ** 2 / r["episodes"] + r["ensemble_std"] ** 2 / r["episodes"] for r in rows)
+    out = {"n_seeds": n, "parent": statistics.fmean(r["parent"] for r in rows),
+           "ensemble": statistics.fmean(r["ensemble"] for r in rows), "gain": statistics.fmean(gains),
+           "ci_episodes": 1.96 * math.sqrt(var_ep) / n,
+           "ci_seeds": t95(n) * statistics.stdev(gains) / math.sqrt(n) if n > 1 else float("nan"),
+           "rel_gain": statistics.fmean(rel_gain(r) for r in rows), "per_seed_gain": gains,
+           "sigma": statistics.fmean(r["sigma"] for r in rows)}
+    for part in ("parent", "ensemble"):
+        var = sum(r[f"{part}_std"] ** 2 / r["episodes"] for r in rows)
+        out[f"{part}_ci_episodes"] = 1.96 * math.sqrt(var) / n
+    return out
+
+
+def fmt_gain(s: dict) -> str:
+    seeds = f"; seeds ±{s['ci_seeds']:.2f}" if s["n_seeds"] > 1 else ""
+    return f"{s['gain']:+.2f} (episodes ±{s['ci_episodes']:.2f}{seeds})"
+
+
+def report(study: Study, chosen: dict, meta: dict) -> None:
+    rows, games = study.rows, study.args.games
+    if not rows:
+        print("nothing logged yet")
+        return
+    parts, summary = [], {"chosen": {k: v for k, v in chosen.items()}, "stages": {}, "confirm": {}}
+    carried = dict(START)
+    for stage in STAGES:
+        cfgs = stages(carried)[stage]
+        body = []
+        for cfg in cfgs:
+            per_game, cells, rels = {}, [], []
+            for g in games:
+                rs = [r for s in study.args.seeds if (r := study.find(stage, g, s, cfg))]
+                if rs:
+                    st = gain_stats(rs)
+                    per_game[g] = st
+                    rels += [rel_gain(r) for r in rs]
+                    cells.append(f"{st['parent']:.2f} → {st['ensemble']:.2f} ({st['gain']:+.2f})")
+                else:
+                    cells.append("–")
+            if not per_game:
+                continue
+            mark = " **(chosen)**" if cfg == chosen.get(stage) else ""
+            body.append([label(cfg) + mark, *cells, f"{100 * statistics.fmean(rels):+.1f}%"])
+            summary["stages"].setdefault(stage, []).append({"config": cfg, "per_game": per_game,
+                                                            "mean_rel_gain": statistics.fmean(rels)})
+        if body:
+            parts.append(f"### Stage `{stage}` (validation episodes; parent → ensemble (gain), mean over "
+                         "training seeds)\n\n"
+                         + markdown_table(["setting", *games, "mean relative gain"], body))
+        carried = chosen.get(stage, carried)
+    conf = []
+    for name, cfg in (("chosen", carried), ("previous default", START)):
+        for g in games:
+            rs = [r for s in study.args.seeds if (r := study.find("confirm", g, s, cfg))]
+            if not rs:
+                continue
+            st = gain_stats(rs)
+            summary["confirm"].setdefault(name, {})[g] = {**st, "config": cfg}
+            conf.append([name, g, len(rs), f"{st['parent']:.2f} ± {st['parent_ci_episodes']:.2f}",
+                         f"{st['ensemble']:.2f} ± {st['ensemble_ci_episodes']:.2f}", fmt_gain(st),
+                         f"{100 * st['rel_gain']:+.1f}%", f"{st['sigma']:.4g}"])
+    if conf:
+        parts.insert(0, "## Confirmation on held-out episodes\n\n"
+                     f"Chosen: `{label(carried)}`; previous default: `{label(START)}`. "
+                     f"{study.args.test_episodes} held-out episodes per training seed (env seed "
+                     f"{study.args.test_seed}); mean over training seeds; ± is the 95% interval over "
+                     "episodes (pooled), and over training seeds (Student t on the per-seed gains).\n\n"
+                     + markdown_table(["settings", "game", "training seeds", "parent", "ensemble",
+                                       "gain", "relative", "σ"], conf))
+    plot(study, RESULTS / f"{study.args.name}_sigma.png")
+    wall = sum(r["seconds"] for r in rows)
+    md = "\n\n".join([
+        "# RL regime study: PPO parent vs Noisy Subnetwork Ensemble policy (MinAtar)",
+        f"Games {games}; training seeds {study.args.seeds}; agents: `{study.args.preset}` preset, "
+        f"{rows[0]['agent_timesteps']} steps. Screening on {study.args.val_episodes} validation episodes "
+        f"(training seed stream, env seed {study.args.val_seed}) per (game, training seed, setting); each "
+        "stage carries its best setting (mean relative gain over games and seeds) forward.",
+        *parts,
+        f"![gain vs σ]({study.args.name}_sigma.png)",
+        f"Hardware: {meta['hardware'].get('cpu')}; commit {meta['commit']}; date {meta['date']}; "
+        f"summed evaluation time {wall / 3600:.2f} h.",
+        f"Command: `{meta['command']}`",
+    ]) + "\n"
+    save(study.args.name, {**meta, "args": vars(study.args), "summary": summary}, md)
+
+
+def plot(study: Study, path: Path) -> None:
+    """Validation gain vs fixed σ per game, one line per action rule (trust-region σ as markers)."""
+    games = study.args.games
+    fig, axes = plt.subplots(1, len(games), figsize=(3.2 * len(games), 3), squeeze=False)
+    for ax, g in zip(axes[0], games):
+        for action, colour in (("sample", "C0"), ("argmax", "C1")):
+            rows = [r for r in study.rows if r["stage"] == "rule_sigma" and r["game"] == g
+                    and r["config"]["action"] == action]
+            fixed = sorted({r["config"]["sigma"] for r in rows if r["config"]["sigma"] is not None})
+            ys = [statistics.fmean(r["ensemble"] - r["parent"] for r in rows if r["config"]["sigma"] == s)
+                  for s in fixed]
+            if fixed:
+                ax.plot(fixed, ys, "o-", color=colour, label=f"{action}, fixed σ")
+            tr = [r for r in rows if r["config"]["sigma"] is None]
+            if tr:
+                ax.scatter([r["sigma"] for r in tr], [r["ensemble"] - r["parent"] for r in tr], marker="x",
+                           color=colour, label=f"{action}, trust region")
+        ax.axhline(0, color="grey", lw=0.8)
+        ax.set_xscale("log")
+        ax.set_title(g, fontsize=9)
+        ax.set_xlabel("σ")
+        ax.set_ylabel("ensemble − parent (validation)")
+        if ax.has_data():
+            ax.legend(fontsize=6)
+    fig.tight_layout()
+    _save(fig, path)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--games", nargs="+", default=GAMES)
+    ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2], help="training seeds")
+    ap.add_argument("--preset", default="minatar")
+    ap.add_argument("--timesteps", type=int, default=None, help="PPO steps (default: the preset's)")
+    ap.add_argument("--val-episodes", type=int, default=50)
+    ap.add_argument("--test-episodes", type=int, default=200)
+    ap.add_argument("--val-seed", type=int, default=500)
+    ap.add_argument("--test-seed", type=int, default=0)
+    ap.add_argument("--probe-steps", type=int, default=1024)
+    ap.add_argument("--threads", type=int, default=1, help="torch threads (small nets: 1 is fastest)")
+    ap.add_argument("--report", action="store_true", help="only rebuild the tables and plots")
+    ap.add_argument("--progress", action="store_true")
+    ap.add_argument("--name", default="rl_regime", help="results/cache name (smoke runs: another name)")
+    args = ap.parse_args()
+    set_threads(args.threads)
+    study = Study(args)
+    chosen = study.run(only_report=args.report)
+    report(study, chosen, header())
+
+
+if __name__ == "__main__":
+    main()
