@@ -19,108 +19,116 @@ or a Noisy Subnetwork Ensemble, without training any child::
 
     res = ee.noisy_ensemble(my_parent, data.val.x, data.val.y, target_kl=0.02, popsize=16, top_k=8)
     probs = res.ensemble.member_probs(data.test.x)
+
+The top level holds what a user builds ensembles with (methods, ``Ensemble``,
+``ChildSpec``, metrics, data, models, training). It imports lazily: ``import
+evo_ensembles`` loads nothing heavy, and each name loads its module on first use. The
+low-level pieces live in :mod:`evo_ensembles.subnet` (masks, noise, annealing) and
+:mod:`evo_ensembles.es` (populations, trust region, EvoTorch); the names that used to be
+re-exported here still resolve, but are not part of ``__all__``.
 """
 
-__version__ = "0.1.0"
+from __future__ import annotations
 
-from .data import ArrayData, Augment, BatchLoader, DataSplits, available_datasets, load_dataset
-from .devices import resolve_device
-from .ensemble import Ensemble, combine, predict_probs
-from .errors import CheckpointError, DataNotFoundError, UnknownNameError, UserError
-from .es import (
-    ClassifierFitness,
-    NoiseSampling,
-    SubnetworkES,
-    evaluate_children,
-    make_noisy_specs,
-    search_sigma,
-)
-from .methods.noisy import NoisyEnsemble, noisy_ensemble
-from .methods.sparse import KeepPruned, prune_and_tune, prune_child, tune_child
-from .methods.stochastic import IterativePruning, StochasticMasks, anneal_and_tune, build_child
-from .metrics import (
-    accuracy,
-    brier,
-    classification_metrics,
-    diversity,
-    ece,
-    nll,
-)
-from .models import available_models, build_model
-from .subnet import (
-    AnnealPlan,
-    ChildSpec,
-    InPlacePerturber,
-    anneal_plan,
-    anneal_value,
-    apply_mask,
-    eligible_parameters,
-    make_child_specs,
-    mask_density,
-    pack_mask,
-    partition_masks,
-    partition_probabilities,
-    sample_mask,
-    unpack_mask,
-)
-from .train import Callback, TrainConfig, fit, save_model
+import importlib
+from typing import TYPE_CHECKING, Any
 
-__all__ = [
-    "AnnealPlan",
-    "IterativePruning",
-    "StochasticMasks",
-    "anneal_and_tune",
-    "anneal_plan",
-    "anneal_value",
-    "build_child",
-    "partition_probabilities",
-    "InPlacePerturber",
-    "noisy_ensemble",
-    "NoisyEnsemble",
-    "search_sigma",
-    "make_noisy_specs",
-    "evaluate_children",
-    "SubnetworkES",
-    "NoiseSampling",
-    "ClassifierFitness",
-    "ArrayData",
-    "Augment",
-    "BatchLoader",
-    "Callback",
-    "CheckpointError",
-    "ChildSpec",
-    "DataNotFoundError",
-    "DataSplits",
-    "Ensemble",
-    "KeepPruned",
-    "TrainConfig",
-    "UnknownNameError",
-    "UserError",
-    "__version__",
-    "accuracy",
-    "apply_mask",
-    "available_datasets",
-    "available_models",
-    "brier",
-    "build_model",
-    "classification_metrics",
-    "combine",
-    "diversity",
-    "ece",
-    "eligible_parameters",
-    "fit",
-    "load_dataset",
-    "make_child_specs",
-    "mask_density",
-    "nll",
-    "pack_mask",
-    "partition_masks",
-    "predict_probs",
-    "prune_and_tune",
-    "prune_child",
-    "resolve_device",
-    "sample_mask",
-    "save_model",
-    "tune_child",
-    "unpack_mask",
-]
+from ._version import __version__
+
+# name -> module (relative to this package) that defines it
+_TOP = {
+    # methods and ensembles
+    "prune_and_tune": ".methods.sparse",
+    "anneal_and_tune": ".methods.stochastic",
+    "noisy_ensemble": ".methods.noisy",
+    "NoisyEnsemble": ".methods.noisy",
+    "Ensemble": ".ensemble",
+    "combine": ".ensemble",
+    "predict_probs": ".ensemble",
+    # children
+    "ChildSpec": ".subnet.descriptor",
+    "make_child_specs": ".subnet.descriptor",
+    "make_noisy_specs": ".es.population",
+    # metrics
+    "accuracy": ".metrics",
+    "brier": ".metrics",
+    "classification_metrics": ".metrics",
+    "diversity": ".metrics",
+    "ece": ".metrics",
+    "nll": ".metrics",
+    # data and models
+    "ArrayData": ".data",
+    "DataSplits": ".data",
+    "available_datasets": ".data",
+    "load_dataset": ".data",
+    "available_models": ".models",
+    "build_model": ".models",
+    # training
+    "Callback": ".train",
+    "TrainConfig": ".train",
+    "fit": ".train",
+    "save_model": ".train",
+    "resolve_device": ".devices",
+    # errors
+    "CheckpointError": ".errors",
+    "DataNotFoundError": ".errors",
+    "UnknownNameError": ".errors",
+    "UserError": ".errors",
+}
+# Low-level names kept importable from the top level for existing code (not in __all__).
+_LOW = {
+    **dict.fromkeys(["Augment", "BatchLoader"], ".data"),
+    **dict.fromkeys(
+        ["ClassifierFitness", "NoiseSampling", "SubnetworkES", "evaluate_children", "search_sigma"],
+        ".es",
+    ),
+    **dict.fromkeys(["KeepPruned", "prune_child", "tune_child"], ".methods.sparse"),
+    **dict.fromkeys(["IterativePruning", "StochasticMasks", "build_child"], ".methods.stochastic"),
+    **dict.fromkeys(
+        [
+            "AnnealPlan",
+            "InPlacePerturber",
+            "anneal_plan",
+            "anneal_value",
+            "apply_mask",
+            "eligible_parameters",
+            "mask_density",
+            "pack_mask",
+            "partition_masks",
+            "partition_probabilities",
+            "sample_mask",
+            "unpack_mask",
+        ],
+        ".subnet",
+    ),
+}
+
+__all__ = ["__version__", *sorted(_TOP)]
+
+
+def __getattr__(name: str) -> Any:
+    module = _TOP.get(name) or _LOW.get(name)
+    if module is None:
+        raise AttributeError(f"module 'evo_ensembles' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value  # later lookups skip __getattr__
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_TOP})
+
+
+if TYPE_CHECKING:  # static checkers and IDEs see the real names
+    from .data import ArrayData, DataSplits, available_datasets, load_dataset  # noqa: F401
+    from .devices import resolve_device  # noqa: F401
+    from .ensemble import Ensemble, combine, predict_probs  # noqa: F401
+    from .errors import CheckpointError, DataNotFoundError, UnknownNameError, UserError  # noqa: F401
+    from .es.population import make_noisy_specs  # noqa: F401
+    from .methods.noisy import NoisyEnsemble, noisy_ensemble  # noqa: F401
+    from .methods.sparse import prune_and_tune  # noqa: F401
+    from .methods.stochastic import anneal_and_tune  # noqa: F401
+    from .metrics import accuracy, brier, classification_metrics, diversity, ece, nll  # noqa: F401
+    from .models import available_models, build_model  # noqa: F401
+    from .subnet.descriptor import ChildSpec, make_child_specs  # noqa: F401
+    from .train import Callback, TrainConfig, fit, save_model  # noqa: F401

@@ -10,7 +10,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from . import __version__
+from ._version import __version__
 from .errors import UserError
 from .subnet import ANNEAL_SCHEDULES, ANNEALS
 

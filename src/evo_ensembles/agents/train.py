@@ -30,7 +30,7 @@ from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.logger import configure
 from stable_baselines3.common.vec_env import VecEnv, VecNormalize
 
-from .. import __version__
+from .._version import __version__
 from ..devices import resolve_device
 from ..envs import make_vec_env, parse_env_id
 from ..errors import CheckpointError, UserError

@@ -11,7 +11,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from .. import __version__
+from .._version import __version__
 from ..data import DataSplits
 from ..devices import hardware_info
 from ..ensemble import combine, predict_probs

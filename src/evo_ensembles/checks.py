@@ -1,0 +1,117 @@
+"""Value checks shared by configs, descriptors and samplers: one rule, one message each.
+
+Every check raises :class:`~evo_ensembles.errors.UserError` naming the value the user set
+(a CLI flag such as ``--density`` when the value came from a flag), and returns the value
+so it can be used inline.
+
+Example:
+    >>> check_fraction(0.5, "--density")
+    0.5
+    >>> check_fraction(0.0, "--density")
+    Traceback (most recent call last):
+    ...
+    evo_ensembles.errors.UserError: --density must be in (0, 1], got 0.0
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from .errors import UserError
+
+
+def _fail(name: str, rule: str, value: Any) -> None:
+    raise UserError(f"{name} must be {rule}, got {value!r}")
+
+
+def _number(value: Any, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        _fail(name, "a number", value)
+    if not math.isfinite(value):
+        _fail(name, "a finite number", value)
+    return value
+
+
+def check_finite(value: Any, name: str) -> float:
+    """A finite number (no nan, no inf)."""
+    return _number(value, name)
+
+
+def check_positive(value: Any, name: str) -> float:
+    """A finite number > 0."""
+    if not _number(value, name) > 0:
+        _fail(name, "> 0", value)
+    return value
+
+
+def check_nonneg(value: Any, name: str) -> float:
+    """A finite number >= 0."""
+    if not _number(value, name) >= 0:
+        _fail(name, ">= 0", value)
+    return value
+
+
+def check_fraction(value: Any, name: str) -> float:
+    """A fraction in (0, 1] (a density, a share of the data)."""
+    if not 0 < _number(value, name) <= 1:
+        _fail(name, "in (0, 1]", value)
+    return value
+
+
+def check_probability(value: Any, name: str) -> float:
+    """A probability in [0, 1]."""
+    if not 0 <= _number(value, name) <= 1:
+        _fail(name, "in [0, 1]", value)
+    return value
+
+
+def check_split_fraction(value: Any, name: str) -> float:
+    """A fraction in [0, 1) (a held-out share that leaves something to train on)."""
+    if not 0 <= _number(value, name) < 1:
+        _fail(name, "in [0, 1)", value)
+    return value
+
+
+def _integer(value: Any, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        _fail(name, "an integer", value)
+    return value
+
+
+def check_positive_int(value: Any, name: str) -> int:
+    """An integer >= 1."""
+    if _integer(value, name) < 1:
+        _fail(name, ">= 1", value)
+    return value
+
+
+def check_nonneg_int(value: Any, name: str) -> int:
+    """An integer >= 0."""
+    if _integer(value, name) < 0:
+        _fail(name, ">= 0", value)
+    return value
+
+
+def check_choice(value: Any, choices: Sequence[Any], name: str) -> Any:
+    """One of ``choices``."""
+    if value not in choices:
+        raise UserError(f"{name} must be one of {tuple(choices)}, got {value!r}")
+    return value
+
+
+Check = Callable[[Any, str], Any]
+
+__all__ = [
+    "Check",
+    "check_choice",
+    "check_finite",
+    "check_fraction",
+    "check_nonneg",
+    "check_nonneg_int",
+    "check_positive",
+    "check_positive_int",
+    "check_probability",
+    "check_split_fraction",
+]
