@@ -6,7 +6,8 @@ from pathlib import Path
 
 from evo_ensembles import load_dataset
 from evo_ensembles.devices import resolve_device
-from evo_ensembles.recipes.common import parent_train_config, train_or_load_parent
+from evo_ensembles.recipes.common import train_or_load_parent
+from evo_ensembles.train import parent_train_config
 
 RUNS = Path(__file__).resolve().parent / "runs"
 

@@ -126,10 +126,10 @@ def test_argparse_rejects_an_empty_layer_list(capsys, bad):
     assert e.value.code == 2 and "first,last" in capsys.readouterr().err
 
 
-def test_argparse_rejects_non_positive_counts(capsys):
-    with pytest.raises(SystemExit) as e:
-        main(["sparse", "--children", "0"])
-    assert e.value.code == 2
+def test_non_positive_counts_exit_2_naming_the_flag(capsys, tmp_path):
+    assert main(["sparse", "--children", "0", "--out", str(tmp_path / "o")]) == 2
+    assert "--children must be >= 1, got 0" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
 
 
 def test_console_script_exit_code_without_traceback(tmp_path):

@@ -55,18 +55,6 @@ def test_evaluate_checks_env_and_episodes(agent, tmp_path, capsys):
     assert not (tmp_path / "o").exists()
 
 
-def test_evaluate_flag_defaults_are_the_config_defaults():
-    import dataclasses
-
-    from evo_ensembles.cli import build_parser
-    from evo_ensembles.recipes.rl import RLEvalConfig
-
-    args = build_parser().parse_args(["rl", "evaluate", "--agent", "A", "--out", "O"])
-    for f in dataclasses.fields(RLEvalConfig):
-        if f.name != "agent":
-            assert getattr(args, f.name) == f.default, f.name
-
-
 @pytest.mark.parametrize("action", ["sample", "argmax"])
 def test_parent_and_ensemble_share_rule_and_episodes(agent, tmp_path, action):
     # With σ = 0 every member is the parent: under the same action rule and the same episodes

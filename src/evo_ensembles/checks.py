@@ -16,6 +16,7 @@ Example:
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -27,9 +28,9 @@ def _fail(name: str, rule: str, value: Any) -> None:
 
 
 def _number(value: Any, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
         _fail(name, "a number", value)
-    if not math.isfinite(value):
+    if not math.isfinite(float(value)):
         _fail(name, "a finite number", value)
     return value
 
@@ -75,7 +76,7 @@ def check_split_fraction(value: Any, name: str) -> float:
 
 
 def _integer(value: Any, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         _fail(name, "an integer", value)
     return value
 

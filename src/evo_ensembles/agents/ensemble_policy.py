@@ -33,11 +33,9 @@ from stable_baselines3.common.preprocessing import preprocess_obs
 from torch import nn
 from torch.func import functional_call, vmap
 
+from ..config.rl import ACTION_RULES, PERTURB_SCOPES
 from ..errors import UserError
 from ..subnet import ChildSpec, InPlacePerturber, eligible_parameters, noise_delta
-
-ACTION_RULES = ("sample", "argmax")
-PERTURB_SCOPES = ("actor", "head")
 
 
 def choose_actions(probs: np.ndarray, rule: str, rng: np.random.Generator,

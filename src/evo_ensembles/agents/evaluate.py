@@ -23,11 +23,11 @@ from stable_baselines3.common.evaluation import evaluate_policy
 from stable_baselines3.common.preprocessing import is_image_space, is_image_space_channels_first
 from stable_baselines3.common.vec_env import VecEnv, VecTransposeImage
 
+from ..config.rl import LEVEL_SETS
 from ..envs import make_vec_env
 from ..errors import UserError
 from .presets import get_preset
 
-LEVEL_SETS = ("train", "held-out", "all")
 _SEED_OFFSET = {"train": 0, "held-out": 1_000_003, "all": 2_000_003}
 
 

@@ -20,7 +20,6 @@ import csv
 import json
 import os
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -31,56 +30,14 @@ from stable_baselines3.common.logger import configure
 from stable_baselines3.common.vec_env import VecEnv, VecNormalize
 
 from .._version import __version__
-from ..devices import resolve_device
+from ..config.rl import RLTrainConfig
+from ..devices import resolve_device, set_threads
 from ..envs import make_vec_env, parse_env_id
 from ..errors import CheckpointError, UserError
 from ..train.checkpoint import write_json
-from .presets import Preset, get_preset
+from .presets import Preset
 
 AGENT_FORMAT = "evo_ensembles.agent/1"
-
-
-@dataclass
-class RLTrainConfig:
-    """Settings of ``evo-ensembles rl train``.
-
-    Attributes:
-        env: ``procgen:<game>``, ``minatar:<game>`` or ``gym:<id>``.
-        preset: ``paper``, ``procgen-baseline``, ``minatar``, ``classic`` or ``smoke``.
-        timesteps: total environment steps (default: the preset's).
-        seed: seeds the policy initialisation, PPO sampling and the training levels.
-        n_envs: parallel environments (default: the preset's).
-        num_levels, start_level: ProcGen training levels (0 = unlimited, as in the paper).
-        checkpoint_every: steps between checkpoints (rounded up to whole rollouts).
-        max_seconds: stop after this much training wall time (at the next rollout boundary),
-            checkpoint and return; rerunning resumes. For preemptible or time-limited jobs.
-        device: ``auto`` (CUDA when present), ``cpu`` or ``cuda``.
-        overrides: :class:`Preset` fields to replace (e.g. ``{"impala_channels": (16, 32, 32)}``).
-    """
-
-    env: str
-    preset: str = "smoke"
-    timesteps: int | None = None
-    seed: int = 0
-    n_envs: int | None = None
-    num_levels: int = 0
-    start_level: int = 0
-    checkpoint_every: int = 100_000
-    max_seconds: float | None = None
-    device: str = "auto"
-    overrides: dict | None = None
-
-    def validate(self) -> Preset:
-        parse_env_id(self.env)
-        if self.timesteps is not None and self.timesteps < 1:
-            raise UserError(f"--timesteps must be > 0, got {self.timesteps}")
-        if self.n_envs is not None and self.n_envs < 1:
-            raise UserError(f"--n-envs must be > 0, got {self.n_envs}")
-        if self.checkpoint_every < 1:
-            raise UserError(f"--checkpoint-every must be > 0, got {self.checkpoint_every}")
-        if self.max_seconds is not None and not self.max_seconds > 0:
-            raise UserError(f"--max-seconds must be > 0, got {self.max_seconds}")
-        return get_preset(self.preset, self.env, **(self.overrides or {}))
 
 
 def build_env(env_id: str, preset: Preset, *, n_envs: int, seed: int, num_levels: int = 0,
@@ -186,7 +143,8 @@ def save_checkpoint(model: PPO, stem: Path, meta: dict) -> None:
 
 def train_agent(cfg: RLTrainConfig, out: str | Path, *, progress: bool = True) -> dict[str, Any]:
     """Train (or resume training) a PPO agent into ``out``; returns ``agent.json``'s content."""
-    preset = cfg.validate()
+    preset = cfg.preset_spec()
+    set_threads(cfg.threads)
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {out}: exists and is not a directory")

@@ -17,8 +17,10 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
+from ..checks import check_choice, check_fraction
 from ..errors import UserError
 from ..subnet import ChildSpec, check_dense_layers, derive_seed
+from ..subnet.masks import MASK_SCOPES
 
 ALGORITHMS = ("pgpe", "snes")  # EvoTorch algorithms evo_ensembles.es.evolve can continue with
 
@@ -55,10 +57,8 @@ class NoiseSampling:
         object.__setattr__(self, "dense_layers", check_dense_layers(self.dense_layers))
         if not self.sigma >= 0.0:
             raise UserError(f"sigma must be >= 0, got {self.sigma}")
-        if not 0.0 < self.density <= 1.0:
-            raise UserError(f"density must be in (0, 1], got {self.density}")
-        if self.scope not in ("local", "global"):
-            raise UserError(f"scope must be 'local' or 'global', got {self.scope!r}")
+        check_fraction(self.density, "density")
+        check_choice(self.scope, MASK_SCOPES, "scope")
         if self.partitioned:
             k = round(1.0 / self.density)
             if k < 2 or abs(self.density * k - 1.0) > 1e-9:

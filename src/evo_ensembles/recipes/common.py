@@ -18,7 +18,14 @@ from ..ensemble import combine, predict_probs
 from ..errors import CheckpointError, UserError
 from ..metrics import classification_metrics, diversity
 from ..models import build_model
-from ..train import TrainConfig, fit, load_state_into, load_tensors, read_meta, save_model
+from ..train import (
+    TrainConfig,
+    fit,
+    load_state_into,
+    load_tensors,
+    read_meta,
+    save_model,
+)
 
 
 def check_output_dir(out: str | Path) -> Path:
@@ -77,13 +84,6 @@ def load_model_checkpoint(
     model = build_model(name, data.input_shape, data.num_classes, dropout=dropout)
     load_state_into(model, load_tensors(path), str(path))
     return model, {**meta, "model": name}
-
-
-def parent_train_config(epochs: int, lr: float, optimizer: str, batch_size: int, seed: int) -> TrainConfig:
-    """The parent recipe: Adam at a constant rate, or SGD-Nesterov with the paper's step decay."""
-    schedule = "constant" if optimizer == "adam" else "step-decay"
-    return TrainConfig(epochs=epochs, lr=lr, optimizer=optimizer, schedule=schedule,
-                       batch_size=batch_size, seed=seed)
 
 
 def train_or_load_parent(

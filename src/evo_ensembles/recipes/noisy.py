@@ -21,19 +21,19 @@ Example:
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from ..config.noisy import NoisyRunConfig
 from ..data import load_dataset
 from ..devices import resolve_device, set_threads
-from ..ensemble import COMBINE_METHODS, predict_probs
+from ..ensemble import predict_probs
 from ..errors import UserError
-from ..es import ALGORITHMS, DEFAULT_DENSITIES, FITNESS_METRICS, SEARCH_MODES, NoiseSampling
+from ..es import DEFAULT_DENSITIES
 from ..methods.noisy import NoisyEnsemble, noisy_ensemble
-from ..metrics import DEFAULT_ECE_BINS, mean_kl
+from ..metrics import mean_kl
 from ..models import build_model
 from ..reporting import (
     markdown_table,
@@ -50,115 +50,14 @@ from .common import (
     evaluate_probs,
     load_model_checkpoint,
     model_meta,
-    parent_train_config,
     provenance,
     train_or_load_parent,
 )
 
 
-@dataclass
-class NoisyRunConfig:
-    """Settings of a ``noisy`` run (the CLI flags, one field each).
-
-    Attributes:
-        dataset, model, parent, parent_epochs, lr, optimizer, batch_size: the parent — loaded
-            from ``parent`` (a checkpoint this toolkit wrote; its model name is read from it)
-            or trained with the core loop (``model`` defaults to ``lenet-s``).
-        target_kl: the trust region Δ (default 0.02); ``sigma`` skips the search.
-        search: ``grid`` (σ × density, interpolated) or ``bisect`` (one density).
-        probe_size, probe_children: probe examples (from validation) and children per cell.
-        density, mirrored, partitioned, structured, scope, mu: how children are drawn.
-        dense_layers: the pruning scope — layers no child perturbs (``first``, ``last`` or
-            name prefixes), also in the σ search and in evolution.
-        population, top_k: N candidates, K kept (paper: 16 and 8).
-        fitness: ``accuracy`` or ``nll`` on the validation split.
-        generations, algorithm: > 1 continues evolving from the parent with EvoTorch's PGPE
-            or SNES and ensembles the last generation's top K.
-        num_actors: Ray actors for evaluating the population (0 = this process).
-        descriptors: an ``ensemble.json`` to evaluate as is (no search, no selection).
-        include_parent, combine, ece_bins: how the ensemble predicts and is scored.
-    """
-
-    dataset: str = "fashion-mnist"
-    model: str | None = None
-    parent: str | None = None
-    parent_epochs: int = 8
-    lr: float = 1e-3
-    optimizer: str = "adam"
-    batch_size: int = 128
-    target_kl: float = 0.02
-    sigma: float | None = None
-    search: str = "grid"
-    probe_size: int = 1000
-    probe_children: int = 4
-    density: float = 0.5
-    mirrored: bool = True
-    partitioned: bool = True
-    structured: bool = False
-    scope: str = "local"
-    mu: float = 0.0
-    dense_layers: tuple[str, ...] = ()
-    population: int = 16
-    top_k: int = 8
-    fitness: str = "accuracy"
-    generations: int = 1
-    algorithm: str = "pgpe"
-    num_actors: int = 0
-    descriptors: str | None = None
-    include_parent: bool = False
-    combine: str = "mean"
-    ece_bins: int = DEFAULT_ECE_BINS
-    seed: int = 0
-    subset: int | None = None
-    val_fraction: float = 0.1
-    data_root: str | None = None
-    augment: bool = False
-    device: str = "auto"
-    threads: int | None = None
-
-    def validate(self) -> None:
-        """Check every value a user can get wrong, before any work or file is made."""
-        if self.sigma is not None and not self.sigma >= 0:
-            raise UserError(f"--sigma must be >= 0, got {self.sigma}")
-        if not 0.0 < self.density <= 1.0:
-            raise UserError(f"--density must be in (0, 1], got {self.density}")
-        if not self.target_kl > 0:
-            raise UserError(f"--target-kl must be > 0, got {self.target_kl}")
-        if self.population < 1:
-            raise UserError(f"--population must be >= 1, got {self.population}")
-        if not 1 <= self.top_k <= self.population:
-            raise UserError(f"--top-k must be between 1 and --population ({self.population}), got {self.top_k}")
-        if self.generations < 1:
-            raise UserError(f"--generations must be >= 1, got {self.generations}")
-        if self.num_actors < 0:
-            raise UserError(f"--num-actors must be >= 0, got {self.num_actors}")
-        if self.probe_size < 1 or self.probe_children < 1:
-            raise UserError("--probe-size and --probe-children must be >= 1")
-        for name, value, allowed in [("--search", self.search, SEARCH_MODES),
-                                     ("--fitness", self.fitness, FITNESS_METRICS),
-                                     ("--algorithm", self.algorithm, ALGORITHMS),
-                                     ("--combine", self.combine, COMBINE_METHODS)]:
-            if value not in allowed:
-                raise UserError(f"{name} must be one of {allowed}, got {value!r}")
-        if self.generations > 1 and self.algorithm == "pgpe" and self.population % 2:
-            raise UserError("PGPE samples mirrored pairs: use an even --population")
-        if self.ece_bins < 1:
-            raise UserError(f"--ece-bins must be >= 1, got {self.ece_bins}")
-        self.sampling(self.sigma or 0.0)  # partition/density consistency
-
-    def sampling(self, sigma: float) -> NoiseSampling:
-        return NoiseSampling(sigma=sigma, density=self.density, mirrored=self.mirrored,
-                             partitioned=self.partitioned, structured=self.structured, scope=self.scope,
-                             mu=self.mu, dense_layers=self.dense_layers)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
 def run_noisy(cfg: NoisyRunConfig, out: str | Path, *, progress: bool = True) -> dict[str, Any]:
     """Run the Noisy Subnetwork Ensemble pipeline; returns the results dict also saved to disk."""
     t_start = time.perf_counter()
-    cfg.validate()
     out = check_output_dir(out)
     set_threads(cfg.threads)
     device = resolve_device(cfg.device)
@@ -166,7 +65,7 @@ def run_noisy(cfg: NoisyRunConfig, out: str | Path, *, progress: bool = True) ->
                         subset=cfg.subset, seed=cfg.seed, augment=cfg.augment)
     if len(data.val) == 0:
         raise UserError("the noisy method selects children on a validation split: use --val-fraction > 0")
-    model_name = cfg.model or "lenet-s"
+    model_name = cfg.model
     loaded = None
     if cfg.parent is None:
         parent_model = build_model(model_name, data.input_shape, data.num_classes)  # unknown names fail here
@@ -183,7 +82,7 @@ def run_noisy(cfg: NoisyRunConfig, out: str | Path, *, progress: bool = True) ->
     write_json(out / "config.json", cfg.to_dict())
     parent, parent_meta, parent_s = train_or_load_parent(
         out, data, model_name,
-        parent_train_config(cfg.parent_epochs, cfg.lr, cfg.optimizer, cfg.batch_size, cfg.seed),
+        cfg.parent_train_config(),
         parent_path=cfg.parent, device=device, progress=progress)
     if cfg.parent is not None:
         save_model(out / "checkpoints" / "parent.safetensors", parent,

@@ -12,15 +12,11 @@ episodes (held-out levels by default). Writes ``config.json``, ``results.json``,
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from ..agents.ensemble_policy import (
-    ACTION_RULES,
-    PERTURB_SCOPES,
     ActorLogits,
     NoisyEnsemblePolicy,
     PolicyPredictor,
@@ -28,68 +24,14 @@ from ..agents.ensemble_policy import (
     actor_eligibility,
     policy_perturber,
 )
-from ..agents.evaluate import LEVEL_SETS, collect_observations, run_episodes
-from ..agents.train import load_agent
+from ..agents.evaluate import collect_observations, run_episodes
+from ..agents.train import load_agent, train_agent
+from ..config.rl import RLEvalConfig, RLTrainConfig
 from ..devices import set_threads
-from ..errors import UserError
 from ..es import ClassifierFitness, NoiseSampling, SubnetworkES, evaluate_children, search_sigma
 from ..reporting import markdown_table, text_table
 from ..train.checkpoint import write_json, write_text
 from .common import check_output_dir, provenance
-
-ENSEMBLES = ("none", "noisy")
-
-
-@dataclass
-class RLEvalConfig:
-    """Settings of ``evo-ensembles rl evaluate`` (one field per flag)."""
-
-    agent: str
-    ensemble: str = "noisy"
-    episodes: int = 100
-    seed: int = 0
-    levels: str = "held-out"
-    env: str | None = None
-    members: int = 8
-    population: int | None = None
-    selection_episodes: int = 10
-    sigma: float | None = None
-    target_kl: float = 0.02
-    density: float = 0.2
-    mirrored: bool = True
-    perturb: str = "actor"
-    probe_steps: int = 1024
-    action: str = "sample"
-    n_envs: int = 4
-    device: str = "auto"
-    threads: int | None = None
-
-    def validate(self) -> None:
-        if self.ensemble not in ENSEMBLES:
-            raise UserError(f"--ensemble must be one of {ENSEMBLES}, got {self.ensemble!r}")
-        if self.episodes < 1:
-            raise UserError(f"--episodes must be > 0, got {self.episodes}")
-        if self.levels not in LEVEL_SETS:
-            raise UserError(f"--levels must be one of {LEVEL_SETS}, got {self.levels!r}")
-        if self.members < 1:
-            raise UserError(f"--members must be > 0, got {self.members}")
-        if self.population is not None and self.population < self.members:
-            raise UserError(f"--population ({self.population}) must be >= --members ({self.members})")
-        if self.selection_episodes < 1 or self.probe_steps < 1 or self.n_envs < 1:
-            raise UserError("--selection-episodes, --probe-steps and --n-envs must be > 0")
-        if self.sigma is not None and self.sigma < 0:
-            raise UserError(f"--sigma must be >= 0, got {self.sigma}")
-        if not self.target_kl > 0:
-            raise UserError(f"--target-kl must be > 0, got {self.target_kl}")
-        if not 0 < self.density <= 1:
-            raise UserError(f"--density must be in (0, 1], got {self.density}")
-        if self.action not in ACTION_RULES:
-            raise UserError(f"--action must be one of {ACTION_RULES}, got {self.action!r}")
-        if self.perturb not in PERTURB_SCOPES:
-            raise UserError(f"--perturb must be one of {PERTURB_SCOPES}, got {self.perturb!r}")
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 class EpisodeFitness:
@@ -108,10 +50,14 @@ class EpisodeFitness:
         return {"fitness": r["mean_return"], "mean_return": r["mean_return"], "std_return": r["std_return"]}
 
 
+def run_rl_train(cfg: RLTrainConfig, out: str | Path, *, progress: bool = True) -> dict[str, Any]:
+    """Train (or resume training) the agent ``cfg`` describes into ``out``; returns agent.json."""
+    return train_agent(cfg, out, progress=progress)
+
+
 def run_rl_evaluate(cfg: RLEvalConfig, out: str | Path, *, progress: bool = True) -> dict[str, Any]:
     """Evaluate an agent and (optionally) its noisy ensemble; returns the results dict."""
     t0 = time.perf_counter()
-    cfg.validate()
     out = check_output_dir(out)
     set_threads(cfg.threads)
     model, meta = load_agent(cfg.agent, env=cfg.env, device=cfg.device)
@@ -203,4 +149,4 @@ def print_summary(results: dict[str, Any]) -> str:
     return text_table(HEADERS, [_row(results)])
 
 
-__all__ = ["RLEvalConfig", "print_summary", "run_rl_evaluate", "torch"]
+__all__ = ["RLEvalConfig", "RLTrainConfig", "print_summary", "run_rl_evaluate", "run_rl_train"]

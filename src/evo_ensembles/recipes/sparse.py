@@ -16,179 +16,50 @@ Example:
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
+from ..config.sparse import CHILD_LR_FACTOR, SparseRunConfig
 from ..data import dataset_augment, load_dataset
 from ..devices import resolve_device, set_threads
-from ..ensemble import COMBINE_METHODS
-from ..errors import UserError
 from ..methods.sparse import child_train_config, steps_per_epoch
 from ..methods.stochastic import build_child
-from ..metrics import DEFAULT_ECE_BINS
 from ..models import build_model
 from ..reporting import markdown_table, plot_heatmap, plot_member_accuracy, text_table
 from ..subnet import (
-    ChildSpec,
     eligible_parameters,
-    make_child_specs,
     mask_density,
     resolve_dense_layers,
 )
-from ..train import TrainConfig, fit, load_state_into, load_tensors, read_meta, save_model
+from ..train import fit, load_state_into, load_tensors, read_meta, save_model
 from ..train.checkpoint import write_json, write_text
 from .common import (
     check_output_dir,
     evaluate_ensemble,
     load_model_checkpoint,
     model_meta,
-    parent_train_config,
     provenance,
     train_or_load_parent,
 )
-
-TUNE_SCHEDULES = ("one-cycle", "constant")
-# Children's peak lr is this times the parent's unless set (benchmarks/results/regime.md:
-# chosen on validation from 1x and 3x).
-CHILD_LR_FACTOR = 3.0
-
-
-@dataclass
-class SparseRunConfig:
-    """Settings of a ``sparse`` run (the CLI flags, one field each).
-
-    The defaults are the settings the regime study chose on validation
-    (benchmarks/results/regime.md): parent 8 epochs without augmentation; 4 children at
-    density 0.75 (independent masks) with the first and last layers kept dense, each tuned
-    3 epochs with one-cycle at 3 × the parent's lr.
-
-    Attributes:
-        dataset, model: registry names (``evo_ensembles.data`` / ``evo_ensembles.models``).
-        parent_epochs: epochs to train the parent (ignored with ``parent``).
-        children, child_epochs: ensemble size and tuning epochs per child.
-        density: fraction of eligible weights each child keeps (1/k with ``partition``).
-        partition, k: neural partitioning into k disjoint subnetworks (k=2: mask/anti-mask).
-        structured, scope: neuron/filter masks; layerwise ("local") or "global" budget.
-        selection: ``random`` masks, or ``magnitude`` (keep the largest |W|; independent
-            masks only) — the L1 pruning baseline.
-        prune_epochs: 0 prunes in one shot; E_p > 0 prunes iteratively, an equal share at
-            the start of each of the first E_p tuning epochs (independent masks only).
-        tune: child schedule, ``one-cycle`` (peak ``child_lr``) or ``constant``.
-        optimizer, lr: for the parent and children; ``child_lr`` defaults to
-            ``CHILD_LR_FACTOR`` (3) × ``lr``.
-        include_parent, combine: the parent votes too; ``mean`` of probabilities or ``vote``.
-        subset, val_fraction, data_root, augment: data options (``augment``: random
-            crop/flip while training the parent, and the children unless ``child_augment``).
-        child_augment: augmentation while tuning children; ``None`` follows ``augment``.
-        parent: path of an existing parent checkpoint (``.safetensors``) to start from.
-        dense_layers: the pruning scope — layers every child keeps exactly as the parent's
-            (``first``, ``last`` or name prefixes); empty prunes every Linear/Conv weight.
-    """
-
-    dataset: str = "fashion-mnist"
-    model: str = "lenet-s"
-    parent_epochs: int = 8
-    children: int = 4
-    child_epochs: int = 3
-    density: float = 0.75
-    partition: bool = False
-    k: int = 2
-    structured: bool = False
-    scope: str = "local"
-    selection: str = "random"
-    prune_epochs: int = 0
-    tune: str = "one-cycle"
-    optimizer: str = "adam"
-    lr: float = 1e-3
-    child_lr: float | None = None
-    batch_size: int = 128
-    seed: int = 0
-    subset: int | None = None
-    val_fraction: float = 0.1
-    data_root: str | None = None
-    augment: bool = False
-    child_augment: bool | None = None
-    include_parent: bool = False
-    combine: str = "mean"
-    ece_bins: int = DEFAULT_ECE_BINS
-    device: str = "auto"
-    threads: int | None = None
-    parent: str | None = None
-    dense_layers: tuple[str, ...] = ("first", "last")
-
-    # What a subclass changes to run another tuned-children method through this recipe.
-    METHOD: ClassVar[str] = "sparse"
-    TITLE: ClassVar[str] = "Sparse Subnetwork Ensemble"
-
-    def validate(self) -> None:
-        """Check every value a user can get wrong, before any work or file is made."""
-        if not 0.0 < self.density <= 1.0:
-            raise UserError(f"--density must be in (0, 1], got {self.density}")
-        if self.partition and self.k < 2:
-            raise UserError(f"--k must be >= 2 for a partition, got {self.k}")
-        if self.children < 1:
-            raise UserError(f"--children must be >= 1, got {self.children}")
-        if self.tune not in TUNE_SCHEDULES:
-            raise UserError(f"--tune must be one of {TUNE_SCHEDULES}, got {self.tune!r}")
-        if self.combine not in COMBINE_METHODS:
-            raise UserError(f"--combine must be one of {COMBINE_METHODS}, got {self.combine!r}")
-        if self.ece_bins < 1:
-            raise UserError(f"--ece-bins must be >= 1, got {self.ece_bins}")
-        if self.partition and abs(self.density - 1.0 / self.k) > 1e-9:
-            raise UserError(f"with --partition each child keeps 1/k of the weights: use "
-                            f"--density {1 / self.k:.4g} for k={self.k}, or --no-partition")
-        if self.prune_epochs < 0 or self.prune_epochs > self.child_epochs:
-            raise UserError(f"--prune-epochs must be in [0, --child-epochs={self.child_epochs}], "
-                            f"got {self.prune_epochs}")
-        self.parent_train_config()
-        self.child_train_config()
-        self.child_specs()  # descriptor-level checks (e.g. magnitude or iterative with a partition)
-
-    def parent_train_config(self) -> TrainConfig:
-        return parent_train_config(self.parent_epochs, self.lr, self.optimizer, self.batch_size, self.seed)
-
-    def child_train_config(self) -> TrainConfig:
-        return TrainConfig(epochs=self.child_epochs, lr=self.child_lr or CHILD_LR_FACTOR * self.lr,
-                           optimizer=self.optimizer, schedule=self.tune,
-                           batch_size=self.batch_size, seed=self.seed)
-
-    def child_specs(self) -> list[ChildSpec]:
-        extra = {"prune_epochs": self.prune_epochs} if self.prune_epochs else {}
-        return make_child_specs(self.children, self.density, partition=self.partition, k=self.k,
-                                seed=self.seed, structured=self.structured, scope=self.scope,
-                                selection=self.selection, dense_layers=tuple(self.dense_layers),
-                                **extra)
-
-    def build_child(self, parent, spec: ChildSpec, steps: int):
-        """A copy of ``parent`` for ``spec`` and its callback (one-shot, iterative or stochastic)."""
-        return build_child(parent, spec, self.child_train_config(), steps)
-
-    def extra_results(self) -> dict[str, Any]:
-        """Method-specific keys added to results.json (none for ``sparse``)."""
-        return {}
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def run_sparse(cfg: SparseRunConfig, out: str | Path, *, progress: bool = True) -> dict[str, Any]:
     """Run the whole Prune-and-Tune pipeline; returns the results dict also saved to disk.
 
-    ``cfg`` may be a subclass (e.g. ``StochasticRunConfig``): its ``build_child``,
+    ``cfg`` may be a subclass (e.g. ``StochasticRunConfig``): its ``child_specs``,
     ``METHOD``, ``TITLE`` and ``extra_results`` make the same pipeline another method.
     """
     t_start = time.perf_counter()
-    cfg.validate()
     out = check_output_dir(out)
     set_threads(cfg.threads)
     device = resolve_device(cfg.device)
     data = load_dataset(cfg.dataset, cfg.data_root, val_fraction=cfg.val_fraction,
                         subset=cfg.subset, seed=cfg.seed, augment=cfg.augment)
-    probe = build_model(cfg.model, data.input_shape, data.num_classes)  # unknown names fail here
-    resolve_dense_layers(eligible_parameters(probe), cfg.dense_layers)  # so do unknown layers
     if cfg.parent is not None:  # a checkpoint that does not fit fails before --out is made
-        load_model_checkpoint(cfg.parent, data, cfg.model)
+        probe, _ = load_model_checkpoint(cfg.parent, data, cfg.model)
+    else:
+        probe = build_model(cfg.model, data.input_shape, data.num_classes)  # unknown names fail here
+    resolve_dense_layers(eligible_parameters(probe), cfg.dense_layers)  # so do unknown layers
 
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / "config.json", cfg.to_dict())
@@ -255,7 +126,7 @@ def _children(out, cfg, parent, model_name, data, specs, device, progress):
         key = {"descriptor": spec.to_dict(), "tune": tune_cfg.to_dict(), "parent": str(parent_key(out))}
         if augment is not data.augment:  # only then, so keys of earlier runs still match
             key["augment"] = augment is not None
-        child, keeper = cfg.build_child(parent, spec, steps)
+        child, keeper = build_child(parent, spec, cfg.child_train_config(), steps)
         if path.is_file() and read_meta(path).get("run_key") == key:
             load_state_into(child, load_tensors(path), str(path))
             seconds.append(0.0)
@@ -328,4 +199,4 @@ def print_summary(results: dict[str, Any]) -> str:
     return text_table(SUMMARY_HEADERS, summary_rows(results))
 
 
-__all__ = ["SparseRunConfig", "print_summary", "run_sparse"]
+__all__ = ["CHILD_LR_FACTOR", "SparseRunConfig", "print_summary", "run_sparse"]

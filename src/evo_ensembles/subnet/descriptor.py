@@ -23,6 +23,7 @@ from dataclasses import asdict, dataclass, fields
 import numpy as np
 import torch
 
+from ..checks import check_fraction
 from ..errors import UserError
 from .anneal import ANNEAL_SCHEDULES
 from .masks import Mask, partition_masks, sample_mask
@@ -93,8 +94,7 @@ class ChildSpec:
         object.__setattr__(self, "dense_layers", check_dense_layers(self.dense_layers))
         if self.kind not in KINDS:
             raise UserError(f"unknown child kind {self.kind!r}; choose from {KINDS}")
-        if not 0.0 < self.density <= 1.0:
-            raise UserError(f"density must be in (0, 1], got {self.density}")
+        check_fraction(self.density, "density")
         if self.k is not None and (self.k < 2 or not 0 <= self.part < self.k):
             raise UserError(f"bad partition: k={self.k}, part={self.part}")
         if self.sign not in (1, -1):

@@ -29,10 +29,13 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..checks import check_choice, check_fraction
 from ..errors import UserError
 
 Mask = dict[str, torch.Tensor]
 
+MASK_SCOPES = ("local", "global")  # one density per tensor, or one budget over all of them
+SELECTIONS = ("random", "magnitude")  # which weights a mask keeps
 _WEIGHT_LAYERS = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
 _NORM_LAYERS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.LayerNorm, nn.GroupNorm)
 
@@ -69,8 +72,7 @@ def eligible_parameters(
 
 
 def _check_density(density: float) -> None:
-    if not (0.0 < float(density) <= 1.0):
-        raise UserError(f"density must be in (0, 1], got {density}")
+    check_fraction(density, "density")
 
 
 def _row_view(t: torch.Tensor) -> torch.Tensor:
@@ -134,10 +136,8 @@ def sample_mask(
     Masks live on each parameter's device.
     """
     _check_density(density)
-    if scope not in ("local", "global"):
-        raise UserError(f"scope must be 'local' or 'global', got {scope!r}")
-    if selection not in ("random", "magnitude"):
-        raise UserError(f"selection must be 'random' or 'magnitude', got {selection!r}")
+    check_choice(scope, MASK_SCOPES, "scope")
+    check_choice(selection, SELECTIONS, "selection")
     if selection == "random" and seed is None:
         raise UserError("a random mask needs an explicit seed")
     gen = torch.Generator().manual_seed(int(seed)) if seed is not None else None

@@ -9,11 +9,12 @@ from .checkpoint import (
     write_json,
     write_text,
 )
-from .config import OPTIMIZERS, SCHEDULES, TrainConfig
+from .config import OPTIMIZERS, SCHEDULES, TrainConfig, parent_train_config
 from .loop import Callback, TrainResult, evaluate_accuracy, fit
 from .optim import build_optimizer, build_scheduler
 
 __all__ = [
+    "parent_train_config",
     "OPTIMIZERS",
     "SCHEDULES",
     "Callback",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
+from ..checks import check_choice, check_positive, check_positive_int
 from ..errors import UserError
 
 OPTIMIZERS = ("adam", "sgd")
@@ -44,16 +45,19 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if int(self.epochs) != self.epochs or self.epochs < 1:
             raise UserError(f"epochs must be a positive integer, got {self.epochs}")
-        if not self.lr > 0:
-            raise UserError(f"learning rate must be > 0, got {self.lr}")
-        if self.optimizer not in OPTIMIZERS:
-            raise UserError(f"unknown optimizer {self.optimizer!r}; choose from {OPTIMIZERS}")
-        if self.schedule not in SCHEDULES:
-            raise UserError(f"unknown schedule {self.schedule!r}; choose from {SCHEDULES}")
-        if self.batch_size < 1:
-            raise UserError(f"batch size must be >= 1, got {self.batch_size}")
+        check_positive(self.lr, "learning rate")
+        check_choice(self.optimizer, OPTIMIZERS, "optimizer")
+        check_choice(self.schedule, SCHEDULES, "schedule")
+        check_positive_int(self.batch_size, "batch size")
         if not 0 < self.pct_start < 1:
             raise UserError(f"pct_start must be in (0, 1), got {self.pct_start}")
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+def parent_train_config(epochs: int, lr: float, optimizer: str, batch_size: int, seed: int) -> TrainConfig:
+    """The parent recipe: Adam at a constant rate, or SGD-Nesterov with the paper's step decay."""
+    schedule = "constant" if optimizer == "adam" else "step-decay"
+    return TrainConfig(epochs=epochs, lr=lr, optimizer=optimizer, schedule=schedule,
+                       batch_size=batch_size, seed=seed)

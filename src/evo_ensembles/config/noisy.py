@@ -1,0 +1,155 @@
+"""Config of the ``noisy`` run (Noisy Subnetwork Ensembles: no training of children).
+
+Example:
+    >>> cfg = NoisyRunConfig(population=8, top_k=4)
+    >>> cfg.sampling(0.01).group_size        # mirrored x partitioned pairs
+    4
+    >>> NoisyRunConfig(population=4, top_k=8)
+    Traceback (most recent call last):
+    ...
+    evo_ensembles.errors.UserError: --top-k must be between 1 and --population (4), got 8
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..checks import (
+    check_finite,
+    check_fraction,
+    check_nonneg,
+    check_nonneg_int,
+    check_positive,
+    check_positive_int,
+)
+from ..errors import UserError
+from ..es import ALGORITHMS, FITNESS_METRICS, SEARCH_MODES, NoiseSampling
+from ..subnet.masks import MASK_SCOPES
+from .cli import layer_list
+from .fields import option
+from .shared import DataFields, EnsembleFields, ParentFields, RuntimeFields
+from .sparse import _dense_layers
+
+
+@dataclass(kw_only=True)
+class NoisyRunConfig(EnsembleFields, ParentFields, DataFields, RuntimeFields):
+    """Settings of a ``noisy`` run; each field is one CLI flag.
+
+    The parent is loaded from ``parent`` (its model name is read from it) or trained. σ is
+    searched by the KL trust region on a validation probe (or fixed with ``sigma``);
+    ``population`` children are scored on validation and the top ``top_k`` kept;
+    ``generations > 1`` continues with EvoTorch's PGPE or SNES; ``descriptors`` evaluates a
+    saved ``ensemble.json`` as is.
+    """
+
+    target_kl: float = option(
+        0.02, "mean KL(parent || child) to aim for", check=check_positive, group="trust region"
+    )
+    sigma: float | None = option(
+        None,
+        "noise standard deviation; skips the trust-region search",
+        check=check_nonneg,
+        group="trust region",
+    )
+    search: str = option(
+        "grid",
+        "σ × density grid with interpolation, or bisection",
+        choices=SEARCH_MODES,
+        group="trust region",
+    )
+    probe_size: int = option(
+        1000,
+        "validation examples used as the KL probe set",
+        check=check_positive_int,
+        group="trust region",
+    )
+    probe_children: int = option(
+        4, "children averaged per grid cell", check=check_positive_int, group="trust region"
+    )
+    density: float = option(
+        0.5,
+        "fraction of weights perturbed (1/k when partitioned)",
+        check=check_fraction,
+        group="children",
+    )
+    mirrored: bool = option(True, "no −N children", bool_flag="--no-mirror", group="children")
+    partitioned: bool = option(
+        True,
+        "no anti-mask children (any density allowed)",
+        bool_flag="--no-partition",
+        group="children",
+    )
+    structured: bool = option(False, "perturb whole neurons/filters", group="children")
+    scope: str = option(
+        "local",
+        "layerwise (local) or one global budget (needs --no-partition)",
+        choices=MASK_SCOPES,
+        group="children",
+    )
+    mu: float = option(0.0, "noise mean μ", check=check_finite, group="children")
+    dense_layers: tuple[str, ...] = option(
+        (),
+        "pruning scope: comma-separated layers every child leaves exactly as the parent's "
+        "(also in the σ search and evolution): first, last, name prefixes, or none",
+        parse=layer_list,
+        check=_dense_layers,
+        metavar="LAYERS",
+        group="children",
+    )
+    population: int = option(16, "N candidates", check=check_positive_int, group="children")
+    top_k: int = option(8, "K kept", check=check_positive_int, group="children")
+    fitness: str = option(
+        "accuracy", "validation fitness for selection", choices=FITNESS_METRICS, group="children"
+    )
+    descriptors: str | None = option(
+        None,
+        "evaluate a saved ensemble.json (with the --parent it came from)",
+        metavar="ENSEMBLE_JSON",
+        group="children",
+    )
+    generations: int = option(
+        1,
+        "1: one population around the parent; >1: evolve with --algorithm",
+        check=check_positive_int,
+        group="evolution (EvoTorch)",
+    )
+    algorithm: str = option(
+        "pgpe", "EvoTorch algorithm", choices=ALGORITHMS, group="evolution (EvoTorch)"
+    )
+    num_actors: int = option(
+        0,
+        "Ray actors evaluating the population (0: this process)",
+        check=check_nonneg_int,
+        group="evolution (EvoTorch)",
+    )
+
+    def resolve(self) -> None:
+        super().resolve()
+        self.dense_layers = tuple(self.dense_layers)
+
+    def check(self) -> None:
+        super().check()
+        if self.top_k > self.population:
+            raise UserError(
+                f"--top-k must be between 1 and --population ({self.population}), got {self.top_k}"
+            )
+        if self.generations > 1 and self.algorithm == "pgpe" and self.population % 2:
+            raise UserError("PGPE samples mirrored pairs: use an even --population")
+        self.parent_train_config()
+        self.sampling(self.sigma or 0.0)  # partition/density consistency
+
+    def sampling(self, sigma: float) -> NoiseSampling:
+        """How children are drawn, at noise scale ``sigma``."""
+        return NoiseSampling(
+            sigma=sigma,
+            density=self.density,
+            mirrored=self.mirrored,
+            partitioned=self.partitioned,
+            structured=self.structured,
+            scope=self.scope,
+            mu=self.mu,
+            dense_layers=self.dense_layers,
+        )
+
+
+__all__ = ["NoisyRunConfig"]

@@ -1,0 +1,161 @@
+"""Configs of the RL runs: ``rl train`` (PPO agents) and ``rl evaluate`` (agent vs its noisy
+ensemble policy), and the choices they offer.
+
+This module imports nothing heavy: SB3, gym and ProcGen load only when a config checks its
+environment and preset, or when a run starts.
+
+Example:
+    >>> RLEvalConfig(agent="runs/agent", members=4).population is None
+    True
+    >>> RLEvalConfig(agent="runs/agent", members=4, population=2)
+    Traceback (most recent call last):
+    ...
+    evo_ensembles.errors.UserError: --population (2) must be >= --members (4)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..checks import (
+    check_fraction,
+    check_nonneg,
+    check_nonneg_int,
+    check_positive,
+    check_positive_int,
+)
+from ..errors import UserError
+from .fields import option
+from .shared import RuntimeFields
+
+ACTION_RULES = ("sample", "argmax")  # act on the averaged distribution: sample it, or its arg-max
+PERTURB_SCOPES = ("actor", "head")  # which actor weights noisy children perturb
+LEVEL_SETS = ("train", "held-out", "all")  # see evo_ensembles.agents.evaluate
+ENSEMBLES = ("none", "noisy")
+PRESET_BY_FAMILY = {"procgen": "paper", "minatar": "minatar", "gym": "classic"}
+
+
+@dataclass
+class RLTrainConfig(RuntimeFields):
+    """Settings of ``evo-ensembles rl train``; each field is one CLI flag.
+
+    Attributes:
+        env: ``procgen:<game>``, ``minatar:<game>`` or ``gym:<id>``.
+        preset: ``paper``, ``procgen-baseline``, ``minatar``, ``classic`` or ``smoke``
+            (default: ``paper`` for ProcGen, ``minatar`` for MinAtar, ``classic`` for gym).
+        timesteps: total environment steps (default: the preset's).
+        n_envs: parallel environments (default: the preset's).
+        num_levels, start_level: ProcGen training levels (0 = unlimited, as in the paper).
+        checkpoint_every: steps between checkpoints (rounded up to whole rollouts).
+        max_seconds: stop after this much training wall time (at the next rollout boundary),
+            checkpoint and return; rerunning resumes. For preemptible or time-limited jobs.
+        seed: seeds the policy initialisation, PPO sampling and the training levels.
+        overrides: :class:`~evo_ensembles.agents.Preset` fields to replace (library only).
+    """
+
+    env: str = option(
+        help="procgen:<game> (e.g. procgen:starpilot), minatar:<game>, gym:<id> "
+        "(e.g. gym:CartPole-v1)"
+    )
+    preset: str | None = option(
+        None, "paper | procgen-baseline | minatar | classic | smoke", default_help="by env family"
+    )
+    timesteps: int | None = option(
+        None, "total steps", check=check_positive_int, default_help="the preset's"
+    )
+    n_envs: int | None = option(
+        None, "parallel envs", check=check_positive_int, default_help="the preset's"
+    )
+    num_levels: int = option(0, "ProcGen training levels (0 = unlimited)", check=check_nonneg_int)
+    start_level: int = option(0, "first ProcGen training level", check=check_nonneg_int)
+    checkpoint_every: int = option(100_000, "steps between checkpoints", check=check_positive_int)
+    max_seconds: float | None = option(
+        None,
+        "stop after this much training time (checkpointed; rerun to resume)",
+        check=check_positive,
+    )
+    overrides: dict | None = field(default=None)
+
+    def resolve(self) -> None:
+        super().resolve()
+        if self.preset is None:
+            from ..envs import parse_env_id
+
+            self.preset = PRESET_BY_FAMILY[parse_env_id(self.env).family]
+
+    def check(self) -> None:
+        super().check()
+        self.preset_spec()  # unknown env or game, or a preset that does not fit it
+
+    def preset_spec(self) -> Any:
+        """The :class:`~evo_ensembles.agents.Preset` this config trains with."""
+        from ..agents.presets import get_preset
+
+        return get_preset(self.preset, self.env, **(self.overrides or {}))
+
+
+@dataclass
+class RLEvalConfig(RuntimeFields):
+    """Settings of ``evo-ensembles rl evaluate``; each field is one CLI flag.
+
+    Parent and ensemble are always scored under the same action rule on the same episodes.
+    """
+
+    agent: str = option(help="directory written by rl train")
+    env: str | None = option(None, "check the agent was trained on this env")
+    ensemble: str = option(
+        "noisy", "evaluate the agent alone, or also its noisy ensemble", choices=ENSEMBLES
+    )
+    episodes: int = option(100, "evaluation episodes", check=check_positive_int)
+    levels: str = option(
+        "held-out", "evaluation levels (ProcGen) or seed stream", choices=LEVEL_SETS
+    )
+    members: int = option(8, "ensemble size K", check=check_positive_int)
+    population: int | None = option(
+        None,
+        "N > K: keep the top K of N children by validation episodes",
+        check=check_positive_int,
+        default_help="K, no selection",
+    )
+    selection_episodes: int = option(
+        10, "episodes per child when selecting", check=check_positive_int
+    )
+    sigma: float | None = option(
+        None, "noise σ", check=check_nonneg, default_help="KL trust region"
+    )
+    target_kl: float = option(
+        0.02, "trust-region target KL of the action distribution", check=check_positive
+    )
+    density: float = option(0.2, "fraction of actor weights perturbed", check=check_fraction)
+    mirrored: bool = option(True, "no −N children", bool_flag="--no-mirror")
+    perturb: str = option(
+        "actor",
+        "which actor weights the children perturb: all, or the action head only",
+        choices=PERTURB_SCOPES,
+    )
+    probe_steps: int = option(
+        1024, "parent rollout steps for the σ probe", check=check_positive_int
+    )
+    action: str = option(
+        "sample", "act by sampling the averaged distribution, or its arg-max", choices=ACTION_RULES
+    )
+    n_envs: int = option(4, "parallel evaluation envs", check=check_positive_int)
+
+    def check(self) -> None:
+        super().check()
+        if self.population is not None and self.population < self.members:
+            raise UserError(
+                f"--population ({self.population}) must be >= --members ({self.members})"
+            )
+
+
+__all__ = [
+    "ACTION_RULES",
+    "ENSEMBLES",
+    "LEVEL_SETS",
+    "PERTURB_SCOPES",
+    "PRESET_BY_FAMILY",
+    "RLEvalConfig",
+    "RLTrainConfig",
+]

@@ -1,0 +1,146 @@
+"""Field groups every classifier run shares: data, parent, runtime and how the ensemble votes.
+
+A run config is composed from these by inheritance (``class SparseRunConfig(EnsembleFields,
+ParentFields, DataFields, RuntimeFields)``): each field is declared once, here, and the
+config stays flat (``cfg.lr``, ``config.json`` keys unchanged).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..checks import (
+    check_nonneg_int,
+    check_positive,
+    check_positive_int,
+    check_split_fraction,
+)
+from ..ensemble import COMBINE_METHODS
+from ..metrics import DEFAULT_ECE_BINS
+from ..train import OPTIMIZERS, TrainConfig, parent_train_config
+from .fields import RunConfig, option
+
+DEFAULT_MODEL = "lenet-s"
+
+
+@dataclass(kw_only=True)
+class RuntimeFields(RunConfig):
+    """Seed, device and CPU threads."""
+
+    seed: int = option(
+        0, "seeds data split, initialisation, masks and noise", check=check_nonneg_int, group="run"
+    )
+    device: str = option("auto", "auto (CUDA when present), cpu, cuda[:N]", group="run")
+    threads: int | None = option(
+        None,
+        "torch CPU threads (see benchmarks/perf_training.py)",
+        check=check_positive_int,
+        group="run",
+        default_help="all cores",
+    )
+
+
+@dataclass(kw_only=True)
+class DataFields(RunConfig):
+    """Which data set, where it lives, how much of it, and augmentation."""
+
+    dataset: str = option(
+        "fashion-mnist", "fashion-mnist, mnist, cifar10, cifar100", group="data and model"
+    )
+    data_root: str | None = option(
+        None,
+        "folder holding the data sets",
+        group="data and model",
+        default_help="$EVO_ENSEMBLES_DATA_ROOT or /usr/share/datasets",
+    )
+    subset: int | None = option(
+        None,
+        "use only N training examples (quick runs)",
+        check=check_positive_int,
+        group="data and model",
+        default_help="all",
+    )
+    val_fraction: float = option(
+        0.1,
+        "fraction of train carved out for validation",
+        check=check_split_fraction,
+        group="data and model",
+    )
+    augment: bool = option(
+        False,
+        "random crop/flip while training the parent (off: the regime "
+        "study's choice, benchmarks/results/regime.md)",
+        bool_flag="both",
+        group="data and model",
+    )
+
+
+@dataclass(kw_only=True)
+class ParentFields(RunConfig):
+    """The parent: a checkpoint to start from, or how to train one."""
+
+    model: str | None = option(
+        None,
+        "lenet-5, lenet-s, lenet-m/l, mlp, resnet-8/20/18, wrn-D-W, torchvision:<name>",
+        group="data and model",
+        default_help=f"{DEFAULT_MODEL}, or the --parent checkpoint's",
+    )
+    parent: str | None = option(
+        None,
+        "start from a trained parent (.safetensors written by this toolkit)",
+        metavar="CHECKPOINT",
+        group="data and model",
+    )
+    parent_epochs: int = option(
+        8,
+        "epochs to train the parent (without --parent)",
+        check=check_positive_int,
+        group="parent training",
+    )
+    optimizer: str = option(
+        "adam",
+        "adam (constant lr) or sgd (Nesterov, the paper's step decay)",
+        choices=OPTIMIZERS,
+        group="parent training",
+    )
+    lr: float = option(1e-3, "parent learning rate", check=check_positive, group="parent training")
+    batch_size: int = option(128, "batch size", check=check_positive_int, group="parent training")
+
+    def resolve(self) -> None:
+        super().resolve()
+        if self.model is None:  # a checkpoint says which model it holds
+            self.model = DEFAULT_MODEL if self.parent is None else _checkpoint_model(self.parent)
+
+    def parent_train_config(self) -> TrainConfig:
+        """How the parent is trained (see :func:`evo_ensembles.train.parent_train_config`)."""
+        return parent_train_config(
+            self.parent_epochs, self.lr, self.optimizer, self.batch_size, getattr(self, "seed", 0)
+        )
+
+
+def _checkpoint_model(parent: str | None) -> str | None:
+    if parent is None or not Path(parent).is_file():
+        return None  # a missing file is reported where the checkpoint is loaded
+    from ..train import read_meta
+
+    return read_meta(parent).get("model")
+
+
+@dataclass(kw_only=True)
+class EnsembleFields(RunConfig):
+    """How the members vote and how the ensemble is scored."""
+
+    include_parent: bool = option(False, "the parent votes too", group="ensemble")
+    combine: str = option(
+        "mean", "mean of probabilities, or majority vote", choices=COMBINE_METHODS, group="ensemble"
+    )
+    ece_bins: int = option(
+        DEFAULT_ECE_BINS,
+        "equal-width confidence bins of the ECE",
+        check=check_positive_int,
+        group="ensemble",
+    )
+
+
+__all__ = ["DEFAULT_MODEL", "DataFields", "EnsembleFields", "ParentFields", "RuntimeFields"]
