@@ -43,9 +43,10 @@ from pathlib import Path
 import torch
 from _common import RESULTS, header, mean_se, save
 
-from evo_ensembles import ChildSpec, TrainConfig, build_child, fit, load_dataset
+from evo_ensembles import ChildSpec, TrainConfig, load_dataset
 from evo_ensembles.devices import resolve_device, set_threads
-from evo_ensembles.methods.sparse import steps_per_epoch
+from evo_ensembles.methods.sparse import TunedChild, prune_and_tune
+from evo_ensembles.methods.stochastic import build_child
 from evo_ensembles.recipes.common import train_or_load_parent
 from evo_ensembles.reporting import _save, markdown_table, plt
 from evo_ensembles.subnet import derive_seed, mask_density
@@ -92,20 +93,16 @@ def tune_config(args, lr_kind: str, seed: int) -> TrainConfig:
     )
 
 
-def tune(parent, data, spec: ChildSpec, cfg: TrainConfig, device, progress: bool = False):
-    """One child from ``parent`` tuned through the library's loop: (child, callback, result)."""
-    child, keeper = build_child(parent, spec, cfg, steps_per_epoch(len(data.train), cfg.batch_size))
-    res = fit(
-        child,
-        data.train,
-        cfg,
-        callbacks=[keeper],
-        augment=data.augment,
-        device=device,
-        progress=progress,
-        desc=spec.kind,
-    )
-    return child, keeper, res
+def tune(parent, data, spec: ChildSpec, cfg: TrainConfig, device, progress: bool = False) -> TunedChild:
+    """One child from ``parent`` tuned through the library's ``prune_and_tune``.
+
+    (Runs logged before this used ``fit`` directly with the run's seed as the data-order
+    seed; ``prune_and_tune`` derives the child's data-order seed from it.)
+    """
+    done: list[TunedChild] = []
+    prune_and_tune(parent, [spec], data.train, cfg, augment=data.augment, device=device,
+                   progress=progress, child_factory=build_child, on_child=done.append)
+    return done[0]
 
 
 def run_one(parent, data, run: dict, args, device) -> dict:
@@ -113,14 +110,14 @@ def run_one(parent, data, run: dict, args, device) -> dict:
         run["method"], run["selection"], run["sparsity"], run["seed"], run["epochs_e"], run["t0"]
     )
     cfg = tune_config(args, run["lr"], run["seed"])
-    child, keeper, res = tune(parent, data, spec, cfg, device, args.progress)
+    child = tune(parent, data, spec, cfg, device, args.progress)
     return {
         **run,
-        "density": mask_density(keeper.mask),
-        "val_accuracy": evaluate_accuracy(child, data.val, device),
-        "test_accuracy": evaluate_accuracy(child, data.test, device),
-        "tune_seconds": res.seconds,
-        "epoch_seconds": [h["seconds"] for h in res.history],
+        "density": mask_density(child.mask),
+        "val_accuracy": evaluate_accuracy(child.model, data.val, device),
+        "test_accuracy": evaluate_accuracy(child.model, data.test, device),
+        "tune_seconds": child.seconds,
+        "epoch_seconds": [h["seconds"] for h in child.result.history],
     }
 
 
@@ -313,8 +310,8 @@ def measure_cost(parent, data, args, device) -> None:
         for kind in ("pruned", "stochastic") if rep % 2 == 0 else ("stochastic", "pruned"):
             method = "one-shot" if kind == "pruned" else "temperature"
             spec = make_spec(method, "random", 0.9, rep, args.cost_epochs, 0.5)
-            _, _, res = tune(parent, data, spec, cfg, device)
-            times[kind] += [h["seconds"] for h in res.history]
+            child = tune(parent, data, spec, cfg, device)
+            times[kind] += [h["seconds"] for h in child.result.history]
     p, s = mean_se(times["pruned"]), mean_se(times["stochastic"])
     ratio = s[0] / p[0]
     info = header()

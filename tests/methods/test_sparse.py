@@ -52,3 +52,39 @@ def test_growth_on_demand(tiny_net, tiny_data):
     assert ens.member_probs(tiny_data.x).shape == (4, len(tiny_data), 3)
     ens_p = Ensemble(ens.members, parent=parent, include_parent=True)
     assert ens_p.member_probs(tiny_data.x).shape[0] == 5
+
+
+class _DictStore:
+    """A ChildStore in memory: what a user's own cache would implement."""
+
+    def __init__(self, root):
+        self.saved, self.root, self.loads, self.asked = {}, root, 0, []
+
+    def load(self, index, spec, child):
+        if (index, spec) not in self.saved:
+            return False
+        child.load_state_dict(self.saved[(index, spec)])
+        self.loads += 1
+        return True
+
+    def save(self, index, spec, child, result):
+        self.saved[(index, spec)] = {k: v.clone() for k, v in child.state_dict().items()}
+
+    def resume_dir(self, index):
+        self.asked.append(index)
+        return self.root / f"resume_{index}"
+
+
+def test_a_store_keeps_finished_children_and_a_rerun_reuses_them(tiny_net, tiny_data, tmp_path):
+    parent, cfg = tiny_net(), TrainConfig(epochs=1, batch_size=16, seed=1)
+    specs = make_child_specs(3, 0.5, seed=1)
+    store, done = _DictStore(tmp_path), []
+    first = prune_and_tune(parent, specs, tiny_data, cfg, store=store, on_child=done.append, progress=False)
+    assert [c.index for c in done] == [0, 1, 2] and all(c.result is not None and c.seconds > 0 for c in done)
+    assert store.asked == [0, 1, 2]  # each tuning could resume from the store's directory
+    again = []
+    second = prune_and_tune(parent, specs, tiny_data, cfg, store=store, on_child=again.append, progress=False)
+    assert store.loads == 3 and all(c.result is None and c.seconds == 0.0 for c in again)
+    for a, b in zip(first.members, second.members):
+        assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters()))
+    assert all(masked_fraction_zero(eligible_parameters(c.model), c.mask) for c in again)

@@ -163,6 +163,11 @@ class Augment:
         return self.apply(x, *self.sample(x.shape[0], generator))
 
 
+def num_batches(n: int, batch_size: int, drop_last: bool = False) -> int:
+    """Batches in one pass over ``n`` examples (the last short batch counts unless dropped)."""
+    return int(n) // int(batch_size) if drop_last else -(-int(n) // int(batch_size))
+
+
 class BatchLoader:
     """Iterate ``(x, y)`` batches of an :class:`ArrayData`, as fast as plain tensor indexing.
 
@@ -208,8 +213,7 @@ class BatchLoader:
         self.epoch = int(epoch)
 
     def __len__(self) -> int:
-        n = len(self.data)
-        return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
+        return num_batches(len(self.data), self.batch_size, self.drop_last)
 
     @property
     def num_samples(self) -> int:

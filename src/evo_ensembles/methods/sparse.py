@@ -19,13 +19,15 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Protocol
 
 import torch
 from torch import nn
 
 from ..data import ArrayData, Augment
+from ..data.arrays import num_batches
 from ..ensemble import Ensemble
 from ..subnet import ChildSpec, Mask, apply_mask, derive_seed, eligible_parameters
 from ..train import Callback, TrainConfig, TrainResult, fit
@@ -92,14 +94,50 @@ def tune_child(
 
 def steps_per_epoch(train_size: int, batch_size: int) -> int:
     """Optimizer steps in one epoch of :func:`fit` (its loader keeps the last short batch)."""
-    return -(-int(train_size) // int(batch_size))
+    return num_batches(train_size, batch_size)
 
 
 ChildFactory = Callable[..., tuple[nn.Module, KeepPruned]]
 
 
+@dataclass
+class TunedChild:
+    """One finished child of :func:`prune_and_tune` (what ``on_child`` receives)."""
+
+    index: int
+    spec: ChildSpec
+    model: nn.Module
+    mask: Mask
+    result: TrainResult | None  # None: restored from the store, not tuned now
+
+    @property
+    def seconds(self) -> float:
+        """Tuning seconds spent now (0 for a child restored from the store)."""
+        return 0.0 if self.result is None else self.result.seconds
+
+
+class ChildStore(Protocol):
+    """Where :func:`prune_and_tune` keeps finished children and interrupted tunings.
+
+    A run directory, a cache keyed by the parent's fingerprint, a remote bucket: anything with
+    these three methods. ``load`` fills ``child`` (already pruned from the parent) in place
+    and says whether it could.
+    """
+
+    def load(self, index: int, spec: ChildSpec, child: nn.Module) -> bool: ...
+
+    def save(self, index: int, spec: ChildSpec, child: nn.Module, result: TrainResult) -> None: ...
+
+    def resume_dir(self, index: int) -> Path | None: ...
+
+
 def pruned_child(
-    parent: nn.Module, spec: ChildSpec, cfg: TrainConfig, steps: int, *, eligible: Mapping | None = None
+    parent: nn.Module,
+    spec: ChildSpec,
+    cfg: TrainConfig,
+    steps: int,
+    *,
+    eligible: Mapping | None = None,
 ) -> tuple[nn.Module, KeepPruned]:
     """The default child factory: a one-shot pruned copy and its :class:`KeepPruned`."""
     child, mask = prune_child(parent, spec, eligible=eligible)
@@ -124,7 +162,8 @@ def prune_and_tune(
     include_parent: bool = False,
     progress: bool = True,
     checkpoint_dir: str | Path | None = None,
-    on_child: Callable[[int, nn.Module, TrainResult], None] | None = None,
+    store: ChildStore | None = None,
+    on_child: Callable[[TunedChild], None] | None = None,
     ensemble: Ensemble | None = None,
     child_factory: ChildFactory | None = None,
     first_index: int | None = None,
@@ -136,20 +175,44 @@ def prune_and_tune(
     demand). ``first_index`` is the index of ``specs[0]`` in the whole ensemble (default:
     ``len(ensemble)``), so children tuned separately — one per call, process or machine —
     are the same children a single call would make. With ``checkpoint_dir`` an interrupted
-    child's tuning resumes where it stopped.
+    child's tuning resumes where it stopped; a ``store`` (see :class:`ChildStore`) also keeps
+    finished children, so a rerun reuses them. ``on_child`` receives each
+    :class:`TunedChild` as it is finished.
     """
-    ens = ensemble if ensemble is not None else Ensemble(parent=parent, include_parent=include_parent)
+    ens = (
+        ensemble if ensemble is not None else Ensemble(parent=parent, include_parent=include_parent)
+    )
     start = len(ens) if first_index is None else int(first_index)
     factory = child_factory or pruned_child
     steps = steps_per_epoch(len(train), cfg.batch_size)
     for i, spec in enumerate(specs):
+        index = start + i
         child, keeper = factory(parent, spec, cfg, steps, eligible=eligible)
-        resumable = checkpoint_dir is not None and getattr(keeper, "resumable", True)
-        ckpt = Path(checkpoint_dir) / f"child_{start + i}" if resumable else None
-        result = fit(child, train, child_train_config(cfg, cfg.seed, start + i), callbacks=[keeper],
-                     val=val, augment=augment, device=device, progress=progress,
-                     checkpoint_dir=ckpt, desc=f"child {start + i + 1}")
+        result = None
+        if store is None or not store.load(index, spec, child):
+            ckpt = None
+            if getattr(
+                keeper, "resumable", True
+            ):  # a callback whose state is not checkpointed cannot resume
+                if store is not None:
+                    ckpt = store.resume_dir(index)
+                elif checkpoint_dir is not None:
+                    ckpt = Path(checkpoint_dir) / f"child_{index}"
+            result = fit(
+                child,
+                train,
+                child_train_config(cfg, cfg.seed, index),
+                callbacks=[keeper],
+                val=val,
+                augment=augment,
+                device=device,
+                progress=progress,
+                checkpoint_dir=ckpt,
+                desc=f"child {index + 1}/{start + len(specs)}",
+            )
+            if store is not None:
+                store.save(index, spec, child, result)
         ens.add(child, spec.to_dict())
         if on_child is not None:
-            on_child(start + i, child, result)
+            on_child(TunedChild(index, spec, child, keeper.mask, result))
     return ens

@@ -22,16 +22,17 @@ from typing import Any
 from ..config.sparse import CHILD_LR_FACTOR, SparseRunConfig
 from ..data import dataset_augment, load_dataset
 from ..devices import resolve_device, set_threads
-from ..methods.sparse import child_train_config, steps_per_epoch
+from ..methods.sparse import TunedChild, prune_and_tune
 from ..methods.stochastic import build_child
 from ..models import build_model
 from ..reporting import markdown_table, plot_heatmap, plot_member_accuracy, text_table
 from ..subnet import (
+    ChildSpec,
     eligible_parameters,
     mask_density,
     resolve_dense_layers,
 )
-from ..train import fit, load_state_into, load_tensors, read_meta, save_model
+from ..train import load_state_into, load_tensors, read_meta, save_model
 from ..train.checkpoint import write_json, write_text
 from .common import (
     check_output_dir,
@@ -53,33 +54,67 @@ def run_sparse(cfg: SparseRunConfig, out: str | Path, *, progress: bool = True) 
     out = check_output_dir(out)
     set_threads(cfg.threads)
     device = resolve_device(cfg.device)
-    data = load_dataset(cfg.dataset, cfg.data_root, val_fraction=cfg.val_fraction,
-                        subset=cfg.subset, seed=cfg.seed, augment=cfg.augment)
+    data = load_dataset(
+        cfg.dataset,
+        cfg.data_root,
+        val_fraction=cfg.val_fraction,
+        subset=cfg.subset,
+        seed=cfg.seed,
+        augment=cfg.augment,
+    )
     if cfg.parent is not None:  # a checkpoint that does not fit fails before --out is made
         probe, _ = load_model_checkpoint(cfg.parent, data, cfg.model)
     else:
-        probe = build_model(cfg.model, data.input_shape, data.num_classes)  # unknown names fail here
+        probe = build_model(
+            cfg.model, data.input_shape, data.num_classes
+        )  # unknown names fail here
     resolve_dense_layers(eligible_parameters(probe), cfg.dense_layers)  # so do unknown layers
 
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / "config.json", cfg.to_dict())
     parent, parent_meta, parent_s = train_or_load_parent(
-        out, data, cfg.model, cfg.parent_train_config(), parent_path=cfg.parent,
-        device=device, progress=progress)
+        out,
+        data,
+        cfg.model,
+        cfg.parent_train_config(),
+        parent_path=cfg.parent,
+        device=device,
+        progress=progress,
+    )
     if cfg.parent is not None:  # keep a copy so the run directory is self-contained
-        save_model(out / "checkpoints" / "parent.safetensors", parent,
-                   {**model_meta(parent_meta["model"], data), "source": str(cfg.parent)})
+        save_model(
+            out / "checkpoints" / "parent.safetensors",
+            parent,
+            {**model_meta(parent_meta["model"], data), "source": str(cfg.parent)},
+        )
 
     specs = cfg.child_specs()
-    children, densities, child_s = _children(out, cfg, parent, parent_meta["model"], data, specs,
-                                             device, progress)
+    children, densities, child_s = _children(
+        out, cfg, parent, parent_meta["model"], data, specs, device, progress
+    )
     t_eval = time.perf_counter()
-    test = evaluate_ensemble(parent, children, data.test.x, data.test.y,
-                             include_parent=cfg.include_parent, combine_method=cfg.combine,
-                             ece_bins=cfg.ece_bins)
-    val = evaluate_ensemble(parent, children, data.val.x, data.val.y,
-                            include_parent=cfg.include_parent, combine_method=cfg.combine,
-                            ece_bins=cfg.ece_bins) if len(data.val) else None
+    test = evaluate_ensemble(
+        parent,
+        children,
+        data.test.x,
+        data.test.y,
+        include_parent=cfg.include_parent,
+        combine_method=cfg.combine,
+        ece_bins=cfg.ece_bins,
+    )
+    val = (
+        evaluate_ensemble(
+            parent,
+            children,
+            data.val.x,
+            data.val.y,
+            include_parent=cfg.include_parent,
+            combine_method=cfg.combine,
+            ece_bins=cfg.ece_bins,
+        )
+        if len(data.val)
+        else None
+    )
     eval_s = time.perf_counter() - t_eval
 
     results: dict[str, Any] = {
@@ -91,10 +126,16 @@ def run_sparse(cfg: SparseRunConfig, out: str | Path, *, progress: bool = True) 
             {**m, "density": d, "tune_seconds": s, "descriptor": spec.to_dict()}
             for m, d, s, spec in zip(test["members"], densities, child_s, specs)
         ],
-        "ensemble": {**test["ensemble"], "size": len(children) + int(cfg.include_parent),
-                     "combine": cfg.combine, "include_parent": cfg.include_parent},
+        "ensemble": {
+            **test["ensemble"],
+            "size": len(children) + int(cfg.include_parent),
+            "combine": cfg.combine,
+            "include_parent": cfg.include_parent,
+        },
         "diversity": test["diversity"],
-        "validation": None if val is None else {"parent": val["parent"], "ensemble": val["ensemble"]},
+        "validation": None
+        if val is None
+        else {"parent": val["parent"], "ensemble": val["ensemble"]},
         "config": cfg.to_dict(),
         "seed": cfg.seed,
         "data": data.describe(),
@@ -112,35 +153,75 @@ def run_sparse(cfg: SparseRunConfig, out: str | Path, *, progress: bool = True) 
     return results
 
 
+class ChildDirectory:
+    """:class:`~evo_ensembles.methods.sparse.ChildStore` of a run directory.
+
+    ``child_{i}.safetensors`` holds a finished child with its run key (descriptor, tuning
+    settings, parent identity), so a rerun reuses exactly the children it would make again;
+    ``child_{i}_resume/`` holds an interrupted tuning.
+    """
+
+    def __init__(self, root: Path, key: dict[str, Any], meta: dict[str, Any]) -> None:
+        self.root, self.key, self.meta = Path(root), key, meta
+
+    def _path(self, index: int) -> Path:
+        return self.root / f"child_{index}.safetensors"
+
+    def _key(self, spec: ChildSpec) -> dict[str, Any]:
+        return {"descriptor": spec.to_dict(), **self.key}
+
+    def load(self, index: int, spec: ChildSpec, child) -> bool:
+        path = self._path(index)
+        if not path.is_file() or read_meta(path).get("run_key") != self._key(spec):
+            return False
+        load_state_into(child, load_tensors(path), str(path))
+        return True
+
+    def save(self, index: int, spec: ChildSpec, child, result) -> None:
+        save_model(
+            self._path(index),
+            child,
+            {
+                **self.meta,
+                "run_key": self._key(spec),
+                "descriptor": spec.to_dict(),
+                "history": result.history,
+            },
+        )
+
+    def resume_dir(self, index: int) -> Path:
+        return self.root / f"child_{index}_resume"
+
+
 def _children(out, cfg, parent, model_name, data, specs, device, progress):
-    """Build and tune each child, reusing children already saved in ``out``."""
-    child_dir = out / "checkpoints" / "children"
+    """Build and tune each child through :func:`prune_and_tune`, reusing those saved in ``out``."""
     tune_cfg = cfg.child_train_config()
-    steps = steps_per_epoch(len(data.train), tune_cfg.batch_size)
     augment = data.augment
     if cfg.child_augment is not None and cfg.child_augment != cfg.augment:
         augment = dataset_augment(cfg.dataset) if cfg.child_augment else None
-    children, densities, seconds = [], [], []
-    for i, spec in enumerate(specs):
-        path = child_dir / f"child_{i}.safetensors"
-        key = {"descriptor": spec.to_dict(), "tune": tune_cfg.to_dict(), "parent": str(parent_key(out))}
-        if augment is not data.augment:  # only then, so keys of earlier runs still match
-            key["augment"] = augment is not None
-        child, keeper = build_child(parent, spec, cfg.child_train_config(), steps)
-        if path.is_file() and read_meta(path).get("run_key") == key:
-            load_state_into(child, load_tensors(path), str(path))
-            seconds.append(0.0)
-        else:
-            resume = child_dir / f"child_{i}_resume" if getattr(keeper, "resumable", True) else None
-            res = fit(child, data.train, child_train_config(tune_cfg, cfg.seed, i), callbacks=[keeper],
-                      val=data.val, augment=augment, device=device, checkpoint_dir=resume,
-                      progress=progress, desc=f"child {i + 1}/{len(specs)}")
-            save_model(path, child, {**model_meta(model_name, data), "run_key": key,
-                                     "descriptor": spec.to_dict(), "history": res.history})
-            seconds.append(res.seconds)
-        children.append(child)
-        densities.append(mask_density(keeper.mask))
-    return children, densities, seconds
+    key: dict[str, Any] = {"tune": tune_cfg.to_dict(), "parent": str(parent_key(out))}
+    if augment is not data.augment:  # only then, so keys of earlier runs still match
+        key["augment"] = augment is not None
+    store = ChildDirectory(out / "checkpoints" / "children", key, model_meta(model_name, data))
+    done: list[TunedChild] = []
+    prune_and_tune(
+        parent,
+        specs,
+        data.train,
+        tune_cfg,
+        val=data.val,
+        augment=augment,
+        device=device,
+        progress=progress,
+        store=store,
+        child_factory=build_child,
+        on_child=done.append,
+    )
+    return (
+        [c.model for c in done],
+        [mask_density(c.mask) for c in done],
+        [c.seconds for c in done],
+    )
 
 
 def parent_key(out: Path) -> str:
@@ -162,34 +243,62 @@ SUMMARY_HEADERS = ["model", "accuracy", "NLL", "ECE", "Brier"]
 
 def _report(results: dict[str, Any], title: str) -> str:
     cfg = results["config"]
-    members = [[i + 1, m["accuracy"], m["nll"], m["ece"], m["density"], m["descriptor"]["part"]
-                if m["descriptor"]["k"] else "-"] for i, m in enumerate(results["members"])]
+    members = [
+        [
+            i + 1,
+            m["accuracy"],
+            m["nll"],
+            m["ece"],
+            m["density"],
+            m["descriptor"]["part"] if m["descriptor"]["k"] else "-",
+        ]
+        for i, m in enumerate(results["members"])
+    ]
     div = results["diversity"]
-    return "\n\n".join([
-        f"# {title} — {cfg['model']} on {cfg['dataset']}",
-        f"Test split, {results['data']['sizes']['test']} examples; ECE with {results['ece_bins']} "
-        f"equal-width bins; seed {results['seed']}; commit {results['commit']}.",
-        markdown_table(SUMMARY_HEADERS, summary_rows(results)),
-        *([f"Annealing: {results['annealing']}"] if "annealing" in results else []),
-        "## Members",
-        markdown_table(["member", "accuracy", "NLL", "ECE", "density", "partition part"], members),
-        "## Diversity (off-diagonal means over member pairs)",
-        markdown_table(["disagreement", "KL", "correlation"],
-                       [[div["disagreement"], div["kl"], div["correlation"]]]),
-        "## Timing (seconds)",
-        markdown_table(list(results["timing"])[:-1], [list(results["timing"].values())[:-1]]),
-        "![members](figures/member_accuracy.png)\n\n![disagreement](figures/disagreement.png)",
-    ]) + "\n"
+    return (
+        "\n\n".join(
+            [
+                f"# {title} — {cfg['model']} on {cfg['dataset']}",
+                f"Test split, {results['data']['sizes']['test']} examples; ECE with {results['ece_bins']} "
+                f"equal-width bins; seed {results['seed']}; commit {results['commit']}.",
+                markdown_table(SUMMARY_HEADERS, summary_rows(results)),
+                *([f"Annealing: {results['annealing']}"] if "annealing" in results else []),
+                "## Members",
+                markdown_table(
+                    ["member", "accuracy", "NLL", "ECE", "density", "partition part"], members
+                ),
+                "## Diversity (off-diagonal means over member pairs)",
+                markdown_table(
+                    ["disagreement", "KL", "correlation"],
+                    [[div["disagreement"], div["kl"], div["correlation"]]],
+                ),
+                "## Timing (seconds)",
+                markdown_table(
+                    list(results["timing"])[:-1], [list(results["timing"].values())[:-1]]
+                ),
+                "![members](figures/member_accuracy.png)\n\n![disagreement](figures/disagreement.png)",
+            ]
+        )
+        + "\n"
+    )
 
 
 def _write_outputs(out: Path, results: dict[str, Any], title: str) -> None:
     figs = out / "figures"
-    plot_member_accuracy(figs / "member_accuracy.png", [m["accuracy"] for m in results["members"]],
-                         results["parent"]["accuracy"], results["ensemble"]["accuracy"],
-                         title=f"{results['config']['model']} on {results['config']['dataset']}")
+    plot_member_accuracy(
+        figs / "member_accuracy.png",
+        [m["accuracy"] for m in results["members"]],
+        results["parent"]["accuracy"],
+        results["ensemble"]["accuracy"],
+        title=f"{results['config']['model']} on {results['config']['dataset']}",
+    )
     if len(results["members"]) > 1:
-        plot_heatmap(figs / "disagreement.png", results["diversity"]["matrices"]["disagreement"],
-                     "prediction disagreement", "fraction of test inputs")
+        plot_heatmap(
+            figs / "disagreement.png",
+            results["diversity"]["matrices"]["disagreement"],
+            "prediction disagreement",
+            "fraction of test inputs",
+        )
     write_text(out / "report.md", _report(results, title))
     write_json(out / "results.json", results)
 
