@@ -23,7 +23,14 @@ from ..checks import (
     check_positive_int,
 )
 from ..errors import UserError
-from ..es import ALGORITHMS, FITNESS_METRICS, SEARCH_MODES, NoiseSampling
+from ..es import (
+    ALGORITHMS,
+    DEFAULT_DENSITIES,
+    FITNESS_METRICS,
+    SEARCH_MODES,
+    NoiseSampling,
+    NoisySearch,
+)
 from ..subnet.masks import MASK_SCOPES
 from .cli import layer_list
 from .fields import option
@@ -136,7 +143,13 @@ class NoisyRunConfig(EnsembleFields, ParentFields, DataFields, RuntimeFields):
         if self.generations > 1 and self.algorithm == "pgpe" and self.population % 2:
             raise UserError("PGPE samples mirrored pairs: use an even --population")
         self.parent_train_config()
-        self.sampling(self.sigma or 0.0)  # partition/density consistency
+        self.search_settings()  # partition/density consistency
+
+    def search_settings(self) -> NoisySearch:
+        """How children are drawn and chosen (σ search, population, K)."""
+        return NoisySearch(sampling=self.sampling(0.0), sigma=self.sigma, target_kl=self.target_kl,
+                           search=self.search, densities=tuple(sorted({self.density, *DEFAULT_DENSITIES})),
+                           probe_children=self.probe_children, popsize=self.population, top_k=self.top_k)
 
     def sampling(self, sigma: float) -> NoiseSampling:
         """How children are drawn, at noise scale ``sigma``."""

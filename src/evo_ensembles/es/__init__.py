@@ -10,6 +10,7 @@ from .engine import Candidate, ESState, SubnetworkES
 from .evaluate import evaluate_children, top_k
 from .fitness import FITNESS_METRICS, ClassifierFitness, Fitness
 from .population import ALGORITHMS, NoiseSampling, draws_needed, make_noisy_specs
+from .select import NoisySearch, Selection, select_children
 from .trust_region import (
     DEFAULT_DENSITIES,
     DEFAULT_SIGMAS,
@@ -46,6 +47,8 @@ __all__ = [
     "EvolveResult",
     "Fitness",
     "NoiseSampling",
+    "NoisySearch",
+    "Selection",
     "SubnetVectorProblem",
     "SubnetworkES",
     "TrustRegion",
@@ -59,6 +62,7 @@ __all__ = [
     "kl_grid",
     "make_noisy_specs",
     "search_sigma",
+    "select_children",
     "sigma_for_target",
     "top_k",
 ]

@@ -29,16 +29,8 @@ from torch import nn
 
 from ..ensemble import COMBINE_METHODS, combine, predict_probs
 from ..errors import CheckpointError, UserError
-from ..es import (
-    DEFAULT_DENSITIES,
-    DEFAULT_SIGMAS,
-    ClassifierFitness,
-    NoiseSampling,
-    SubnetworkES,
-    TrustRegion,
-    evaluate_children,
-    search_sigma,
-)
+from ..es import ClassifierFitness, NoiseSampling, TrustRegion
+from ..es.select import NoisySearch, select_children
 from ..subnet import (
     ChildSpec,
     InPlacePerturber,
@@ -171,85 +163,67 @@ def noisy_ensemble(
     parent: nn.Module,
     val_x: torch.Tensor,
     val_y: torch.Tensor,
+    settings: NoisySearch | None = None,
     *,
     probe_x: torch.Tensor | None = None,
     probe_y: torch.Tensor | None = None,
-    target_kl: float = 0.02,
-    sigma: float | None = None,
-    density: float = 0.5,
-    mirrored: bool = True,
-    partitioned: bool = True,
-    structured: bool = False,
-    scope: str = "local",
-    mu: float = 0.0,
-    dense_layers: Sequence[str] = (),
-    popsize: int = 16,
-    top_k: int = 8,
+    fitness_metric: str = "accuracy",
     include_parent: bool = False,
     combine: str = "mean",
-    fitness_metric: str = "accuracy",
-    search: str = "grid",
-    sigmas: Sequence[float] = DEFAULT_SIGMAS,
-    densities: Sequence[float] = DEFAULT_DENSITIES,
-    probe_children: int = 4,
     seed: int = 0,
     num_actors: int = 0,
     eligibility: dict | None = None,
     progress: bool = True,
+    **settings_kw: Any,
 ) -> NoisyResult:
     """Build a Noisy Subnetwork Ensemble of a trained classifier (SPEC §2).
 
     Args:
         parent: the trained classifier (left unchanged).
         val_x, val_y: the *validation* split children are selected on (never test data).
+        settings: how children are drawn and chosen (:class:`~evo_ensembles.es.NoisySearch`);
+            or give its fields as keywords: ``target_kl``, ``sigma`` (skips the σ search),
+            ``search`` (``"grid"`` or ``"bisect"``), ``sigmas``, ``densities``,
+            ``probe_children``, ``popsize``, ``top_k`` (paper's ImageNet setting: 16 and 8),
+            and the :class:`~evo_ensembles.es.NoiseSampling` fields ``density``,
+            ``mirrored``, ``partitioned``, ``structured``, ``scope``, ``mu``,
+            ``dense_layers`` (the pruning scope, also used by the σ search).
         probe_x, probe_y: inputs (and optional labels, for accuracy-vs-KL curves) of the KL
             trust region (default: the first 1,000 validation examples).
-        target_kl, sigma: σ is searched to hit ``target_kl`` unless ``sigma`` is given.
-        density, mirrored, partitioned, structured, scope, mu: how children are drawn.
-        dense_layers: the pruning scope — layers no child perturbs (``"first"``, ``"last"``
-            or name prefixes of eligible tensors); the σ search uses the same scope.
-        popsize, top_k: N candidates, K kept (paper's ImageNet setting: 16 and 8).
-        include_parent, combine: how the ensemble predicts.
         fitness_metric: ``"accuracy"`` or ``"nll"`` on the validation split.
-        search: ``"grid"`` (σ × density, interpolated) or ``"bisect"``.
+        include_parent, combine: how the ensemble predicts.
         num_actors: ≥ 2 evaluates the population on Ray actors through EvoTorch.
         eligibility: ``eligible_parameters`` options (include_bias, include_norm, exclude).
     """
-    if not 1 <= top_k <= popsize:
-        raise UserError(f"top-K must be between 1 and the population size {popsize}, got {top_k}")
-    if not target_kl > 0:
-        raise UserError(f"the target KL must be > 0, got {target_kl}")
+    if settings is None:
+        settings = NoisySearch.from_kwargs(**settings_kw)
+    elif settings_kw:
+        settings = replace(settings, **settings_kw)
     eligibility = dict(eligibility or {})
     perturber = InPlacePerturber(parent, **eligibility)
-    sampling = NoiseSampling(sigma=0.0, density=density, mirrored=mirrored, partitioned=partitioned,
-                             structured=structured, scope=scope, mu=mu, dense_layers=dense_layers)
-    resolve_dense_layers(perturber.params, sampling.dense_layers)  # unknown layers fail here
-    trust = None
-    if sigma is None:
-        if probe_x is None:
-            probe_x, probe_y = val_x[:1000], val_y[:1000]
-        probe = ClassifierFitness(probe_x, probe_y, reference=parent)
-        trust = search_sigma(perturber, probe, target=target_kl, density=density, densities=densities,
-                             sigmas=sigmas, mode=search, children=probe_children, seed=seed,
-                             sampling=sampling, progress=progress)
-        sigma = trust.sigma
-    sampling = replace(sampling, sigma=float(sigma))
+    resolve_dense_layers(perturber.params, settings.sampling.dense_layers)  # unknown layers fail here
+    if probe_x is None:
+        probe_x, probe_y = val_x[:1000], val_y[:1000]
+    probe = ClassifierFitness(probe_x, probe_y, reference=parent)
     fitness = ClassifierFitness(val_x, val_y, metric=fitness_metric, reference=parent)
-    es = SubnetworkES(popsize, top_k, sampling=sampling)
-    state = es.init(seed)
-    specs, state = es.ask(state)
+    evaluate = None
     if num_actors >= 2:
         from ..es.evotorch_bridge import DescriptorProblem, evaluate_population
 
-        problem = DescriptorProblem(parent, fitness, sampling=sampling, num_actors=num_actors,
-                                    eligibility=eligibility)
-        records = evaluate_population(problem, specs)
-        problem.kill_actors()
-    else:
-        records = evaluate_children(parent, specs, fitness, perturber=perturber, progress=progress,
-                                    desc="population")
-    state = es.tell(state, specs, records)
-    selected = [c.index for c in state.best]
-    ens = NoisyEnsemble(parent, [specs[i] for i in selected], include_parent=include_parent,
-                        combine=combine, eligibility=eligibility)
-    return NoisyResult(ens, float(sigma), trust, specs, records, selected, list(state.history))
+        def evaluate(specs):
+            problem = DescriptorProblem(parent, fitness, sampling=specs_sampling(specs, settings),
+                                        num_actors=num_actors, eligibility=eligibility)
+            try:
+                return evaluate_population(problem, specs)
+            finally:
+                problem.kill_actors()
+    sel = select_children(perturber, probe, fitness, settings, seed=seed, progress=progress, evaluate=evaluate)
+    ens = NoisyEnsemble(parent, sel.members, include_parent=include_parent, combine=combine,
+                        eligibility=eligibility)
+    return NoisyResult(ens, sel.sigma, sel.trust_region, sel.population, sel.records, sel.selected,
+                       sel.history)
+
+
+def specs_sampling(specs: Sequence[ChildSpec], settings: NoisySearch) -> NoiseSampling:
+    """The sampling of a drawn population (its σ is the one chosen)."""
+    return replace(settings.sampling, sigma=float(specs[0].sigma))

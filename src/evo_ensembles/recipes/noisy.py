@@ -31,7 +31,6 @@ from ..data import load_dataset
 from ..devices import resolve_device, set_threads
 from ..ensemble import predict_probs
 from ..errors import UserError
-from ..es import DEFAULT_DENSITIES
 from ..methods.noisy import NoisyEnsemble, noisy_ensemble
 from ..metrics import mean_kl
 from ..models import build_model
@@ -151,16 +150,10 @@ def _build(cfg: NoisyRunConfig, parent, data, loaded, out: Path, progress: bool)
                 "member_probs": lambda x: _members_only(ens, x), "trust_region": None, "population": None,
                 "descriptors": [s.to_dict() for s in ens.specs],
                 "selected_records": [None] * len(ens)}
-    densities = sorted({cfg.density, *DEFAULT_DENSITIES})
     res = noisy_ensemble(
-        parent, data.val.x, data.val.y, probe_x=data.val.x[: cfg.probe_size],
-        probe_y=data.val.y[: cfg.probe_size], target_kl=cfg.target_kl, sigma=cfg.sigma,
-        density=cfg.density, mirrored=cfg.mirrored, partitioned=cfg.partitioned,
-        structured=cfg.structured, scope=cfg.scope, mu=cfg.mu, dense_layers=cfg.dense_layers,
-        popsize=cfg.population, top_k=cfg.top_k,
-        include_parent=cfg.include_parent, combine=cfg.combine, fitness_metric=cfg.fitness,
-        search=cfg.search, densities=densities, probe_children=cfg.probe_children, seed=cfg.seed,
-        num_actors=cfg.num_actors, progress=progress)
+        parent, data.val.x, data.val.y, cfg.search_settings(), probe_x=data.val.x[: cfg.probe_size],
+        probe_y=data.val.y[: cfg.probe_size], include_parent=cfg.include_parent, combine=cfg.combine,
+        fitness_metric=cfg.fitness, seed=cfg.seed, num_actors=cfg.num_actors, progress=progress)
     trust = res.trust_region.to_dict() if res.trust_region else None
     population = [{"descriptor": s.to_dict(), **r, "selected": i in res.selected}
                   for i, (s, r) in enumerate(zip(res.population, res.records))]

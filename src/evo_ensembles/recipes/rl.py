@@ -12,7 +12,6 @@ episodes (held-out levels by default). Writes ``config.json``, ``results.json``,
 from __future__ import annotations
 
 import time
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +27,7 @@ from ..agents.evaluate import collect_observations, run_episodes
 from ..agents.train import load_agent, train_agent
 from ..config.rl import RLEvalConfig, RLTrainConfig
 from ..devices import set_threads
-from ..es import ClassifierFitness, NoiseSampling, SubnetworkES, evaluate_children, search_sigma
+from ..es import ClassifierFitness, NoiseSampling, NoisySearch, select_children
 from ..reporting import markdown_table, text_table
 from ..train.checkpoint import write_json, write_text
 from .common import check_output_dir, provenance
@@ -82,32 +81,23 @@ def run_rl_evaluate(cfg: RLEvalConfig, out: str | Path, *, progress: bool = True
 
 def _noisy(cfg: RLEvalConfig, policy, meta, parent, out: Path, progress: bool) -> dict[str, Any]:
     perturber = policy_perturber(policy)
-    dense = actor_dense_layers(policy, cfg.perturb)
-    sampling = NoiseSampling(sigma=cfg.sigma or 0.0, density=cfg.density, mirrored=cfg.mirrored,
-                             partitioned=False, dense_layers=dense)
-    trust = None
-    sigma = cfg.sigma
-    if sigma is None:
+    n = cfg.population or cfg.members
+    sampling = NoiseSampling(sigma=0.0, density=cfg.density, mirrored=cfg.mirrored, partitioned=False,
+                             dense_layers=actor_dense_layers(policy, cfg.perturb))
+    search = NoisySearch(sampling, sigma=cfg.sigma, target_kl=cfg.target_kl, densities=(cfg.density,),
+                         popsize=n, top_k=cfg.members)
+    probe = fitness = None
+    if cfg.sigma is None:  # the KL trust region on the action distribution over the parent's own rollouts
         probe_np = collect_observations(parent, meta, steps=cfg.probe_steps, seed=cfg.seed)
         probe = ClassifierFitness(policy.obs_to_tensor(probe_np)[0], reference=ActorLogits(policy))
-        tr = search_sigma(perturber, probe, target=cfg.target_kl, density=cfg.density,
-                          densities=[cfg.density], sampling=sampling, seed=cfg.seed, progress=progress)
-        sigma, trust = tr.sigma, tr.to_dict()
-    n = cfg.population or cfg.members
-    es = SubnetworkES(n, cfg.members, sampling=replace(sampling, sigma=float(sigma)))
-    state = es.init(cfg.seed)
-    specs, state = es.ask(state)
-    population = None
     if n > cfg.members:
         fitness = EpisodeFitness(policy, meta, episodes=cfg.selection_episodes, seed=cfg.seed,
                                  action=cfg.action, n_envs=cfg.n_envs)
-        records = evaluate_children(perturber.model, specs, fitness, perturber=perturber, progress=progress,
-                                    desc="selection")
-        state = es.tell(state, specs, records)
-        chosen = [c.spec for c in state.best]
-        population = [{"descriptor": s.to_dict(), **r} for s, r in zip(specs, records)]
-    else:
-        chosen = specs
+    sel = select_children(perturber, probe, fitness, search, seed=cfg.seed, progress=progress)
+    chosen, sigma = sel.members, sel.sigma
+    trust = sel.trust_region.to_dict() if sel.trust_region else None
+    population = None if sel.records is None else [
+        {"descriptor": s.to_dict(), **r} for s, r in zip(sel.population, sel.records)]
     ensemble = NoisyEnsemblePolicy(policy, chosen, action=cfg.action, seed=cfg.seed)
     ens = _summary(run_episodes(ensemble, meta, episodes=cfg.episodes, levels=cfg.levels, seed=cfg.seed,
                                 n_envs=cfg.n_envs))
