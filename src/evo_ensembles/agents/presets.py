@@ -8,11 +8,10 @@ Example:
 
 from __future__ import annotations
 
+import tomllib
 from dataclasses import dataclass, field, replace
 from importlib import resources
 from typing import Any
-
-import tomllib
 
 from ..envs import EnvId, parse_env_id
 from ..errors import UnknownNameError, UserError

@@ -176,5 +176,5 @@ def provenance() -> dict[str, Any]:
         "library_version": __version__,
         "commit": git_commit(),
         "hardware": hardware_info(),
-        "finished_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "finished_at": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
     }
