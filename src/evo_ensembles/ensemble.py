@@ -11,10 +11,12 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from typing import Protocol, runtime_checkable
 
 import torch
 from torch import nn
 
+from .checks import check_choice
 from .errors import UserError
 
 COMBINE_METHODS = ("mean", "vote")
@@ -58,7 +60,84 @@ def predict_probs(
     return torch.cat(outs) if outs else torch.empty(0)
 
 
-class Ensemble:
+def voters(member_probs: torch.Tensor, parent_probs: torch.Tensor | None, include_parent: bool) -> torch.Tensor:
+    """(M', B, C) probabilities of whoever votes: the members, and the parent first when it votes.
+
+    The one place that decides whether the parent votes (the paper's Algorithm 1 adds it).
+    """
+    if not include_parent:
+        return member_probs
+    if parent_probs is None:
+        raise UserError("include_parent=True needs a parent")
+    return torch.cat([parent_probs.unsqueeze(0), member_probs])
+
+
+@runtime_checkable
+class Members(Protocol):
+    """The one member interface every ensemble kind offers (pruned, noisy, stochastic, RL
+    policies, the peer methods): the voting members' outputs as one (M, B, C) tensor."""
+
+    def member_probs(self, x: torch.Tensor, *, batch_size: int = 1024) -> torch.Tensor: ...
+
+
+class BaseEnsemble:
+    """Members plus an optional voting parent, combined on probabilities.
+
+    A subclass says how to compute its members' probabilities (:meth:`_own_member_probs`);
+    whether the parent votes, how votes are combined and how the ensemble is scored are
+    decided here, once, for every kind.
+    """
+
+    def __init__(self, *, parent: nn.Module | None = None, include_parent: bool = False,
+                 combine: str = "mean") -> None:
+        check_choice(combine, COMBINE_METHODS, "combine")
+        if include_parent and parent is None:
+            raise UserError("include_parent=True needs a parent")
+        self.parent, self.include_parent, self.combine_method = parent, include_parent, combine
+
+    def __len__(self) -> int:
+        raise NotImplementedError
+
+    def _own_member_probs(self, x: torch.Tensor, batch_size: int) -> torch.Tensor:
+        """(M, B, C) probabilities of the members alone (never the parent)."""
+        raise NotImplementedError
+
+    def member_probs(self, x: torch.Tensor, *, batch_size: int = 1024,
+                     with_parent: bool | None = None) -> torch.Tensor:
+        """(M, B, C) probabilities of the voting members (parent first when it votes).
+
+        ``with_parent`` overrides ``include_parent`` for this call (``False``: members only).
+        """
+        include = self.include_parent if with_parent is None else with_parent
+        if len(self) == 0 and not include:
+            raise UserError("the ensemble has no members")
+        members = self._own_member_probs(x, batch_size) if len(self) else None
+        parent = predict_probs(self.parent, x, batch_size=batch_size) if include and self.parent is not None else None
+        if members is None:
+            return voters(torch.empty(0, *parent.shape), parent, include)
+        return voters(members, parent, include)
+
+    def predict_proba(self, x: torch.Tensor, *, batch_size: int = 1024) -> torch.Tensor:
+        """(B, C) combined probabilities."""
+        return combine(self.member_probs(x, batch_size=batch_size), self.combine_method)
+
+    def evaluate(self, x: torch.Tensor, y: torch.Tensor, *, ece_bins: int | None = None,
+                 batch_size: int = 1024) -> dict:
+        """Parent, per-member and ensemble metrics plus diversity on ``(x, y)``.
+
+        The same path every recipe and benchmark scores ensembles with
+        (:func:`evo_ensembles.metrics.ensemble_metrics`).
+        """
+        from .metrics import DEFAULT_ECE_BINS, ensemble_metrics
+
+        parent = predict_probs(self.parent, x, batch_size=batch_size) if self.parent is not None else None
+        members = self.member_probs(x, batch_size=batch_size, with_parent=False)
+        return ensemble_metrics(parent, members, y, include_parent=self.include_parent,
+                                combine_method=self.combine_method,
+                                ece_bins=DEFAULT_ECE_BINS if ece_bins is None else ece_bins)
+
+
+class Ensemble(BaseEnsemble):
     """A list of member networks, optionally with the parent, combined on probabilities.
 
     Members can be added at any time (growth on demand); ``include_parent`` adds the parent's
@@ -74,15 +153,9 @@ class Ensemble:
         combine: str = "mean",
         descriptors: Sequence[dict] | None = None,
     ) -> None:
-        if combine not in COMBINE_METHODS:
-            raise UserError(f"unknown combine method {combine!r}; choose from {COMBINE_METHODS}")
-        if include_parent and parent is None:
-            raise UserError("include_parent=True needs a parent")
+        super().__init__(parent=parent, include_parent=include_parent, combine=combine)
         self.members: list[nn.Module] = list(members)
         self.descriptors: list[dict] = list(descriptors) if descriptors else [{} for _ in self.members]
-        self.parent = parent
-        self.include_parent = include_parent
-        self.combine_method = combine
 
     def __len__(self) -> int:
         return len(self.members)
@@ -92,16 +165,5 @@ class Ensemble:
         self.members.append(member)
         self.descriptors.append(descriptor or {})
 
-    def _voters(self) -> list[nn.Module]:
-        return ([self.parent] if self.include_parent and self.parent is not None else []) + self.members
-
-    def member_probs(self, x: torch.Tensor, *, batch_size: int = 1024) -> torch.Tensor:
-        """(M, B, C) probabilities of the voting members (parent first when included)."""
-        voters = self._voters()
-        if not voters:
-            raise UserError("the ensemble has no members")
-        return torch.stack([predict_probs(m, x, batch_size=batch_size) for m in voters])
-
-    def predict_proba(self, x: torch.Tensor, *, batch_size: int = 1024) -> torch.Tensor:
-        """(B, C) combined probabilities."""
-        return combine(self.member_probs(x, batch_size=batch_size), self.combine_method)
+    def _own_member_probs(self, x: torch.Tensor, batch_size: int) -> torch.Tensor:
+        return torch.stack([predict_probs(m, x, batch_size=batch_size) for m in self.members])

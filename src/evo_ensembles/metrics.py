@@ -127,3 +127,28 @@ def diversity(member_probs: torch.Tensor) -> dict[str, object]:
     out: dict[str, object] = {k: off_diagonal_mean(v) for k, v in mats.items()}
     out["matrices"] = {k: v.tolist() for k, v in mats.items()}
     return out
+
+
+def ensemble_metrics(
+    parent_probs: torch.Tensor | None,
+    member_probs: torch.Tensor,
+    targets: torch.Tensor,
+    *,
+    include_parent: bool = False,
+    combine_method: str = "mean",
+    ece_bins: int = DEFAULT_ECE_BINS,
+) -> dict[str, object]:
+    """Parent, per-member and ensemble metrics plus member diversity, from (B, C) parent and
+    (M, B, C) member probabilities (members only; whether the parent votes is ``include_parent``).
+
+    Every ensemble kind is scored through here (:meth:`evo_ensembles.ensemble.BaseEnsemble.evaluate`).
+    """
+    from .ensemble import combine, voters
+
+    ens = combine(voters(member_probs, parent_probs, include_parent), combine_method)
+    return {
+        "parent": None if parent_probs is None else classification_metrics(parent_probs, targets, ece_bins),
+        "members": [classification_metrics(p, targets, ece_bins) for p in member_probs],
+        "ensemble": classification_metrics(ens, targets, ece_bins),
+        "diversity": diversity(member_probs),
+    }

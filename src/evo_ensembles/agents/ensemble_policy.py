@@ -133,8 +133,12 @@ class NoisyEnsemblePolicy:
         return len(self.specs)
 
     @torch.no_grad()
-    def member_probs(self, obs: torch.Tensor) -> torch.Tensor:
-        """(K, B, A) action probabilities of every member, in one batched forward."""
+    def member_probs(self, obs: torch.Tensor, *, batch_size: int | None = None) -> torch.Tensor:
+        """(K, B, A) action probabilities of every member, in one batched forward.
+
+        (The :class:`~evo_ensembles.ensemble.Members` interface; ``batch_size`` is unused:
+        a policy acts on one batch of observations at a time.)
+        """
         def one(params, x):
             return functional_call(self.actor, {**params, **self.buffers}, (x,))
 

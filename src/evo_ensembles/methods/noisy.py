@@ -27,7 +27,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..ensemble import COMBINE_METHODS, combine, predict_probs
+from ..ensemble import BaseEnsemble, predict_probs
 from ..errors import CheckpointError, UserError
 from ..es import ClassifierFitness, NoiseSampling, TrustRegion
 from ..es.select import NoisySearch, select_children
@@ -53,7 +53,7 @@ def parent_fingerprint(model: nn.Module) -> str:
     return h.hexdigest()
 
 
-class NoisyEnsemble:
+class NoisyEnsemble(BaseEnsemble):
     """A parent and K noisy-child descriptors; predictions regenerate each member in place.
 
     Args:
@@ -66,12 +66,10 @@ class NoisyEnsemble:
 
     def __init__(self, parent: nn.Module, specs: Sequence[ChildSpec], *, include_parent: bool = False,
                  combine: str = "mean", eligibility: dict | None = None) -> None:
-        if combine not in COMBINE_METHODS:
-            raise UserError(f"unknown combine method {combine!r}; choose from {COMBINE_METHODS}")
+        super().__init__(parent=parent, include_parent=include_parent, combine=combine)
         if any(s.kind != "noise" for s in specs):
             raise UserError("a noisy ensemble holds 'noise' children only")
-        self.parent, self.specs = parent, list(specs)
-        self.include_parent, self.combine_method = include_parent, combine
+        self.specs = list(specs)
         self.eligibility = dict(eligibility or {})
         self._perturber: InPlacePerturber | None = None
 
@@ -85,19 +83,12 @@ class NoisyEnsemble:
             self._perturber = InPlacePerturber(self.parent, **self.eligibility)
         return self._perturber
 
-    def member_probs(self, x: torch.Tensor, *, batch_size: int = 1024) -> torch.Tensor:
-        """(M, B, C) probabilities of the voting members (parent first when included)."""
-        if not self.specs and not self.include_parent:
-            raise UserError("the ensemble has no members")
-        out = [predict_probs(self.parent, x, batch_size=batch_size)] if self.include_parent else []
+    def _own_member_probs(self, x: torch.Tensor, batch_size: int) -> torch.Tensor:
+        out = []
         for spec in self.specs:
             with self.perturber.child(spec):
                 out.append(predict_probs(self.parent, x, batch_size=batch_size))
         return torch.stack(out)
-
-    def predict_proba(self, x: torch.Tensor, *, batch_size: int = 1024) -> torch.Tensor:
-        """(B, C) combined probabilities."""
-        return combine(self.member_probs(x, batch_size=batch_size), self.combine_method)
 
     def child(self, i: int) -> nn.Module:
         """Member ``i`` as a standalone model (a copy of the parent)."""

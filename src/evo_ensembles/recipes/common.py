@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as _dt
 import subprocess
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -14,9 +13,8 @@ from torch import nn
 from .._version import __version__
 from ..data import DataSplits
 from ..devices import hardware_info
-from ..ensemble import combine, predict_probs
 from ..errors import CheckpointError, UserError
-from ..metrics import classification_metrics, diversity
+from ..metrics import ensemble_metrics
 from ..models import build_model
 from ..train import (
     TrainConfig,
@@ -131,30 +129,8 @@ def evaluate_probs(
     ece_bins: int,
 ) -> dict[str, Any]:
     """Parent, per-member and ensemble metrics plus diversity from (B, C) and (M, B, C) probs."""
-    voters = torch.cat([parent_p.unsqueeze(0), member_p]) if include_parent else member_p
-    ens_p = combine(voters, combine_method)
-    return {
-        "parent": classification_metrics(parent_p, y, ece_bins),
-        "members": [classification_metrics(p, y, ece_bins) for p in member_p],
-        "ensemble": classification_metrics(ens_p, y, ece_bins),
-        "diversity": diversity(member_p),
-    }
-
-
-def evaluate_ensemble(
-    parent: nn.Module,
-    members: Sequence[nn.Module],
-    x: torch.Tensor,
-    y: torch.Tensor,
-    *,
-    include_parent: bool,
-    combine_method: str,
-    ece_bins: int,
-) -> dict[str, Any]:
-    """Parent, per-member and ensemble metrics plus diversity, on one split."""
-    member_p = torch.stack([predict_probs(m, x) for m in members])
-    return evaluate_probs(predict_probs(parent, x), member_p, y, include_parent=include_parent,
-                          combine_method=combine_method, ece_bins=ece_bins)
+    return ensemble_metrics(parent_p, member_p, y, include_parent=include_parent,
+                            combine_method=combine_method, ece_bins=ece_bins)
 
 
 def git_commit() -> str | None:

@@ -198,11 +198,7 @@ def _evolved(cfg, parent, data, res, trust, population, out: Path, progress: boo
 
 
 def _members_only(ens: NoisyEnsemble, x: torch.Tensor) -> torch.Tensor:
-    include, ens.include_parent = ens.include_parent, False
-    try:
-        return ens.member_probs(x)
-    finally:
-        ens.include_parent = include
+    return ens.member_probs(x, with_parent=False)
 
 
 TABLE_HEADERS = ["Model", "Acc", "NLL", "ECE", "eAcc", "eNLL", "eECE", "σ", "KL"]

@@ -22,6 +22,7 @@ from typing import Any
 from ..config.sparse import CHILD_LR_FACTOR, SparseRunConfig
 from ..data import dataset_augment, load_dataset
 from ..devices import resolve_device, set_threads
+from ..ensemble import Ensemble
 from ..methods.sparse import TunedChild, prune_and_tune
 from ..methods.stochastic import build_child
 from ..models import build_model
@@ -36,7 +37,6 @@ from ..train import load_state_into, load_tensors, read_meta, save_model
 from ..train.checkpoint import write_json, write_text
 from .common import (
     check_output_dir,
-    evaluate_ensemble,
     load_model_checkpoint,
     model_meta,
     provenance,
@@ -93,28 +93,9 @@ def run_sparse(cfg: SparseRunConfig, out: str | Path, *, progress: bool = True) 
         out, cfg, parent, parent_meta["model"], data, specs, device, progress
     )
     t_eval = time.perf_counter()
-    test = evaluate_ensemble(
-        parent,
-        children,
-        data.test.x,
-        data.test.y,
-        include_parent=cfg.include_parent,
-        combine_method=cfg.combine,
-        ece_bins=cfg.ece_bins,
-    )
-    val = (
-        evaluate_ensemble(
-            parent,
-            children,
-            data.val.x,
-            data.val.y,
-            include_parent=cfg.include_parent,
-            combine_method=cfg.combine,
-            ece_bins=cfg.ece_bins,
-        )
-        if len(data.val)
-        else None
-    )
+    ens = Ensemble(children, parent=parent, include_parent=cfg.include_parent, combine=cfg.combine)
+    test = ens.evaluate(data.test.x, data.test.y, ece_bins=cfg.ece_bins)
+    val = ens.evaluate(data.val.x, data.val.y, ece_bins=cfg.ece_bins) if len(data.val) else None
     eval_s = time.perf_counter() - t_eval
 
     results: dict[str, Any] = {

@@ -1,0 +1,59 @@
+"""The one member interface: every ensemble kind, the parent's vote, one scoring path."""
+
+import pytest
+import torch
+from torch import nn
+
+from evo_ensembles.ensemble import BaseEnsemble, Ensemble, Members, predict_probs, voters
+from evo_ensembles.errors import UserError
+from evo_ensembles.es import make_noisy_specs
+from evo_ensembles.methods.noisy import NoisyEnsemble
+from evo_ensembles.metrics import ensemble_metrics
+
+
+def _nets(k, seed=0):
+    torch.manual_seed(seed)
+    return [nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 3)) for _ in range(k)]
+
+
+@pytest.fixture
+def kinds():
+    parent, *members = _nets(4)
+    specs = make_noisy_specs(3, seed=0, sigma=0.1, density=0.5)
+    return parent, {
+        "pruned": lambda include: Ensemble(members, parent=parent, include_parent=include),
+        "noisy": lambda include: NoisyEnsemble(parent, specs, include_parent=include),
+    }
+
+
+def test_every_kind_is_members_and_the_parent_votes_first_only_when_asked(kinds):
+    parent, make = kinds
+    x = torch.randn(10, 4)
+    for name, build in make.items():
+        ens = build(True)
+        assert isinstance(ens, Members) and isinstance(ens, BaseEnsemble), name
+        with_parent, alone = ens.member_probs(x), ens.member_probs(x, with_parent=False)
+        assert with_parent.shape == (len(ens) + 1, 10, 3) and alone.shape == (len(ens), 10, 3)
+        assert torch.equal(with_parent[0], predict_probs(parent, x)) and torch.equal(with_parent[1:], alone)
+        assert torch.equal(build(False).member_probs(x), alone)
+
+
+def test_evaluate_is_the_shared_metrics_path(kinds, ):
+    parent, make = kinds
+    x, y = torch.randn(50, 4), torch.randint(0, 3, (50,))
+    for include in (False, True):
+        ens = make["noisy"](include)
+        got = ens.evaluate(x, y, ece_bins=10)
+        want = ensemble_metrics(predict_probs(parent, x), ens.member_probs(x, with_parent=False), y,
+                                include_parent=include, ece_bins=10)
+        assert got["ensemble"] == want["ensemble"] and got["members"] == want["members"]
+        assert got["parent"] == want["parent"]
+
+
+def test_voters_refuses_a_missing_parent():
+    m = torch.rand(2, 5, 3)
+    assert voters(m, None, False) is m
+    with pytest.raises(UserError, match="needs a parent"):
+        voters(m, None, True)
+    with pytest.raises(UserError, match="needs a parent"):
+        Ensemble(_nets(2), include_parent=True)
