@@ -18,7 +18,6 @@ Example:
 from __future__ import annotations
 
 import copy
-import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -38,19 +37,11 @@ from ..subnet import (
     eligible_parameters,
     resolve_dense_layers,
 )
-from ..train.checkpoint import write_json
+from ..train.checkpoint import parent_fingerprint, write_json
+
+__all__ = ["NoisyEnsemble", "NoisyResult", "noisy_ensemble", "parent_fingerprint"]
 
 FORMAT = "evo_ensembles.noisy_ensemble/1"
-
-
-def parent_fingerprint(model: nn.Module) -> str:
-    """SHA-256 over the names, shapes, dtypes and bytes of the model's state dict."""
-    h = hashlib.sha256()
-    for name, t in model.state_dict().items():
-        t = t.detach().cpu().contiguous()
-        h.update(f"{name}:{tuple(t.shape)}:{t.dtype};".encode())
-        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
-    return h.hexdigest()
 
 
 class NoisyEnsemble(BaseEnsemble):

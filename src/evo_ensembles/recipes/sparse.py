@@ -33,7 +33,7 @@ from ..subnet import (
     mask_density,
     resolve_dense_layers,
 )
-from ..train import load_state_into, load_tensors, read_meta, save_model
+from ..train import load_state_into, load_tensors, parent_fingerprint, read_meta, save_model
 from ..train.checkpoint import write_json, write_text
 from .common import (
     check_output_dir,
@@ -180,7 +180,7 @@ def _children(out, cfg, parent, model_name, data, specs, device, progress):
     augment = data.augment
     if cfg.child_augment is not None and cfg.child_augment != cfg.augment:
         augment = dataset_augment(cfg.dataset) if cfg.child_augment else None
-    key: dict[str, Any] = {"tune": tune_cfg.to_dict(), "parent": str(parent_key(out))}
+    key: dict[str, Any] = {"tune": tune_cfg.to_dict(), "parent": parent_fingerprint(parent)}
     if augment is not data.augment:  # only then, so keys of earlier runs still match
         key["augment"] = augment is not None
     store = ChildDirectory(out / "checkpoints" / "children", key, model_meta(model_name, data))
@@ -203,12 +203,6 @@ def _children(out, cfg, parent, model_name, data, specs, device, progress):
         [mask_density(c.mask) for c in done],
         [c.seconds for c in done],
     )
-
-
-def parent_key(out: Path) -> str:
-    """Identifies the parent children were tuned from (its checkpoint's run key or source)."""
-    meta = read_meta(out / "checkpoints" / "parent.safetensors")
-    return str(meta.get("run_key") or meta.get("source") or "")
 
 
 def summary_rows(results: dict[str, Any]) -> list[list[object]]:

@@ -3,6 +3,7 @@
 from .checkpoint import (
     load_state_into,
     load_tensors,
+    parent_fingerprint,
     read_meta,
     save_model,
     save_tensors,
@@ -14,6 +15,7 @@ from .loop import Callback, TrainResult, evaluate_accuracy, fit
 from .optim import build_optimizer, build_scheduler
 
 __all__ = [
+    "parent_fingerprint",
     "parent_train_config",
     "OPTIMIZERS",
     "SCHEDULES",

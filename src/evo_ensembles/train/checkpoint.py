@@ -13,6 +13,7 @@ Example:
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
@@ -184,3 +185,17 @@ def clear_train_state(directory: str | os.PathLike) -> None:
         directory.rmdir()  # only when empty: never removes a user's files
     except OSError:
         pass
+
+
+def parent_fingerprint(model: nn.Module) -> str:
+    """The parent's identity: SHA-256 over the names, shapes, dtypes and bytes of its state dict.
+
+    It keys every cache of children (tuned children in a run directory, noisy-ensemble
+    descriptor files), so a child is only ever reused with the exact parent it came from.
+    """
+    h = hashlib.sha256()
+    for name, t in model.state_dict().items():
+        t = t.detach().cpu().contiguous()
+        h.update(f"{name}:{tuple(t.shape)}:{t.dtype};".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return h.hexdigest()
