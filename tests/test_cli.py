@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from evo_ensembles.cli import main
+from evo_ensembles.results import SparseResults
 
 FASHION_DIR = os.path.join(os.environ.get("EVO_ENSEMBLES_DATA_ROOT", "/usr/share/datasets"), "fashion-mnist")
 
@@ -31,6 +32,7 @@ def test_end_to_end_sparse_run_and_reuse_of_parent(tmp_path, capsys):
     assert code == 0, io.err
     assert "parent" in io.out and "ensemble" in io.out
     res = json.loads((out / "results.json").read_text())
+    assert SparseResults.__required_keys__ <= set(res)  # the documented schema (evo_ensembles.results)
     for k in ("accuracy", "nll", "ece"):
         assert 0 <= res["parent"][k] and 0 <= res["ensemble"][k]
         assert all(k in m for m in res["members"])

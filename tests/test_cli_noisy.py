@@ -4,6 +4,7 @@ import os
 import pytest
 
 from evo_ensembles.cli import main
+from evo_ensembles.results import NoisyResults
 
 FASHION_DIR = os.path.join(os.environ.get("EVO_ENSEMBLES_DATA_ROOT", "/usr/share/datasets"), "fashion-mnist")
 needs_fashion = pytest.mark.skipif(
@@ -30,6 +31,7 @@ def parent_run(tmp_path_factory):
 @needs_fashion
 def test_noisy_run_writes_the_documented_results(parent_run, capsys):
     res = json.loads((parent_run / "results.json").read_text())
+    assert NoisyResults.__required_keys__ <= set(res)  # the documented schema (evo_ensembles.results)
     for part in ("parent", "ensemble"):
         assert {"accuracy", "nll", "ece"} <= set(res[part])
     assert res["delta_accuracy"] == pytest.approx(res["ensemble"]["accuracy"] - res["parent"]["accuracy"])

@@ -3,6 +3,7 @@ import json
 import pytest
 
 from evo_ensembles.cli import main
+from evo_ensembles.results import RLResults
 
 
 @pytest.fixture(scope="module")
@@ -19,6 +20,7 @@ def test_train_then_noisy_evaluate(agent, tmp_path, capsys):
                  "--selection-episodes", "2", "--probe-steps", "64", "--quiet", "--out", str(out)])
     assert code == 0, capsys.readouterr().err
     res = json.loads((out / "results.json").read_text())
+    assert RLResults.__required_keys__ <= set(res)  # the documented schema (evo_ensembles.results)
     for part in ("parent", "ensemble"):
         assert {"mean_return", "std_return", "episodes"} <= set(res[part]) and res[part]["episodes"] == 4
     assert res["sigma"] > 0 and res["density"] == 0.2 and len(res["members"]) == 2

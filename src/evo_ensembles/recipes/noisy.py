@@ -41,6 +41,7 @@ from ..reporting import (
     plot_member_accuracy,
     text_table,
 )
+from ..results import NoisyResults
 from ..subnet import eligible_parameters, resolve_dense_layers
 from ..train import save_model
 from ..train.checkpoint import write_json, write_text
@@ -107,7 +108,7 @@ def run_noisy(cfg: NoisyRunConfig, out: str | Path, *, progress: bool = True) ->
     for i, m in enumerate(test["members"]):
         members.append({**m, "kl": member_kl[i], "validation": search["selected_records"][i],
                         "descriptor": search["descriptors"][i]})
-    results: dict[str, Any] = {
+    results: NoisyResults = {
         "method": "noisy",
         "mode": search["mode"],
         "split": "test",

@@ -29,6 +29,7 @@ from ..config.rl import RLEvalConfig, RLTrainConfig
 from ..devices import set_threads
 from ..es import ClassifierFitness, NoiseSampling, NoisySearch, select_children
 from ..reporting import markdown_table, text_table
+from ..results import RLResults
 from ..train.checkpoint import write_json, write_text
 from .common import check_output_dir, provenance
 
@@ -62,7 +63,8 @@ def run_rl_evaluate(cfg: RLEvalConfig, out: str | Path, *, progress: bool = True
     model, meta = load_agent(cfg.agent, env=cfg.env, device=cfg.device)
     policy = model.policy.eval()
     parent = PolicyPredictor(policy, action=cfg.action, seed=cfg.seed)
-    results: dict[str, Any] = {"method": "rl-noisy" if cfg.ensemble == "noisy" else "rl", "env": meta["env"],
+    results: RLResults = {  # type: ignore[typeddict-item]  # the rest is filled in below
+        "method": "rl-noisy" if cfg.ensemble == "noisy" else "rl", "env": meta["env"],
                                "agent": str(cfg.agent), "preset": meta["preset"]["name"],
                                "agent_timesteps": meta.get("timesteps_done")}
     out.mkdir(parents=True, exist_ok=True)

@@ -27,6 +27,7 @@ from ..methods.sparse import TunedChild, prune_and_tune
 from ..methods.stochastic import build_child
 from ..models import build_model
 from ..reporting import markdown_table, plot_heatmap, plot_member_accuracy, text_table
+from ..results import SparseResults
 from ..subnet import (
     ChildSpec,
     eligible_parameters,
@@ -98,7 +99,7 @@ def run_sparse(cfg: SparseRunConfig, out: str | Path, *, progress: bool = True) 
     val = ens.evaluate(data.val.x, data.val.y, ece_bins=cfg.ece_bins) if len(data.val) else None
     eval_s = time.perf_counter() - t_eval
 
-    results: dict[str, Any] = {
+    results: SparseResults = {
         "method": cfg.METHOD,
         "split": "test",
         "ece_bins": cfg.ece_bins,
