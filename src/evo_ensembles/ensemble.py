@@ -121,15 +121,18 @@ class BaseEnsemble:
         """(B, C) combined probabilities."""
         return combine(self.member_probs(x, batch_size=batch_size), self.combine_method)
 
-    def evaluate(self, x: torch.Tensor, y: torch.Tensor, *, ece_bins: int | None = None,
+    def evaluate(self, x, y: torch.Tensor | None = None, *, ece_bins: int | None = None,
                  batch_size: int = 1024) -> dict:
-        """Parent, per-member and ensemble metrics plus diversity on ``(x, y)``.
+        """Parent, per-member and ensemble metrics plus diversity on ``(x, y)`` (or on ``x`` an
+        ArrayData, ``Dataset`` or ``DataLoader``).
 
         The same path every recipe and benchmark scores ensembles with
         (:func:`evo_ensembles.metrics.ensemble_metrics`).
         """
+        from .data.loaders import as_tensors
         from .metrics import DEFAULT_ECE_BINS, ensemble_metrics
 
+        x, y = as_tensors(x, y, batch_size=batch_size)
         parent = predict_probs(self.parent, x, batch_size=batch_size) if self.parent is not None else None
         members = self.member_probs(x, batch_size=batch_size, with_parent=False)
         return ensemble_metrics(parent, members, y, include_parent=self.include_parent,

@@ -26,6 +26,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..data.loaders import as_tensors
 from ..ensemble import BaseEnsemble, predict_probs
 from ..errors import CheckpointError, UserError
 from ..es import ClassifierFitness, NoiseSampling, TrustRegion
@@ -143,8 +144,8 @@ class NoisyResult:
 
 def noisy_ensemble(
     parent: nn.Module,
-    val_x: torch.Tensor,
-    val_y: torch.Tensor,
+    val_x: Any,
+    val_y: torch.Tensor | None = None,
     settings: NoisySearch | None = None,
     *,
     probe_x: torch.Tensor | None = None,
@@ -162,7 +163,9 @@ def noisy_ensemble(
 
     Args:
         parent: the trained classifier (left unchanged).
-        val_x, val_y: the *validation* split children are selected on (never test data).
+        val_x, val_y: the *validation* split children are selected on (never test data):
+            tensors, or ``val_x`` an ArrayData, ``Dataset`` or ``DataLoader`` and ``val_y`` None
+            (held in memory once: every child is scored on it).
         settings: how children are drawn and chosen (:class:`~evo_ensembles.es.NoisySearch`);
             or give its fields as keywords: ``target_kl``, ``sigma`` (skips the σ search),
             ``search`` (``"grid"`` or ``"bisect"``), ``sigmas``, ``densities``,
@@ -177,6 +180,9 @@ def noisy_ensemble(
         num_actors: ≥ 2 evaluates the population on Ray actors through EvoTorch.
         eligibility: ``eligible_parameters`` options (include_bias, include_norm, exclude).
     """
+    val_x, val_y = as_tensors(val_x, val_y)
+    if probe_x is not None:
+        probe_x, probe_y = (probe_x, probe_y) if isinstance(probe_x, torch.Tensor) else as_tensors(probe_x)
     if settings is None:
         settings = NoisySearch.from_kwargs(**settings_kw)
     elif settings_kw:

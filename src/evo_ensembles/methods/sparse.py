@@ -27,7 +27,7 @@ import torch
 from torch import nn
 
 from ..data import ArrayData, Augment
-from ..data.arrays import num_batches
+from ..data.loaders import TrainData, steps_per_epoch
 from ..ensemble import Ensemble
 from ..subnet import ChildSpec, Mask, apply_mask, derive_seed, eligible_parameters
 from ..train import Callback, TrainConfig, TrainResult, fit
@@ -92,10 +92,6 @@ def tune_child(
     return fit(child, train, cfg, callbacks=callbacks, **fit_kwargs)
 
 
-def steps_per_epoch(train_size: int, batch_size: int) -> int:
-    """Optimizer steps in one epoch of :func:`fit` (its loader keeps the last short batch)."""
-    return num_batches(train_size, batch_size)
-
 
 ChildFactory = Callable[..., tuple[nn.Module, KeepPruned]]
 
@@ -152,10 +148,10 @@ def child_train_config(cfg: TrainConfig, base_seed: int, index: int) -> TrainCon
 def prune_and_tune(
     parent: nn.Module,
     specs: Sequence[ChildSpec],
-    train: ArrayData,
+    train: TrainData,
     cfg: TrainConfig,
     *,
-    val: ArrayData | None = None,
+    val: TrainData | None = None,
     augment: Augment | None = None,
     device: str | torch.device = "auto",
     eligible: Mapping | None = None,
@@ -171,7 +167,8 @@ def prune_and_tune(
     """Build (or grow) a Sparse Subnetwork Ensemble from a trained ``parent``.
 
     Each spec gives one child: pruned by its mask, then tuned with ``cfg`` (seed derived per
-    child from its index). Pass an existing ``ensemble`` to add children to it (growth on
+    child from its index). ``train`` is ArrayData, a ``Dataset`` or a ``DataLoader`` (see
+    :func:`~evo_ensembles.train.fit`). Pass an existing ``ensemble`` to add children to it (growth on
     demand). ``first_index`` is the index of ``specs[0]`` in the whole ensemble (default:
     ``len(ensemble)``), so children tuned separately — one per call, process or machine —
     are the same children a single call would make. With ``checkpoint_dir`` an interrupted
@@ -184,7 +181,7 @@ def prune_and_tune(
     )
     start = len(ens) if first_index is None else int(first_index)
     factory = child_factory or pruned_child
-    steps = steps_per_epoch(len(train), cfg.batch_size)
+    steps = steps_per_epoch(train, cfg.batch_size)
     for i, spec in enumerate(specs):
         index = start + i
         child, keeper = factory(parent, spec, cfg, steps, eligible=eligible)

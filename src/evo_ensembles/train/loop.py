@@ -32,7 +32,8 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from ..data import ArrayData, Augment, BatchLoader
+from ..data import ArrayData, Augment
+from ..data.loaders import TrainData, data_size, epoch_batches
 from ..devices import resolve_device
 from ..errors import UserError
 from .checkpoint import clear_train_state, load_train_state, save_train_state
@@ -67,25 +68,24 @@ class TrainResult:
 
 
 @torch.no_grad()
-def evaluate_accuracy(model: nn.Module, data: ArrayData, device: torch.device, batch_size: int = 1024) -> float:
-    """Top-1 accuracy of ``model`` on ``data`` in eval mode."""
-    if len(data) == 0:
-        return float("nan")
+def evaluate_accuracy(model: nn.Module, data: TrainData, device: torch.device, batch_size: int = 1024) -> float:
+    """Top-1 accuracy of ``model`` on ``data`` (ArrayData, a Dataset or a DataLoader) in eval mode."""
     was = model.training
     model.eval()
-    correct = 0
-    for x, y in BatchLoader(data, batch_size, device=device):
+    correct = seen = 0
+    for x, y in epoch_batches(data, batch_size, device=device):
         correct += int((model(x).argmax(1) == y).sum())
+        seen += len(y)
     model.train(was)
-    return correct / len(data)
+    return correct / seen if seen else float("nan")
 
 
 def fit(
     model: nn.Module,
-    train: ArrayData,
+    train: TrainData,
     cfg: TrainConfig,
     *,
-    val: ArrayData | None = None,
+    val: TrainData | None = None,
     augment: Augment | None = None,
     device: str | torch.device = "auto",
     callbacks: Sequence[Callback] = (),
@@ -93,13 +93,20 @@ def fit(
     progress: bool = True,
     desc: str = "train",
 ) -> TrainResult:
-    """Train ``model`` in place on ``train`` with cross-entropy; return per-epoch stats."""
-    if len(train) == 0:
+    """Train ``model`` in place on ``train`` with cross-entropy; return per-epoch stats.
+
+    ``train`` (and ``val``) is an :class:`ArrayData` (seeded order and augmentation, exact
+    resume), a ``Dataset`` (seeded order; its own transforms) or a ``DataLoader`` (the user's
+    order: a resumed run is not bit-identical); see :mod:`evo_ensembles.data.loaders`.
+    """
+    if data_size(train) == 0:
         raise UserError("cannot train on an empty data set")
+    if augment is not None and not augment.is_identity and not isinstance(train, ArrayData):
+        raise UserError("augment applies to ArrayData; give your Dataset its own transforms instead")
     device = resolve_device(device)
     model.to(device)
-    loader = BatchLoader(train, cfg.batch_size, shuffle=True, augment=augment, seed=cfg.seed,
-                         device=device)
+    loader = epoch_batches(train, cfg.batch_size, shuffle=True, augment=augment, seed=cfg.seed,
+                           device=device)
     optimizer = build_optimizer(model, cfg)
     scheduler = build_scheduler(optimizer, cfg, len(loader))
     result = TrainResult()
@@ -158,7 +165,7 @@ def fit(
             "seconds": seconds,
             "samples_per_second": n / seconds,
         }
-        if val is not None and len(val):
+        if val is not None and data_size(val) != 0:
             stats["val_accuracy"] = evaluate_accuracy(model, val, device)
         for cb in callbacks:
             cb.on_epoch_end(model, epoch, stats)
