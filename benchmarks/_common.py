@@ -37,3 +37,54 @@ def mean_se(values: list[float]) -> tuple[float, float]:
     m = statistics.fmean(values)
     se = statistics.stdev(values) / len(values) ** 0.5 if len(values) > 1 else 0.0
     return m, se
+
+
+class RunLog:
+    """The resumable record of one benchmark: ``results/<name>.runs.jsonl``, one JSON row per
+    finished unit of work (a seed, a method, a configuration).
+
+    Every script reads what is done from here and appends what it finishes, so an interrupted
+    benchmark resumes where it stopped. Appends are atomic (the whole file is rewritten to a
+    temporary file and renamed over it), so a crash never leaves a torn row.
+
+    Example:
+        >>> log = RunLog("example")                                   # doctest: +SKIP
+        >>> if not log.find(model="lenet-s", seed=0):                 # doctest: +SKIP
+        ...     log.append({"model": "lenet-s", "seed": 0, "accuracy": 0.9})
+    """
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.path = RESULTS / f"{name}.runs.jsonl"
+        self.rows: list[dict] = []
+        if self.path.is_file():
+            for i, line in enumerate(self.path.read_text().splitlines()):
+                if not line.strip():
+                    continue
+                try:
+                    self.rows.append(json.loads(line))
+                except ValueError:  # written by an older, non-atomic writer
+                    print(f"warning: {self.path}:{i + 1} is not JSON; skipped", file=sys.stderr)
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __iter__(self):
+        return iter(self.rows)
+
+    def where(self, **key) -> list[dict]:
+        """Rows whose values match every ``key=value`` given."""
+        return [r for r in self.rows if all(r.get(k) == v for k, v in key.items())]
+
+    def find(self, **key) -> dict | None:
+        """The first row matching ``key`` (``None`` when that work is not done yet)."""
+        rows = self.where(**key)
+        return rows[0] if rows else None
+
+    def append(self, row: dict) -> dict:
+        """Record a finished unit of work (atomically) and return it."""
+        from evo_ensembles.train.checkpoint import write_text
+
+        self.rows.append(row)
+        write_text(self.path, "".join(json.dumps(r) + "\n" for r in self.rows))
+        return row

@@ -33,7 +33,7 @@ import time
 
 import regime
 import torch
-from _common import RESULTS, header, mean_se, save
+from _common import RESULTS, RunLog, header, mean_se, save
 from regime import BASE, MASKS, Study
 
 from evo_ensembles import combine
@@ -43,7 +43,6 @@ from evo_ensembles.metrics import classification_metrics
 from evo_ensembles.reporting import markdown_table
 from evo_ensembles.subnet import derive_seed
 
-LOG = RESULTS / "one_vs_four.runs.jsonl"
 NAME = "one_vs_four"
 CANDIDATES = {
     "sse 8+4x2": {"parent_epochs": 8, "child_epochs": 2, "members": 4},
@@ -171,23 +170,21 @@ def main() -> None:
     ap.add_argument("--subset", type=int, default=None, help="training examples (smoke runs)")
     ap.add_argument("--name", default="one_vs_four", help="result/cache name (smoke runs: another name)")
     args = ap.parse_args()
-    global LOG, NAME
+    global NAME
     if args.name != NAME:  # a smoke run keeps its own cache and results
         regime.RUNS = regime.RUNS.parent / args.name
-        LOG, NAME = RESULTS / f"{args.name}.runs.jsonl", args.name
+        NAME = args.name
     set_threads(args.threads)
     base = settings()
-    rows = [json.loads(x) for x in LOG.read_text().splitlines()] if LOG.is_file() else []
+    log = RunLog(NAME)
+    rows = log.rows
     meta = header()
     study = Study(resolve_device(args.device), progress=False, subset=args.subset)
     for seed in [] if args.report else args.seeds:
         for name in args.candidates:
-            if any(r["candidate"] == name and r["seed"] == seed for r in rows):
+            if log.find(candidate=name, seed=seed):
                 continue
-            row = run_candidate(study, name, base, seed)
-            rows.append(row)
-            with LOG.open("a") as f:
-                f.write(json.dumps(row) + "\n")
+            row = log.append(run_candidate(study, name, base, seed))
             t = row["test"]
             print(f"seed {seed} {name}: test acc {t['accuracy']:.4f} nll {t['nll']:.4f} ece {t['ece']:.4f} "
                   f"({row['wall_seconds']:.0f}s)", flush=True)

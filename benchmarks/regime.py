@@ -35,7 +35,7 @@ import time
 from pathlib import Path
 
 import torch
-from _common import RESULTS, header, mean_se, save
+from _common import RESULTS, RunLog, header, mean_se, save
 from safetensors import safe_open
 from safetensors.torch import save_file
 
@@ -55,7 +55,7 @@ from evo_ensembles.reporting import _save, markdown_table, plt
 from evo_ensembles.train import load_state_into, load_tensors, parent_train_config, save_model
 
 RUNS = Path(__file__).resolve().parent / "runs" / "regime"
-LOG = RESULTS / "regime.runs.jsonl"
+LOG = RunLog("regime")
 NAME = "regime"
 META: dict = {}  # this invocation's provenance, recorded in every row it adds
 STAGES = ["aug", "scope", "tuning", "confirm", "size", "split", "capacity"]
@@ -195,9 +195,7 @@ class Study:
 
 
 def load_rows() -> list[dict]:
-    if not LOG.is_file():
-        return []
-    return [json.loads(line) for line in LOG.read_text().splitlines() if line.strip()]
+    return LOG.rows
 
 
 def score(row: dict) -> tuple[float, float]:
@@ -257,9 +255,7 @@ def run_stage(study: Study, stage: str, rows: list[dict]) -> None:
         for r in new:
             r.update(stage=stage, wall_seconds=time.perf_counter() - t0, run_commit=META["commit"],
                      run_command=META["command"])
-            with LOG.open("a") as f:
-                f.write(json.dumps(r) + "\n")
-            rows.append(r)
+            LOG.append(r)  # rows is LOG.rows
             v, t = r["val"], r["test"]
             name = tag(r, *dict.fromkeys([*FACTORS[stage], "members"]))
             print(f"[{stage}] {name}: val acc {v['parent']['accuracy']:.4f}"
@@ -406,7 +402,7 @@ def main() -> None:
     ap.add_argument("--name", default="regime", help="result/cache name (smoke runs: another name)")
     args = ap.parse_args()
     global RUNS, LOG, NAME
-    RUNS, LOG, NAME = RUNS.parent / args.name, RESULTS / f"{args.name}.runs.jsonl", args.name
+    RUNS, LOG, NAME = RUNS.parent / args.name, RunLog(args.name), args.name
     set_threads(args.threads)
     rows = load_rows()
     meta = header()

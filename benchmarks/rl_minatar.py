@@ -14,12 +14,11 @@ episode returns.
 from __future__ import annotations
 
 import argparse
-import json
 import math
 from pathlib import Path
 
 import numpy as np
-from _common import RESULTS, header, save
+from _common import RunLog, header, save
 
 from evo_ensembles.agents import RLTrainConfig, load_agent, train_agent
 from evo_ensembles.agents.evaluate import run_episodes
@@ -48,8 +47,8 @@ def main() -> None:
     ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2], help="evaluation seeds")
     ap.add_argument("--episodes", type=int, default=100)
     args = ap.parse_args()
-    log = RESULTS / "rl_minatar.runs.jsonl"
-    rows = [json.loads(x) for x in log.read_text().splitlines()] if log.exists() else []
+    log = RunLog("rl_minatar")
+    rows = log.rows
     for game in args.games:
         agent_dir = RUNS / f"minatar_{game}"
         info = train_agent(RLTrainConfig(f"minatar:{game}", "minatar", timesteps=args.timesteps, seed=0,
@@ -67,9 +66,7 @@ def main() -> None:
                    "parent_ci": ci(res["parent"]), "ensemble": res["ensemble"]["mean_return"],
                    "ensemble_std": res["ensemble"]["std_return"], "ensemble_ci": ci(res["ensemble"]),
                    "sigma": res["sigma"], "episodes": args.episodes}
-            rows.append(row)
-            with log.open("a") as f:
-                f.write(json.dumps(row) + "\n")
+            log.append(row)
             print(f"  seed {seed}: random {row['random']:.2f}, parent {row['parent']:.2f} ± {row['parent_ci']:.2f}, "
                   f"ensemble {row['ensemble']:.2f} ± {row['ensemble_ci']:.2f} (σ {row['sigma']:.4g})", flush=True)
     table = [[r["game"], r["timesteps"], r["seed"], f"{r['random']:.2f} ± {r['random_ci']:.2f}",

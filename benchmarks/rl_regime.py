@@ -40,7 +40,7 @@ import statistics
 import time
 from pathlib import Path
 
-from _common import RESULTS, header, save
+from _common import RESULTS, RunLog, header, save
 
 from evo_ensembles.agents import RLTrainConfig, train_agent
 from evo_ensembles.devices import set_threads
@@ -89,8 +89,8 @@ def rel_gain(row: dict) -> float:
 class Study:
     def __init__(self, args) -> None:
         self.args = args
-        self.log = RESULTS / f"{args.name}.runs.jsonl"
-        self.rows = [json.loads(x) for x in self.log.read_text().splitlines()] if self.log.is_file() else []
+        self.log = RunLog(args.name)
+        self.rows = self.log.rows
         self.runs = RUNS if args.name == "rl_regime" else RUNS.parent / args.name
 
     def agent(self, game: str, seed: int) -> Path:
@@ -128,9 +128,7 @@ class Study:
                "ensemble": e["mean_return"], "ensemble_std": e["std_return"], "ensemble_returns": e["returns"],
                "sigma": res["sigma"], "agent_timesteps": res["agent_timesteps"],
                "seconds": time.perf_counter() - t0, "commit": res.get("commit")}
-        self.rows.append(row)
-        with self.log.open("a") as f:
-            f.write(json.dumps(row) + "\n")
+        self.log.append(row)
         print(f"  {stage:10s} {game:14s} s{seed} {label(cfg):55s} parent {row['parent']:7.2f} "
               f"ens {row['ensemble']:7.2f} (σ {row['sigma']:.4g}, {row['seconds']:.0f}s)", flush=True)
         return row

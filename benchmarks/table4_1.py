@@ -14,10 +14,9 @@ numbers. Each finished (model, seed) is appended to table4_1.runs.jsonl; run dir
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
-from _common import RESULTS, header, mean_se, save
+from _common import RunLog, header, mean_se, save
 
 from evo_ensembles.recipes.noisy import NoisyRunConfig, run_noisy
 from evo_ensembles.reporting import markdown_table
@@ -85,18 +84,14 @@ def main() -> None:
     ap.add_argument("--subset", type=int, default=None)
     ap.add_argument("--report-only", action="store_true")
     args = ap.parse_args()
-    log = RESULTS / "table4_1.runs.jsonl"
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    rows = [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
+    log = RunLog("table4_1")
+    rows = log.rows
     if not args.report_only:
         for seed in args.seeds:
             for model in args.models:
-                if any(r["model"] == model and r["seed"] == seed for r in rows):
+                if log.find(model=model, seed=seed):
                     continue
-                row = run_one(model, seed, args)
-                rows.append(row)
-                with log.open("a") as f:
-                    f.write(json.dumps(row) + "\n")
+                log.append(run_one(model, seed, args))
                 report(rows, header())
     report(rows, header())
 

@@ -19,12 +19,10 @@ interrupted run resumes where it stopped.
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from dataclasses import replace
-from pathlib import Path
 
-from _common import RESULTS, header, mean_se, save
+from _common import RunLog, header, mean_se, save
 
 from evo_ensembles import TrainConfig, build_model, combine, fit, load_dataset, make_child_specs
 from evo_ensembles.baselines import bagging, dropout_model, independent
@@ -41,14 +39,13 @@ def evaluate(ensemble, data) -> dict:
     return classification_metrics(combine(ensemble.member_probs(data.test.x)), data.test.y)
 
 
-def run_seed(model: str, seed: int, data, done: set, log: Path, progress: bool) -> None:
+def run_seed(model: str, seed: int, data, done: set, log: RunLog, progress: bool) -> None:
     cfg = TrainConfig(epochs=16, lr=1e-3, optimizer="adam", schedule="constant", seed=seed)
 
     def record(method: str, ens, epochs: float, seconds: float) -> None:
         row = {"model": model, "seed": seed, "method": method, **evaluate(ens, data),
                "members": len(ens), "epochs": epochs, "train_seconds": seconds}
-        with log.open("a") as f:
-            f.write(json.dumps(row) + "\n")
+        log.append(row)
         print(f"  {model} seed {seed} {method:12s} acc {row['accuracy']:.4f} nll {row['nll']:.4f} "
               f"ece {row['ece']:.4f} ({seconds:.0f}s)", flush=True)
 
@@ -139,21 +136,19 @@ def main() -> None:
                     help="only rebuild the table from the runs already logged")
     args = ap.parse_args()
 
-    log = RESULTS / f"{args.name}.runs.jsonl"
-    log.parent.mkdir(parents=True, exist_ok=True)
+    log = RunLog(args.name)
     t0 = time.perf_counter()
     for model in [] if args.report_only else args.models:
         subset = args.subset if (not args.subset_for or model in args.subset_for) else None
         data = load_dataset("fashion-mnist", subset=subset, seed=0,  # one split for all seeds
                             augment=args.augment)
         for seed in args.seeds:
-            rows = [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
-            done = {r["method"] for r in rows if r["model"] == model and r["seed"] == seed}
+            done = {r["method"] for r in log.where(model=model, seed=seed)}
             if set(METHODS) <= done:
                 continue
             print(f"{model} seed {seed}: train {len(data.train)}, test {len(data.test)}", flush=True)
             run_seed(model, seed, data, done, log, args.progress)
-    rows = [json.loads(line) for line in log.read_text().splitlines()]
+    rows = log.rows
     md_table, summary = table(rows, args.models)
     wall = sum(r["train_seconds"] for r in rows)
     info = header()

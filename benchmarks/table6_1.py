@@ -36,12 +36,11 @@ side by side, written to results/table6_1_cost.{json,md}.
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
 
 import torch
-from _common import RESULTS, header, mean_se, save
+from _common import RESULTS, RunLog, header, mean_se, save
 
 from evo_ensembles import ChildSpec, TrainConfig, load_dataset
 from evo_ensembles.devices import resolve_device, set_threads
@@ -408,9 +407,8 @@ def main() -> None:
         "val": evaluate_accuracy(parent, data.val, device),
         "test": evaluate_accuracy(parent, data.test, device),
     }
-    log = RESULTS / f"{args.name}.runs.jsonl"
-    log.parent.mkdir(parents=True, exist_ok=True)
-    rows = [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
+    log = RunLog(args.name)
+    rows = log.rows
     done = {tuple(r[k] for k in KEY) for r in rows}
     t0 = time.perf_counter()
     todo = (
@@ -419,10 +417,7 @@ def main() -> None:
         else [r for r in planned_runs(args) if tuple(r[k] for k in KEY) not in done]
     )
     for i, run in enumerate(todo):
-        row = run_one(parent, data, run, args, device)
-        with log.open("a") as f:
-            f.write(json.dumps(row) + "\n")
-        rows.append(row)
+        row = log.append(run_one(parent, data, run, args, device))
         print(
             f"[{i + 1}/{len(todo)}] {run['group']} {run['method']:11s} {run['selection']:9s} "
             f"{run['lr']:9s} s={run['sparsity']} E={run['epochs_e']} T0={run['t0']} seed {run['seed']}: "
