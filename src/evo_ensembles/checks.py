@@ -102,6 +102,14 @@ def check_choice(value: Any, choices: Sequence[Any], name: str) -> Any:
     return value
 
 
+def check_top_k(top_k: Any, popsize: Any, name: str = "top-K", population: str = "the population size") -> int:
+    """K kept of N candidates: an integer in [1, N]."""
+    _integer(top_k, name)
+    if not 1 <= top_k <= popsize:
+        raise UserError(f"{name} must be between 1 and {population} ({popsize}), got {top_k!r}")
+    return top_k
+
+
 Check = Callable[[Any, str], Any]
 
 __all__ = [
@@ -115,4 +123,5 @@ __all__ = [
     "check_positive_int",
     "check_probability",
     "check_split_fraction",
+    "check_top_k",
 ]

@@ -17,9 +17,9 @@ from dataclasses import dataclass, replace
 
 import torch
 
+from ..checks import check_fraction
 from ..data import DataSplits
 from ..ensemble import Ensemble
-from ..errors import UserError
 from ..models import build_model
 from ..subnet import derive_seed
 from ..train import TrainConfig, fit
@@ -63,8 +63,7 @@ def bagging(model_name: str, data: DataSplits, cfg: TrainConfig, *, members: int
             fraction: float = 0.9, device="auto", progress=False) -> BaselineResult:
     """``members`` models, each trained ``cfg.epochs`` on its own random ``fraction`` of train
     (drawn without replacement, seeded per member)."""
-    if not 0 < fraction <= 1:
-        raise UserError(f"bagging fraction must be in (0, 1], got {fraction}")
+    check_fraction(fraction, "bagging fraction")
     n = len(data.train)
     ens, seconds = Ensemble(), 0.0
     for i in range(members):

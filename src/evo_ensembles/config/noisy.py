@@ -21,6 +21,7 @@ from ..checks import (
     check_nonneg_int,
     check_positive,
     check_positive_int,
+    check_top_k,
 )
 from ..errors import UserError
 from ..es import (
@@ -136,10 +137,7 @@ class NoisyRunConfig(EnsembleFields, ParentFields, DataFields, RuntimeFields):
 
     def check(self) -> None:
         super().check()
-        if self.top_k > self.population:
-            raise UserError(
-                f"--top-k must be between 1 and --population ({self.population}), got {self.top_k}"
-            )
+        check_top_k(self.top_k, self.population, "--top-k", "--population")
         if self.generations > 1 and self.algorithm == "pgpe" and self.population % 2:
             raise UserError("PGPE samples mirrored pairs: use an even --population")
         self.parent_train_config()

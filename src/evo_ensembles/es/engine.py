@@ -26,6 +26,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from ..checks import check_positive_int, check_top_k
 from ..errors import UserError
 from ..subnet import ChildSpec
 from .evaluate import top_k
@@ -67,10 +68,8 @@ class SubnetworkES:
     """
 
     def __init__(self, popsize: int = 16, top_k: int = 8, *, sampling: NoiseSampling) -> None:
-        if popsize < 1:
-            raise UserError(f"population size must be >= 1, got {popsize}")
-        if not 1 <= top_k <= popsize:
-            raise UserError(f"top-K must be between 1 and the population size {popsize}, got {top_k}")
+        check_positive_int(popsize, "population size")
+        check_top_k(top_k, popsize)
         self.popsize, self.top_k, self.sampling = popsize, top_k, sampling
 
     def init(self, seed: int) -> ESState:

@@ -41,6 +41,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from ..checks import check_top_k
 from ..errors import UserError
 from ..subnet import ChildSpec, InPlacePerturber
 from .evaluate import evaluate_children
@@ -294,8 +295,7 @@ def evolve(
         raise UserError(f"unknown algorithm {algorithm!r}; choose from {ALGORITHMS}")
     if generations < 1:
         raise UserError(f"generations must be >= 1, got {generations}")
-    if not 1 <= top_k <= popsize:
-        raise UserError(f"top-K must be between 1 and the population size {popsize}, got {top_k}")
+    check_top_k(top_k, popsize)
     if not sigma > 0:
         raise UserError(f"sigma must be > 0 to evolve, got {sigma}")
     if algorithm == "pgpe" and popsize % 2:

@@ -24,7 +24,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
-from ..checks import check_choice, check_nonneg, check_positive, check_positive_int
+from ..checks import check_choice, check_nonneg, check_positive, check_positive_int, check_top_k
 from ..errors import UserError
 from ..subnet import ChildSpec, InPlacePerturber
 from .engine import SubnetworkES
@@ -62,8 +62,7 @@ class NoisySearch:
         check_choice(self.search, SEARCH_MODES, "search")
         check_positive_int(self.probe_children, "probe children")
         check_positive_int(self.popsize, "the population size")
-        if not 1 <= self.top_k <= self.popsize:
-            raise UserError(f"top-K must be between 1 and the population size {self.popsize}, got {self.top_k}")
+        check_top_k(self.top_k, self.popsize)
 
     @classmethod
     def from_kwargs(cls, **kw: Any) -> NoisySearch:
