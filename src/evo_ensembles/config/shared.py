@@ -16,6 +16,7 @@ from ..checks import (
     check_positive_int,
     check_split_fraction,
 )
+from ..data import DataSplits, load_dataset
 from ..ensemble import COMBINE_METHODS
 from ..metrics import DEFAULT_ECE_BINS
 from ..train import OPTIMIZERS, TrainConfig, parent_train_config
@@ -74,6 +75,11 @@ class DataFields(RunConfig):
         bool_flag="both",
         group="data and model",
     )
+
+    def load_data(self) -> DataSplits:
+        """The data these fields describe (split with the run's seed)."""
+        return load_dataset(self.dataset, self.data_root, val_fraction=self.val_fraction,
+                            subset=self.subset, seed=getattr(self, "seed", 0), augment=self.augment)
 
 
 @dataclass(kw_only=True)

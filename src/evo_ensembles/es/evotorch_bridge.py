@@ -159,19 +159,18 @@ class DescriptorProblem(_ModelProblemMixin, _problem_base()):
         self._store(batch, records)
 
 
+def _records(problem, evals: torch.Tensor) -> list[dict]:
+    """One record per solution: its fitness and the problem's extra values."""
+    return [{"fitness": row[0], **dict(zip(problem.record_keys, row[1:]))} for row in evals.cpu().tolist()]
+
+
 def evaluate_population(problem: DescriptorProblem, specs: Sequence[ChildSpec]) -> list[dict]:
     """Evaluate children through the problem (on its actors if it has them); records in order."""
     evotorch = _evotorch()
     batch = evotorch.SolutionBatch(problem, popsize=len(specs), empty=True)
     batch.set_values(encode_specs(specs))
     problem.evaluate(batch)
-    evals = batch.evals.cpu()
-    out = []
-    for row in evals.tolist():
-        rec = {"fitness": row[0]}
-        rec.update(zip(problem.record_keys, row[1:]))
-        out.append(rec)
-    return out
+    return _records(problem, batch.evals)
 
 
 class SubnetVectorProblem(_ModelProblemMixin, _problem_base()):
@@ -318,12 +317,7 @@ def evolve(
         history.append({"generation": g, "best": float(ev.max()), "mean": float(ev.mean()),
                         "worst": float(ev.min())})
     pop = searcher.population
-    evals = pop.evals.cpu()
-    records = []
-    for row in evals.tolist():
-        rec = {"fitness": row[0]}
-        rec.update(zip(problem.record_keys, row[1:]))
-        records.append(rec)
+    records = _records(problem, pop.evals)
     best = _top_k(records, top_k)
     vectors = pop.values[torch.tensor(best)].detach().cpu().clone()
     final_centre = searcher.status["center"].detach().cpu().clone()

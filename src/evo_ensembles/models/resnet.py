@@ -37,6 +37,21 @@ from ..errors import UserError
 IMAGENET_STYLE_STAGES: dict[int, tuple[int, ...]] = {18: (2, 2, 2, 2), 34: (3, 4, 6, 3)}
 
 
+
+def kaiming_init_(model: nn.Module, *, zero_linear_bias: bool = False) -> None:
+    """Residual-net initialisation: Kaiming-normal (fan-out, ReLU) convs, BN = (1, 0), default
+    Linear (optionally with a zero bias)."""
+    for m in model.modules():
+        if isinstance(m, nn.Conv2d):
+            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+        elif isinstance(m, nn.BatchNorm2d):
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.Linear):
+            m.reset_parameters()
+            if zero_linear_bias:
+                nn.init.zeros_(m.bias)
+
 class PadShortcut(nn.Module):
     """He et al.'s option-A shortcut: subsample by ``stride`` and zero-pad new channels.
 
@@ -147,14 +162,7 @@ class ResNet(nn.Module):
 
     def reset_parameters(self) -> None:
         """Kaiming-normal (fan-out, ReLU) convs and BN = (1, 0), as torchvision does."""
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-            elif isinstance(m, nn.BatchNorm2d):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.Linear):
-                m.reset_parameters()
+        kaiming_init_(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.relu(self.bn1(self.conv1(x)))

@@ -23,6 +23,7 @@ import torch
 from torch import nn
 
 from ..errors import UserError
+from .resnet import kaiming_init_
 
 
 class WideBasicBlock(nn.Module):
@@ -113,15 +114,7 @@ class WideResNet(nn.Module):
 
     def reset_parameters(self) -> None:
         """Kaiming-normal (fan-out, ReLU) convs, BN = (1, 0), zero fc bias (reference WRN)."""
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-            elif isinstance(m, nn.BatchNorm2d):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.Linear):
-                m.reset_parameters()
-                nn.init.zeros_(m.bias)
+        kaiming_init_(self, zero_linear_bias=True)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.conv1(x)

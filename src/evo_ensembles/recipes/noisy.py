@@ -27,7 +27,6 @@ from typing import Any
 import torch
 
 from ..config.noisy import NoisyRunConfig
-from ..data import load_dataset
 from ..devices import resolve_device, set_threads
 from ..ensemble import predict_probs
 from ..errors import UserError
@@ -61,8 +60,7 @@ def run_noisy(cfg: NoisyRunConfig, out: str | Path, *, progress: bool = True) ->
     out = check_output_dir(out)
     set_threads(cfg.threads)
     device = resolve_device(cfg.device)
-    data = load_dataset(cfg.dataset, cfg.data_root, val_fraction=cfg.val_fraction,
-                        subset=cfg.subset, seed=cfg.seed, augment=cfg.augment)
+    data = cfg.load_data()
     if len(data.val) == 0:
         raise UserError("the noisy method selects children on a validation split: use --val-fraction > 0")
     model_name = cfg.model

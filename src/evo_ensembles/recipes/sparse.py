@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from ..config.sparse import CHILD_LR_FACTOR, SparseRunConfig
-from ..data import dataset_augment, load_dataset
+from ..data import dataset_augment
 from ..devices import resolve_device, set_threads
 from ..ensemble import Ensemble
 from ..methods.sparse import TunedChild, prune_and_tune
@@ -55,14 +55,7 @@ def run_sparse(cfg: SparseRunConfig, out: str | Path, *, progress: bool = True) 
     out = check_output_dir(out)
     set_threads(cfg.threads)
     device = resolve_device(cfg.device)
-    data = load_dataset(
-        cfg.dataset,
-        cfg.data_root,
-        val_fraction=cfg.val_fraction,
-        subset=cfg.subset,
-        seed=cfg.seed,
-        augment=cfg.augment,
-    )
+    data = cfg.load_data()
     if cfg.parent is not None:  # a checkpoint that does not fit fails before --out is made
         probe, _ = load_model_checkpoint(cfg.parent, data, cfg.model)
     else:
