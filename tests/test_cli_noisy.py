@@ -119,3 +119,33 @@ def test_descriptors_of_another_parent_exit_2(parent_run, tmp_path, capsys):
                        "--descriptors", str(parent_run / "ensemble.json"), *TINY, "--out", str(out)], capsys)
     assert code == 2 and "different parent" in io.err
     assert not out.exists()
+
+
+@needs_fashion
+def test_selection_follows_validation_and_never_test(tmp_path):
+    # Test labels that disagree with validation (same inputs, labels shifted by one class):
+    # a recipe that peeked at test would keep other children. The check can fail.
+    import dataclasses
+
+    from evo_ensembles import ChildSpec, load_dataset
+    from evo_ensembles.config.noisy import NoisyRunConfig
+    from evo_ensembles.data import ArrayData
+    from evo_ensembles.es import ClassifierFitness, evaluate_children
+    from evo_ensembles.recipes.common import load_model_checkpoint
+    from evo_ensembles.recipes.noisy import run_noisy
+
+    data = load_dataset("fashion-mnist", subset=600, seed=0)
+    data = dataclasses.replace(data, test=ArrayData(data.val.x, (data.val.y + 1) % 10))
+    cfg = NoisyRunConfig(model="lenet-5", parent_epochs=1, subset=600, population=8, top_k=3, sigma=0.1)
+    res = run_noisy(cfg, tmp_path / "run", progress=False, data=data)
+    parent, _ = load_model_checkpoint(tmp_path / "run" / "checkpoints" / "parent.safetensors", data)
+    specs = [ChildSpec.from_dict(p["descriptor"]) for p in res["population"]]
+
+    def top(split):
+        recs = evaluate_children(parent, specs, ClassifierFitness(split.x, split.y), progress=False)
+        return sorted(range(len(specs)), key=lambda i: -recs[i]["fitness"])[: cfg.top_k]
+
+    chosen = [i for i, p in enumerate(res["population"]) if p["selected"]]
+    by_val, by_test = set(top(data.val)), set(top(data.test))
+    assert by_val != by_test  # the splits disagree, so this test can tell them apart
+    assert set(chosen) == by_val

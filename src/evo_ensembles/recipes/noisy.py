@@ -27,6 +27,7 @@ from typing import Any
 import torch
 
 from ..config.noisy import NoisyRunConfig
+from ..data import DataSplits
 from ..devices import resolve_device, set_threads
 from ..ensemble import predict_probs
 from ..errors import UserError
@@ -54,13 +55,18 @@ from .common import (
 )
 
 
-def run_noisy(cfg: NoisyRunConfig, out: str | Path, *, progress: bool = True) -> dict[str, Any]:
-    """Run the Noisy Subnetwork Ensemble pipeline; returns the results dict also saved to disk."""
+def run_noisy(cfg: NoisyRunConfig, out: str | Path, *, progress: bool = True,
+              data: DataSplits | None = None) -> dict[str, Any]:
+    """Run the Noisy Subnetwork Ensemble pipeline; returns the results dict also saved to disk.
+
+    ``data``: your own splits (default: the data set ``cfg`` names). σ is searched on a probe
+    from validation and children are selected on validation; only the report touches test.
+    """
     t_start = time.perf_counter()
     out = check_output_dir(out)
     set_threads(cfg.threads)
     device = resolve_device(cfg.device)
-    data = cfg.load_data()
+    data = cfg.load_data() if data is None else data
     if len(data.val) == 0:
         raise UserError("the noisy method selects children on a validation split: use --val-fraction > 0")
     model_name = cfg.model

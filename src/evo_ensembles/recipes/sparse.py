@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from ..config.sparse import CHILD_LR_FACTOR, SparseRunConfig
-from ..data import dataset_augment
+from ..data import DataSplits, dataset_augment
 from ..devices import resolve_device, set_threads
 from ..ensemble import Ensemble
 from ..methods.sparse import TunedChild, prune_and_tune
@@ -45,8 +45,11 @@ from .common import (
 )
 
 
-def run_sparse(cfg: SparseRunConfig, out: str | Path, *, progress: bool = True) -> dict[str, Any]:
+def run_sparse(cfg: SparseRunConfig, out: str | Path, *, progress: bool = True,
+               data: DataSplits | None = None) -> dict[str, Any]:
     """Run the whole Prune-and-Tune pipeline; returns the results dict also saved to disk.
+
+    ``data``: your own splits (default: the data set ``cfg`` names).
 
     ``cfg`` may be a subclass (e.g. ``StochasticRunConfig``): its ``child_specs``,
     ``METHOD``, ``TITLE`` and ``extra_results`` make the same pipeline another method.
@@ -55,7 +58,7 @@ def run_sparse(cfg: SparseRunConfig, out: str | Path, *, progress: bool = True) 
     out = check_output_dir(out)
     set_threads(cfg.threads)
     device = resolve_device(cfg.device)
-    data = cfg.load_data()
+    data = cfg.load_data() if data is None else data
     if cfg.parent is not None:  # a checkpoint that does not fit fails before --out is made
         probe, _ = load_model_checkpoint(cfg.parent, data, cfg.model)
     else:
