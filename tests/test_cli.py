@@ -9,6 +9,7 @@ import torch
 
 from evo_ensembles.cli import main
 from evo_ensembles.results import SparseResults
+from evo_ensembles.train import read_meta
 
 FASHION_DIR = os.path.join(os.environ.get("EVO_ENSEMBLES_DATA_ROOT", "/usr/share/datasets"), "fashion-mnist")
 
@@ -45,7 +46,8 @@ def test_end_to_end_sparse_run_and_reuse_of_parent(tmp_path, capsys):
     assert (out / "figures" / "member_accuracy.png").stat().st_size > 0
     assert (out / "figures" / "disagreement.png").stat().st_size > 0
     parent_ckpt = out / "checkpoints" / "parent.safetensors"
-    assert parent_ckpt.exists() and (out / "checkpoints" / "parent.json").exists()
+    assert parent_ckpt.exists() and not (out / "checkpoints" / "parent.json").exists()  # one file
+    assert read_meta(parent_ckpt)["model"] == "lenet-5"
 
     # Same command again: parent and children are reused, results identical.
     code, _ = _run([*TINY, "--out", str(out)], capsys)

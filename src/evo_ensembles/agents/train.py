@@ -20,6 +20,7 @@ import csv
 import json
 import os
 import time
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -76,7 +77,7 @@ def load_normalization_state(env: VecEnv, state: dict | None) -> None:
 
 
 class _Checkpoint(BaseCallback):
-    """Saves ``latest.zip`` + ``latest.json`` every ``every`` steps (atomic renames)."""
+    """Saves ``latest.zip`` (the model with its record inside) every ``every`` steps, atomically."""
 
     def __init__(self, directory: Path, every: int, meta: dict) -> None:
         super().__init__()
@@ -132,13 +133,50 @@ def _merge_csv(target: Path, *sources: Path) -> None:
             src.unlink()
 
 
-def save_checkpoint(model: PPO, stem: Path, meta: dict) -> None:
-    """``stem.zip`` (SB3) and ``stem.json`` (metadata + normalisation stats), atomically."""
-    stem.parent.mkdir(parents=True, exist_ok=True)
-    tmp = stem.with_name(stem.name + ".tmp.zip")
+RECORD = "evo_ensembles.json"  # the agent's record, a member of its SB3 zip
+
+
+def save_agent_zip(model: PPO, path: Path, record: dict) -> None:
+    """SB3's zip with the agent's record inside it, renamed into place as one file (atomic)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.stem + ".tmp.zip")
     model.save(tmp)
-    os.replace(tmp, stem.with_suffix(".zip"))
-    write_json(stem.with_suffix(".json"), {**meta, "normalization": normalization_state(model.get_env())})
+    with zipfile.ZipFile(tmp, "a") as z:
+        z.writestr(RECORD, json.dumps(record))
+    os.replace(tmp, path)
+    write_json(path.with_suffix(".json"), record)  # a copy for people; the zip's record decides
+
+
+def read_agent_record(path: Path) -> dict | None:
+    """The record inside an agent zip; for agents of older versions, the ``.json`` beside it."""
+    try:
+        with zipfile.ZipFile(path) as z:
+            text = z.read(RECORD).decode() if RECORD in z.namelist() else None
+    except (OSError, zipfile.BadZipFile, UnicodeDecodeError) as e:
+        raise CheckpointError(f"{path} is not a readable agent archive ({e})") from None
+    source = f"{path} ({RECORD})"
+    if text is None:
+        side = path.with_suffix(".json")
+        if not side.is_file():
+            return None
+        source = str(side)
+        try:
+            text = side.read_text()
+        except (OSError, UnicodeDecodeError) as e:
+            raise CheckpointError(f"cannot read {source}: {e}") from None
+    try:
+        record = json.loads(text)
+    except ValueError as e:
+        raise CheckpointError(f"cannot parse {source}: {e}") from None
+    if not isinstance(record, dict):
+        raise CheckpointError(f"{source} is not a JSON object")
+    return record
+
+
+def save_checkpoint(model: PPO, stem: Path, meta: dict) -> None:
+    """``stem.zip``: SB3's model with the metadata and normalisation stats inside, atomically."""
+    save_agent_zip(model, stem.with_suffix(".zip"),
+                   {**meta, "normalization": normalization_state(model.get_env())})
 
 
 def train_agent(cfg: RLTrainConfig, out: str | Path, *, progress: bool = True) -> dict[str, Any]:
@@ -154,16 +192,16 @@ def train_agent(cfg: RLTrainConfig, out: str | Path, *, progress: bool = True) -
             "seed": cfg.seed, "n_envs": n_envs, "num_levels": cfg.num_levels, "start_level": cfg.start_level,
             "timesteps_target": total}
     latest = out / "checkpoints" / "latest"
-    if (out / "agent.json").exists():
-        old = json.loads((out / "agent.json").read_text())
+    old = read_agent_record(out / "agent.zip") if (out / "agent.zip").exists() else None
+    if old is not None:
         if old.get("env") != cfg.env or old.get("preset", {}).get("name") != preset.name:
             raise UserError(f"{out} holds an agent for {old.get('env')} ({old.get('preset', {}).get('name')}); "
                             "use a new --out")
     env = build_env(cfg.env, preset, n_envs=n_envs, seed=cfg.seed, num_levels=cfg.num_levels,
                     start_level=cfg.start_level)
     done = 0
-    if latest.with_suffix(".zip").exists():
-        saved = json.loads(latest.with_suffix(".json").read_text())
+    saved = read_agent_record(latest.with_suffix(".zip")) if latest.with_suffix(".zip").exists() else None
+    if saved is not None:
         if saved.get("env") != cfg.env or saved.get("preset", {}).get("name") != preset.name:
             raise UserError(f"{out} holds a checkpoint for another environment or preset; use a new --out")
         model = PPO.load(latest.with_suffix(".zip"), env=env, device=resolve_device(cfg.device))
@@ -194,10 +232,7 @@ def train_agent(cfg: RLTrainConfig, out: str | Path, *, progress: bool = True) -
             "train_seconds_this_run": seconds,
             "steps_per_second_this_run": (model.num_timesteps - done) / seconds if seconds > 0 else None,
             "normalization": normalization_state(env)}
-    tmp = out / "agent.tmp.zip"
-    model.save(tmp)
-    os.replace(tmp, out / "agent.zip")
-    write_json(out / "agent.json", info)
+    save_agent_zip(model, out / "agent.zip", info)
     env.close()
     return info
 
@@ -205,15 +240,18 @@ def train_agent(cfg: RLTrainConfig, out: str | Path, *, progress: bool = True) -
 def load_agent(agent_dir: str | Path, *, env: str | None = None, device: str = "auto") -> tuple[PPO, dict]:
     """The trained PPO model and its ``agent.json`` (checked against ``env`` when given)."""
     agent_dir = Path(agent_dir)
-    meta_path = agent_dir / "agent.json"
-    if not meta_path.is_file() or not (agent_dir / "agent.zip").is_file():
-        raise CheckpointError(f"no trained agent in {agent_dir} (expected agent.json and agent.zip)")
-    meta = json.loads(meta_path.read_text())
+    archive = agent_dir / "agent.zip"
+    meta = read_agent_record(archive) if archive.is_file() else None
+    if meta is None:
+        raise CheckpointError(f"no trained agent in {agent_dir} (expected agent.zip written by rl train)")
     if meta.get("format") != AGENT_FORMAT:
-        raise CheckpointError(f"{meta_path} is not an evo_ensembles agent")
+        raise CheckpointError(f"{archive} is not an evo_ensembles agent")
     if env is not None and env != meta["env"]:
         raise CheckpointError(f"{agent_dir} holds an agent for {meta['env']}, not {env}")
-    model = PPO.load(agent_dir / "agent.zip", device=resolve_device(device))
+    try:
+        model = PPO.load(archive, device=resolve_device(device))
+    except Exception as e:  # SB3 raises several types for a damaged archive
+        raise CheckpointError(f"cannot load the agent in {archive}: {e}") from None
     return model, meta
 
 

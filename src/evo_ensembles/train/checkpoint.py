@@ -1,14 +1,16 @@
-"""Checkpoints: tensors in safetensors, everything else in a JSON file beside them.
+"""Checkpoints: one safetensors file each, the JSON metadata in its header.
 
-Nothing is ever unpickled. Writes go to a temporary file that is then renamed, so an
-interrupted run never leaves a half-written checkpoint behind.
+A checkpoint is atomic as a unit: tensors and record are written together to a temporary
+file that is then renamed, so a crash leaves the old checkpoint or the new one, never a
+torn pair. Nothing is ever unpickled. Checkpoints of older versions (tensors in
+``x.safetensors``, metadata in ``x.json`` beside them) still load.
 
 Example:
     >>> import tempfile, pathlib, torch.nn as nn
     >>> d = pathlib.Path(tempfile.mkdtemp())
     >>> save_model(d / "net.safetensors", nn.Linear(2, 2), {"model": "custom"})
-    >>> sorted(p.name for p in d.iterdir())
-    ['net.json', 'net.safetensors']
+    >>> sorted(p.name for p in d.iterdir()), read_meta(d / "net.safetensors")
+    (['net.safetensors'], {'model': 'custom'})
 """
 
 from __future__ import annotations
@@ -61,10 +63,16 @@ def _json_default(o: Any) -> Any:
     raise TypeError(f"not JSON serialisable: {type(o).__name__}")
 
 
-def save_tensors(path: str | os.PathLike, tensors: Mapping[str, torch.Tensor]) -> None:
-    """Atomically save a flat dict of tensors (cloned to contiguous CPU storage)."""
+META_KEY = "evo_ensembles"  # the safetensors header entry holding a checkpoint's JSON record
+
+
+def save_tensors(path: str | os.PathLike, tensors: Mapping[str, torch.Tensor],
+                 meta: Mapping[str, Any] | None = None) -> None:
+    """Atomically save a flat dict of tensors (cloned to contiguous CPU storage) and, in the
+    same file's header, the JSON record ``meta``."""
     flat = {k: v.detach().cpu().contiguous().clone() for k, v in tensors.items()}
-    _atomic(Path(path), lambda tmp: save_file(flat, tmp))
+    header = None if meta is None else {META_KEY: json.dumps(dict(meta), default=_json_default)}
+    _atomic(Path(path), lambda tmp: save_file(flat, tmp, metadata=header))
 
 
 def load_tensors(path: str | os.PathLike) -> dict[str, torch.Tensor]:
@@ -78,25 +86,52 @@ def load_tensors(path: str | os.PathLike) -> dict[str, torch.Tensor]:
 
 
 def meta_path(path: str | os.PathLike) -> Path:
-    """``x.safetensors`` → ``x.json``."""
+    """``x.safetensors`` → ``x.json`` (where older versions kept the metadata)."""
     return Path(path).with_suffix(".json")
 
 
 def save_model(path: str | os.PathLike, model: nn.Module, meta: Mapping[str, Any]) -> None:
-    """Save ``model.state_dict()`` to ``path`` and ``meta`` to the JSON file beside it."""
-    save_tensors(path, model.state_dict())
-    write_json(meta_path(path), dict(meta))
+    """Save ``model.state_dict()`` and ``meta`` to the one checkpoint file ``path``."""
+    save_tensors(path, model.state_dict(), meta)
+    meta_path(path).unlink(missing_ok=True)  # an older version's record must not outlive it
+
+
+def _header(path: Path) -> dict[str, str] | None:
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), "pt") as f:
+            return f.metadata()
+    except Exception as e:  # safetensors raises several types for corrupt files
+        raise CheckpointError(f"cannot read checkpoint {path}: {e}") from None
 
 
 def read_meta(path: str | os.PathLike) -> dict[str, Any]:
-    """The JSON metadata saved with a checkpoint ({} when there is none)."""
-    mp = meta_path(path)
-    if not mp.is_file():
-        return {}
+    """The JSON record of a checkpoint ({} when there is none).
+
+    Read from the checkpoint's own header; for checkpoints of older versions, from the
+    ``.json`` file beside it.
+    """
+    path = Path(path)
+    header = _header(path) if path.is_file() else None
+    if header and META_KEY in header:
+        source, text = f"{path} (header)", header[META_KEY]
+    else:
+        mp = meta_path(path)
+        if not mp.is_file():
+            return {}
+        source = str(mp)
+        try:
+            text = mp.read_text()
+        except (OSError, UnicodeDecodeError) as e:
+            raise CheckpointError(f"cannot read checkpoint metadata {source}: {e}") from None
     try:
-        return json.loads(mp.read_text())
+        meta = json.loads(text)
     except json.JSONDecodeError as e:
-        raise CheckpointError(f"cannot parse checkpoint metadata {mp}: {e}") from None
+        raise CheckpointError(f"cannot parse checkpoint metadata {source}: {e}") from None
+    if not isinstance(meta, dict):
+        raise CheckpointError(f"checkpoint metadata {source} is not a JSON object")
+    return meta
 
 
 def load_state_into(model: nn.Module, state: Mapping[str, torch.Tensor], source: str) -> None:
@@ -152,12 +187,12 @@ def save_train_state(
     optimizer: torch.optim.Optimizer,
     info: Mapping[str, Any],
 ) -> None:
-    """Save everything needed to resume after an interruption (model, optimizer, progress)."""
+    """Save everything needed to resume after an interruption (model, optimizer, progress),
+    as one file, so weights and progress record can never disagree."""
     directory = Path(directory)
     opt_tensors, opt_rest = _flatten_optimizer(optimizer.state_dict())
     tensors = {f"model.{k}": v for k, v in model.state_dict().items()} | opt_tensors
-    save_tensors(directory / "train_state.safetensors", tensors)
-    write_json(directory / "train_state.json", {**info, "optimizer": opt_rest})
+    save_tensors(directory / "train_state.safetensors", tensors, {**info, "optimizer": opt_rest})
 
 
 def load_train_state(
@@ -165,11 +200,15 @@ def load_train_state(
 ) -> dict[str, Any] | None:
     """Restore a saved training state into ``model``/``optimizer``; ``None`` if there is none."""
     directory = Path(directory)
-    info_path = directory / "train_state.json"
-    if not info_path.is_file() or not (directory / "train_state.safetensors").is_file():
+    state = directory / "train_state.safetensors"
+    if not state.is_file():
         return None
-    info = json.loads(info_path.read_text())
-    tensors = load_tensors(directory / "train_state.safetensors")
+    header = _header(state) or {}
+    if META_KEY not in header:  # an older version's two-file state: it may be a torn pair
+        raise CheckpointError(f"{directory} holds a resume state in an older two-file format that "
+                              "cannot be checked; delete it to start that training over")
+    info = read_meta(state)
+    tensors = load_tensors(state)
     model_state = {k[len("model.") :]: v for k, v in tensors.items() if k.startswith("model.")}
     load_state_into(model, model_state, str(directory))
     optimizer.load_state_dict(_unflatten_optimizer(tensors, info.pop("optimizer")))
