@@ -165,3 +165,21 @@ def test_child_augmentation_is_its_own_setting(tmp_path, capsys):
     assert without["timing"]["children_train_seconds"] > 0  # children retrained
     assert read_meta(out / "checkpoints" / "children" / "child_0.safetensors")["run_key"]["augment"] is False
     assert without["members"][0] != with_aug["members"][0]
+
+
+@needs_fashion
+def test_parent_given_as_an_older_checkpoints_json_names_its_weights(tmp_path, capsys):
+    # Older versions wrote parent.safetensors + parent.json; users hand over the .json by mistake.
+    from safetensors.torch import save_file
+
+    from evo_ensembles import build_model
+
+    net = build_model("lenet-5", (1, 28, 28), 10, seed=0)
+    save_file({k: v.contiguous() for k, v in net.state_dict().items()}, str(tmp_path / "parent.safetensors"))
+    (tmp_path / "parent.json").write_text(json.dumps({"model": "lenet-5", "input_shape": [1, 28, 28],
+                                                      "num_classes": 10}))
+    code, io = _run(["--subset", "300", "--children", "1", "--child-epochs", "1", "--quiet",
+                     "--parent", str(tmp_path / "parent.json"), "--out", str(tmp_path / "run")], capsys)
+    assert code == 0, io.err
+    res = json.loads((tmp_path / "run" / "results.json").read_text())
+    assert res["config"]["parent"].endswith("parent.safetensors") and res["config"]["model"] == "lenet-5"

@@ -19,7 +19,7 @@ from ..checks import (
 from ..data import DataSplits, load_dataset
 from ..ensemble import COMBINE_METHODS
 from ..metrics import DEFAULT_ECE_BINS
-from ..train import OPTIMIZERS, TrainConfig, parent_train_config
+from ..train import OPTIMIZERS, TrainConfig, checkpoint_path, parent_train_config
 from .fields import RunConfig, option
 
 DEFAULT_MODEL = "lenet-s"
@@ -115,6 +115,8 @@ class ParentFields(RunConfig):
 
     def resolve(self) -> None:
         super().resolve()
+        if self.parent is not None:  # x.json (the record beside an older checkpoint) names x.safetensors
+            self.parent = str(checkpoint_path(self.parent))
         if self.model is None:  # a checkpoint says which model it holds
             self.model = DEFAULT_MODEL if self.parent is None else _checkpoint_model(self.parent)
 

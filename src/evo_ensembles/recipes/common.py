@@ -18,6 +18,7 @@ from ..metrics import ensemble_metrics
 from ..models import build_model
 from ..train import (
     TrainConfig,
+    checkpoint_path,
     fit,
     load_state_into,
     load_tensors,
@@ -60,7 +61,7 @@ def load_model_checkpoint(
     disagrees with it, input shapes or class counts that do not match the data, or weights
     that do not fit the architecture all raise :class:`CheckpointError`.
     """
-    path = Path(path)
+    path = checkpoint_path(path)
     if not path.is_file():
         raise CheckpointError(f"parent checkpoint not found: {path}")
     meta = read_meta(path)

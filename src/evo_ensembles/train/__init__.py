@@ -1,6 +1,7 @@
 """The one training loop, its config, optimizers/schedules and checkpoints."""
 
 from .checkpoint import (
+    checkpoint_path,
     load_state_into,
     load_tensors,
     parent_fingerprint,
@@ -15,6 +16,7 @@ from .loop import Callback, TrainResult, evaluate_accuracy, fit
 from .optim import build_optimizer, build_scheduler
 
 __all__ = [
+    "checkpoint_path",
     "parent_fingerprint",
     "parent_train_config",
     "OPTIMIZERS",

@@ -90,6 +90,14 @@ def meta_path(path: str | os.PathLike) -> Path:
     return Path(path).with_suffix(".json")
 
 
+def checkpoint_path(path: str | os.PathLike) -> Path:
+    """The checkpoint a user means: ``x.json`` (an older version's record) names ``x.safetensors``."""
+    path = Path(path)
+    if path.suffix == ".json" and path.with_suffix(".safetensors").is_file():
+        return path.with_suffix(".safetensors")
+    return path
+
+
 def save_model(path: str | os.PathLike, model: nn.Module, meta: Mapping[str, Any]) -> None:
     """Save ``model.state_dict()`` and ``meta`` to the one checkpoint file ``path``."""
     save_tensors(path, model.state_dict(), meta)
