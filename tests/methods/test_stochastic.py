@@ -165,3 +165,32 @@ def test_annealing_longer_than_tuning_is_rejected(tiny_net):
             TrainConfig(epochs=2),
             5,
         )
+
+
+class _Interrupt(Callback):
+    def __init__(self, epoch):
+        self.epoch = epoch
+
+    def on_epoch_end(self, model, epoch, stats):
+        if epoch == self.epoch:
+            raise KeyboardInterrupt
+
+
+@pytest.mark.parametrize("stop_epoch", [1, 2])  # mid-annealing (state after epoch 1), after it (epoch 2)
+def test_a_stochastic_child_resumes_mid_tuning_to_identical_weights(tiny_net, tiny_data, tmp_path, stop_epoch):
+    spec = make_child_specs(1, 0.5, seed=2, kind="stochastic", anneal="temperature", t0=0.5,
+                            anneal_epochs=2)[0]
+    cfg = TrainConfig(epochs=3, batch_size=16, seed=5, optimizer="adam", schedule="one-cycle", lr=0.01)
+    steps = steps_per_epoch(len(tiny_data), cfg.batch_size)
+    parent = tiny_net()
+    whole, cb = build_child(parent, spec, cfg, steps)
+    fit(whole, tiny_data, cfg, callbacks=[cb], progress=False)
+
+    part, cb = build_child(parent, spec, cfg, steps)
+    with pytest.raises(KeyboardInterrupt):
+        fit(part, tiny_data, cfg, callbacks=[cb, _Interrupt(stop_epoch)], progress=False, checkpoint_dir=tmp_path)
+    resumed, cb = build_child(parent, spec, cfg, steps)  # a new process: fresh child and callback
+    fit(resumed, tiny_data, cfg, callbacks=[cb], progress=False, checkpoint_dir=tmp_path)
+    for (n, a), b in zip(whole.state_dict().items(), resumed.state_dict().values()):
+        assert torch.equal(a, b), n
+    assert masked_fraction_zero(eligible_parameters(resumed), cb.mask)

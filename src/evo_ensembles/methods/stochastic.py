@@ -72,9 +72,10 @@ class StochasticMasks(Callback):
     Cost per batch: one uniform draw, one compare, three elementwise products/adds per
     masked tensor and one extra copy of the masked weights while annealing
     (``benchmarks/table6_1.py --cost`` measures the tuning-epoch ratio).
-    """
 
-    resumable = False  # the dense copy D is not in the checkpoint; restart the child instead
+    Resumable: the dense copy and whether annealing has finished are part of the training
+    checkpoint (:meth:`state_dict`); the Bernoulli draws depend only on (seed, step).
+    """
 
     def __init__(
         self,
@@ -154,6 +155,20 @@ class StochasticMasks(Callback):
         self._hooks, self._sample, self._dense = [], {}, None
         self._keep._zero()
         self.done = True
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        if self.done or self._dense is None:
+            return {"done": torch.ones(())}
+        return {f"dense.{n}": d for n, d in self._dense.items()}
+
+    @torch.no_grad()
+    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        if "done" in state:
+            self._finish()
+            return
+        for n, d in self._dense.items():
+            d.copy_(state[f"dense.{n}"])
+        self._show_target()
 
     def on_epoch_end(self, model: nn.Module, epoch: int, stats: dict) -> None:
         if self.steps_per_epoch:  # log how much of the network a draw keeps, on average

@@ -194,12 +194,14 @@ def save_train_state(
     model: nn.Module,
     optimizer: torch.optim.Optimizer,
     info: Mapping[str, Any],
+    extra: Mapping[str, torch.Tensor] | None = None,
 ) -> None:
-    """Save everything needed to resume after an interruption (model, optimizer, progress),
-    as one file, so weights and progress record can never disagree."""
+    """Save everything needed to resume after an interruption (model, optimizer, progress,
+    and ``extra`` tensors such as callbacks' state, named ``callback.<i>.<name>``), as one
+    file, so weights and progress record can never disagree."""
     directory = Path(directory)
     opt_tensors, opt_rest = _flatten_optimizer(optimizer.state_dict())
-    tensors = {f"model.{k}": v for k, v in model.state_dict().items()} | opt_tensors
+    tensors = {f"model.{k}": v for k, v in model.state_dict().items()} | opt_tensors | dict(extra or {})
     save_tensors(directory / "train_state.safetensors", tensors, {**info, "optimizer": opt_rest})
 
 
@@ -220,7 +222,12 @@ def load_train_state(
     model_state = {k[len("model.") :]: v for k, v in tensors.items() if k.startswith("model.")}
     load_state_into(model, model_state, str(directory))
     optimizer.load_state_dict(_unflatten_optimizer(tensors, info.pop("optimizer")))
-    return info
+    callbacks: dict[str, dict[str, torch.Tensor]] = {}
+    for k, v in tensors.items():
+        if k.startswith("callback."):
+            _, i, name = k.split(".", 2)
+            callbacks.setdefault(i, {})[name] = v
+    return {**info, "callback_state": callbacks}
 
 
 def clear_train_state(directory: str | os.PathLike) -> None:

@@ -52,6 +52,13 @@ class Callback:
 
     def on_epoch_end(self, model: nn.Module, epoch: int, stats: dict) -> None: ...
 
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        """Tensors to checkpoint with the training state (for callbacks that keep state)."""
+        return {}
+
+    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        """Restore :meth:`state_dict`'s tensors on resume (called after ``on_train_start``)."""
+
 
 @dataclass
 class TrainResult:
@@ -110,7 +117,7 @@ def fit(
     optimizer = build_optimizer(model, cfg)
     scheduler = build_scheduler(optimizer, cfg, len(loader))
     result = TrainResult()
-    start_epoch = 0
+    start_epoch, info = 0, None
     if checkpoint_dir is not None:
         info = load_train_state(checkpoint_dir, model, optimizer)
         if info is not None:
@@ -123,8 +130,11 @@ def fit(
             result.history = list(info.get("history", []))
             result.resumed_from_epoch = start_epoch
             _fast_forward(scheduler, start_epoch * len(loader))
-    for cb in callbacks:
+    callback_state = info.get("callback_state", {}) if info else {}
+    for i, cb in enumerate(callbacks):
         cb.on_train_start(model, optimizer)
+        if str(i) in callback_state:
+            cb.load_state_dict(callback_state[str(i)])
 
     step = start_epoch * len(loader)
     for epoch in range(start_epoch, cfg.epochs):
@@ -177,8 +187,9 @@ def fit(
             tqdm.write(f"{desc} epoch {epoch + 1}/{cfg.epochs}: loss {stats['loss']:.4f} "
                        f"acc {stats['train_accuracy']:.4f}{extra} ({seconds:.1f}s)")
         if checkpoint_dir is not None:
+            extra = {f"callback.{i}.{k}": v for i, cb in enumerate(callbacks) for k, v in cb.state_dict().items()}
             save_train_state(checkpoint_dir, model, optimizer,
-                             {"epoch": epoch + 1, "config": cfg.to_dict(), "history": result.history})
+                             {"epoch": epoch + 1, "config": cfg.to_dict(), "history": result.history}, extra)
     if checkpoint_dir is not None:
         clear_train_state(checkpoint_dir)
     return result
