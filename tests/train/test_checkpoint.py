@@ -32,3 +32,26 @@ def test_unreadable_or_missing_file(tmp_path):
         load_tensors(bad)
     with pytest.raises(CheckpointError):
         load_tensors(tmp_path / "nope.safetensors")
+
+
+def test_run_lock_refuses_a_live_owner_and_takes_over_a_dead_ones(tmp_path):
+    import json
+    import socket
+    import subprocess
+    import sys
+
+    from evo_ensembles.errors import UserError
+    from evo_ensembles.train.checkpoint import LOCK_NAME, RunLock
+
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        (tmp_path / LOCK_NAME).write_text(json.dumps({"pid": other.pid, "host": socket.gethostname()}))
+        with pytest.raises(UserError, match=f"in use by another run \\(pid {other.pid}"):
+            RunLock(tmp_path).acquire()
+    finally:
+        other.kill()
+        other.wait()
+    with RunLock(tmp_path) as lock:  # its owner is gone: a stale lock is taken over
+        assert lock.held and json.loads((tmp_path / LOCK_NAME).read_text())["pid"] != other.pid
+        assert RunLock(tmp_path).acquire().held  # the same process may run again (sequentially)
+    assert not (tmp_path / LOCK_NAME).exists()

@@ -35,7 +35,7 @@ from ..config.rl import RLTrainConfig
 from ..devices import resolve_device, set_threads
 from ..envs import make_vec_env, parse_env_id
 from ..errors import CheckpointError, UserError
-from ..train.checkpoint import write_json
+from ..train.checkpoint import RunLock, write_json
 from .presets import Preset
 
 AGENT_FORMAT = "evo_ensembles.agent/1"
@@ -211,7 +211,7 @@ def train_agent(cfg: RLTrainConfig, out: str | Path, *, progress: bool = True) -
         policy, policy_kwargs = preset.policy_for(parse_env_id(cfg.env))
         model = PPO(policy, env, policy_kwargs=policy_kwargs, seed=cfg.seed, verbose=0,
                     device=resolve_device(cfg.device), **preset.ppo)
-    out.mkdir(parents=True, exist_ok=True)
+    lock = RunLock(out).acquire()  # creates out; one writer at a time
     # SB3 truncates progress.csv when it opens it: keep earlier runs' rows (resume) in
     # history.csv while this run logs, and merge them back when it ends.
     logs = out / "logs"
@@ -234,6 +234,7 @@ def train_agent(cfg: RLTrainConfig, out: str | Path, *, progress: bool = True) -
             "normalization": normalization_state(env)}
     save_agent_zip(model, out / "agent.zip", info)
     env.close()
+    lock.release()
     return info
 
 

@@ -44,7 +44,7 @@ from ..reporting import (
 from ..results import NoisyResults
 from ..subnet import eligible_parameters, resolve_dense_layers
 from ..train import save_model
-from ..train.checkpoint import write_json, write_text
+from ..train.checkpoint import RunLock, write_json, write_text
 from .common import (
     check_output_dir,
     evaluate_probs,
@@ -82,7 +82,7 @@ def run_noisy(cfg: NoisyRunConfig, out: str | Path, *, progress: bool = True,
     if cfg.descriptors is not None and cfg.parent is None:
         raise UserError("--descriptors needs the --parent they were drawn from")
 
-    out.mkdir(parents=True, exist_ok=True)
+    lock = RunLock(out).acquire()  # creates out; one writer at a time
     write_json(out / "config.json", cfg.to_dict())
     parent, parent_meta, parent_s = train_or_load_parent(
         out, data, model_name,
@@ -142,6 +142,7 @@ def run_noisy(cfg: NoisyRunConfig, out: str | Path, *, progress: bool = True,
         **provenance(),
     }
     _write_outputs(out, results)
+    lock.release()
     return results
 
 

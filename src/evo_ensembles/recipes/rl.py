@@ -30,7 +30,7 @@ from ..devices import set_threads
 from ..es import ClassifierFitness, NoiseSampling, NoisySearch, select_children
 from ..reporting import markdown_table, text_table
 from ..results import RLResults
-from ..train.checkpoint import write_json, write_text
+from ..train.checkpoint import RunLock, write_json, write_text
 from .common import check_output_dir, provenance
 
 
@@ -67,7 +67,7 @@ def run_rl_evaluate(cfg: RLEvalConfig, out: str | Path, *, progress: bool = True
         "method": "rl-noisy" if cfg.ensemble == "noisy" else "rl", "env": meta["env"],
                                "agent": str(cfg.agent), "preset": meta["preset"]["name"],
                                "agent_timesteps": meta.get("timesteps_done")}
-    out.mkdir(parents=True, exist_ok=True)
+    lock = RunLock(out).acquire()  # creates out; one writer at a time
     write_json(out / "config.json", cfg.to_dict())
     results["parent"] = {**_summary(run_episodes(parent, meta, episodes=cfg.episodes, levels=cfg.levels,
                                                  seed=cfg.seed, n_envs=cfg.n_envs)), "action": cfg.action}
@@ -78,6 +78,7 @@ def run_rl_evaluate(cfg: RLEvalConfig, out: str | Path, *, progress: bool = True
                     "timing": {"total_seconds": time.perf_counter() - t0}, **provenance()})
     write_text(out / "report.md", _report(results))
     write_json(out / "results.json", results)
+    lock.release()
     return results
 
 

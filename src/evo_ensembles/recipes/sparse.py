@@ -35,7 +35,7 @@ from ..subnet import (
     resolve_dense_layers,
 )
 from ..train import load_state_into, load_tensors, parent_fingerprint, read_meta, save_model
-from ..train.checkpoint import write_json, write_text
+from ..train.checkpoint import RunLock, write_json, write_text
 from .common import (
     check_output_dir,
     load_model_checkpoint,
@@ -67,7 +67,7 @@ def run_sparse(cfg: SparseRunConfig, out: str | Path, *, progress: bool = True,
         )  # unknown names fail here
     resolve_dense_layers(eligible_parameters(probe), cfg.dense_layers)  # so do unknown layers
 
-    out.mkdir(parents=True, exist_ok=True)
+    lock = RunLock(out).acquire()  # creates out; one writer at a time
     write_json(out / "config.json", cfg.to_dict())
     parent, parent_meta, parent_s = train_or_load_parent(
         out,
@@ -128,6 +128,7 @@ def run_sparse(cfg: SparseRunConfig, out: str | Path, *, progress: bool = True,
         **provenance(),
     }
     _write_outputs(out, results, cfg.TITLE)
+    lock.release()
     return results
 
 

@@ -253,3 +253,76 @@ def parent_fingerprint(model: nn.Module) -> str:
         h.update(f"{name}:{tuple(t.shape)}:{t.dtype};".encode())
         h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
     return h.hexdigest()
+
+
+LOCK_NAME = ".evo_ensembles.lock"
+
+
+class RunLock:
+    """Only one process writes to a run directory at a time.
+
+    ``with RunLock(out):`` creates ``out/.evo_ensembles.lock`` (exclusively) holding this
+    process's id and host. A second process refuses with one line while the first is alive;
+    a lock left by a process that died (same host, pid gone) is taken over.
+    """
+
+    def __init__(self, directory: str | os.PathLike) -> None:
+        self.path = Path(directory) / LOCK_NAME
+        self.held = False
+
+    def _owner(self) -> dict[str, Any] | None:
+        try:
+            owner = json.loads(self.path.read_text())
+            return owner if isinstance(owner, dict) else {}
+        except (OSError, ValueError):
+            return {}  # unreadable: a crash while it was being written
+
+    @staticmethod
+    def _alive(owner: dict[str, Any]) -> bool:
+        import socket
+
+        if owner.get("host") != socket.gethostname():
+            return True  # cannot check another machine's processes: assume it is running
+        try:
+            os.kill(int(owner.get("pid", -1)), 0)
+        except (OSError, ValueError, OverflowError):
+            return False
+        return True
+
+    def acquire(self) -> RunLock:
+        import socket
+
+        from ..errors import UserError
+
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        record = json.dumps({"pid": os.getpid(), "host": socket.gethostname()})
+        for _ in range(2):
+            try:
+                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+            except FileExistsError:
+                owner = self._owner()
+                mine = owner.get("pid") == os.getpid() and owner.get("host") == socket.gethostname()
+                if owner and not mine and self._alive(owner):
+                    raise UserError(f"{self.path.parent} is in use by another run (pid {owner.get('pid')} on "
+                                    f"{owner.get('host')}); wait for it or use another --out") from None
+                self.path.unlink(missing_ok=True)  # stale: its process is gone
+                continue
+            with os.fdopen(fd, "w") as f:
+                f.write(record)
+            self.held = True
+            import atexit
+
+            atexit.register(self.release)
+            return self
+        raise UserError(f"cannot lock {self.path.parent}: another run keeps taking it")
+
+    def release(self) -> None:
+        if self.held:
+            self.path.unlink(missing_ok=True)
+            self.held = False
+
+    def __enter__(self) -> RunLock:
+        return self.acquire()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.release()
