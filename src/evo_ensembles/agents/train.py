@@ -35,7 +35,7 @@ from ..config.rl import RLTrainConfig
 from ..devices import resolve_device, set_threads
 from ..envs import make_vec_env, parse_env_id
 from ..errors import CheckpointError, UserError
-from ..train.checkpoint import RunLock, write_json
+from ..train.checkpoint import RunLock, check_output_dir, write_json
 from .presets import Preset
 
 AGENT_FORMAT = "evo_ensembles.agent/1"
@@ -183,9 +183,7 @@ def train_agent(cfg: RLTrainConfig, out: str | Path, *, progress: bool = True) -
     """Train (or resume training) a PPO agent into ``out``; returns ``agent.json``'s content."""
     preset = cfg.preset_spec()
     set_threads(cfg.threads)
-    out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise UserError(f"--out {out}: exists and is not a directory")
+    out = check_output_dir(out)
     total = cfg.timesteps or preset.timesteps
     n_envs = cfg.n_envs or preset.n_envs
     meta = {"format": AGENT_FORMAT, "library_version": __version__, "env": cfg.env, "preset": preset.to_dict(),

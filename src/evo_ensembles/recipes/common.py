@@ -27,17 +27,6 @@ from ..train import (
 )
 
 
-def check_output_dir(out: str | Path) -> Path:
-    """Validate ``--out`` without creating anything (it is created once inputs are valid)."""
-    out = Path(out)
-    for p in [out, *out.parents]:
-        if p.exists():
-            if not p.is_dir():
-                raise UserError(f"--out {out}: {p} exists and is not a directory")
-            break
-    return out
-
-
 def model_meta(model_name: str, data: DataSplits, **extra: Any) -> dict[str, Any]:
     """What a checkpoint needs to rebuild its model and to check it fits the data."""
     return {

@@ -44,9 +44,8 @@ from ..reporting import (
 from ..results import NoisyResults
 from ..subnet import eligible_parameters, resolve_dense_layers
 from ..train import save_model
-from ..train.checkpoint import RunLock, write_json, write_text
+from ..train.checkpoint import RunLock, check_output_dir, write_json, write_text
 from .common import (
-    check_output_dir,
     evaluate_probs,
     load_model_checkpoint,
     model_meta,

@@ -30,8 +30,8 @@ from ..devices import set_threads
 from ..es import ClassifierFitness, NoiseSampling, NoisySearch, select_children
 from ..reporting import markdown_table, text_table
 from ..results import RLResults
-from ..train.checkpoint import RunLock, write_json, write_text
-from .common import check_output_dir, provenance
+from ..train.checkpoint import RunLock, check_output_dir, write_json, write_text
+from .common import provenance
 
 
 class EpisodeFitness:

@@ -35,9 +35,8 @@ from ..subnet import (
     resolve_dense_layers,
 )
 from ..train import load_state_into, load_tensors, parent_fingerprint, read_meta, save_model
-from ..train.checkpoint import RunLock, write_json, write_text
+from ..train.checkpoint import RunLock, check_output_dir, write_json, write_text
 from .common import (
-    check_output_dir,
     load_model_checkpoint,
     model_meta,
     provenance,

@@ -1,6 +1,7 @@
 """The one training loop, its config, optimizers/schedules and checkpoints."""
 
 from .checkpoint import (
+    check_output_dir,
     checkpoint_path,
     load_state_into,
     load_tensors,
@@ -16,6 +17,7 @@ from .loop import Callback, TrainResult, evaluate_accuracy, fit
 from .optim import build_optimizer, build_scheduler
 
 __all__ = [
+    "check_output_dir",
     "checkpoint_path",
     "parent_fingerprint",
     "parent_train_config",

@@ -27,7 +27,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from ..errors import CheckpointError
+from ..errors import CheckpointError, UserError
 
 
 def _atomic(path: Path, write) -> None:
@@ -88,6 +88,20 @@ def load_tensors(path: str | os.PathLike) -> dict[str, torch.Tensor]:
 def meta_path(path: str | os.PathLike) -> Path:
     """``x.safetensors`` → ``x.json`` (where older versions kept the metadata)."""
     return Path(path).with_suffix(".json")
+
+
+def check_output_dir(out: str | os.PathLike) -> Path:
+    """Validate ``--out`` without creating anything (it is created once inputs are valid):
+    it must be a directory, or creatable and writable under its nearest existing parent."""
+    out = Path(out)
+    for p in [out, *out.parents]:
+        if p.exists():
+            if not p.is_dir():
+                raise UserError(f"--out {out}: {p} exists and is not a directory")
+            if not os.access(p, os.W_OK | os.X_OK):
+                raise UserError(f"--out {out}: {p} is not writable")
+            break
+    return out
 
 
 def checkpoint_path(path: str | os.PathLike) -> Path:
