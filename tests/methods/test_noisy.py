@@ -66,3 +66,37 @@ def test_same_seed_same_ensemble(tiny_net, tiny_data):
     a = _result(tiny_net(), tiny_data, seed=3)
     b = _result(tiny_net(), tiny_data, seed=3)
     assert a.ensemble.specs == b.ensemble.specs and a.sigma == b.sigma
+
+
+def test_an_interrupted_noisy_search_resumes_without_redoing_cells_or_children(tiny_net, tiny_data, tmp_path):
+    from evo_ensembles.train.checkpoint import RecordCache
+
+    net = tiny_net(0)
+    x, y = tiny_data.x, tiny_data.y
+    real_forward, calls = net.forward, {"n": 0, "crash_at": None}
+
+    def counting_forward(inp):
+        calls["n"] += 1
+        if calls["n"] == calls["crash_at"]:
+            raise KeyboardInterrupt
+        return real_forward(inp)
+
+    net.forward = counting_forward
+    whole = noisy_ensemble(net, x, y, popsize=8, top_k=3, seed=1, progress=False)
+    total = calls["n"]  # every grid cell and child: one forward each, plus the reference passes
+
+    cache_path = tmp_path / "records.json"
+    calls.update(n=0, crash_at=total - 2)  # dies while scoring the population's last children
+    with pytest.raises(KeyboardInterrupt):
+        noisy_ensemble(net, x, y, popsize=8, top_k=3, seed=1, progress=False,
+                       cache=RecordCache(cache_path, {"parent": "p"}))
+    saved = RecordCache(cache_path, {"parent": "p"})
+    children = [k for k in saved if k.startswith("child ")]
+    assert any(k.startswith("cell ") for k in saved) and 0 < len(children) < 8
+
+    calls.update(n=0, crash_at=None)
+    resumed = noisy_ensemble(net, x, y, popsize=8, top_k=3, seed=1, progress=False, cache=saved)
+    net.forward = real_forward
+    assert resumed.sigma == whole.sigma and resumed.selected == whole.selected
+    assert [s.to_dict() for s in resumed.ensemble.specs] == [s.to_dict() for s in whole.ensemble.specs]
+    assert calls["n"] <= (8 - len(children)) + 3  # only the missing children (+ reference passes)

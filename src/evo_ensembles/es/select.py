@@ -20,7 +20,7 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, MutableMapping, Sequence
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
@@ -101,12 +101,15 @@ def select_children(
     seed: int = 0,
     progress: bool = True,
     evaluate: Callable[[Sequence[ChildSpec]], list[dict]] | None = None,
+    cache: MutableMapping[str, dict] | None = None,
 ) -> Selection:
     """Choose σ (unless fixed), draw ``popsize`` children, score them, keep the top K.
 
     ``probe`` measures KL for the σ search (needed when ``search.sigma`` is None);
     ``fitness`` scores a child perturbed in place (``None`` with N = K keeps all, unscored);
-    ``evaluate`` replaces in-place scoring (e.g. Ray actors through EvoTorch).
+    ``evaluate`` replaces in-place scoring (e.g. Ray actors through EvoTorch). A ``cache``
+    (e.g. :class:`~evo_ensembles.train.checkpoint.RecordCache`) keeps every finished grid cell
+    and child record, so an interrupted selection resumes without redoing them.
     """
     sigma, trust = search.sigma, None
     if sigma is None:
@@ -115,7 +118,7 @@ def select_children(
         trust = search_sigma(perturber, probe, target=search.target_kl, density=search.sampling.density,
                              densities=search.densities, sigmas=search.sigmas, mode=search.search,
                              children=search.probe_children, seed=seed, sampling=search.sampling,
-                             progress=progress)
+                             progress=progress, cache=cache)
         sigma = trust.sigma
     es = SubnetworkES(search.popsize, search.top_k, sampling=replace(search.sampling, sigma=float(sigma)))
     state = es.init(seed)
@@ -128,7 +131,7 @@ def select_children(
         records = evaluate(specs)
     else:
         records = evaluate_children(perturber.model, specs, fitness, perturber=perturber, progress=progress,
-                                    desc="population")
+                                    desc="population", cache=cache)
     state = es.tell(state, specs, records)
     return Selection(float(sigma), trust, specs, records, [c.index for c in state.best], list(state.history))
 

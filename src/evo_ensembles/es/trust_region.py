@@ -20,9 +20,10 @@ Example:
 
 from __future__ import annotations
 
+import json
 import math
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, MutableMapping, Sequence
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -92,8 +93,10 @@ def kl_grid(
     seed: int = 0,
     sampling: NoiseSampling | None = None,
     progress: bool = True,
+    cache: MutableMapping[str, dict] | None = None,
 ) -> list[dict]:
-    """Mean KL (and accuracy when the probe has labels) for every σ × density cell.
+    """Mean KL (and accuracy when the probe has labels) for every σ × density cell
+    (cells already in ``cache`` are not measured again).
 
     ``probe(model)`` must return a dict with ``"kl"`` (e.g. a
     :class:`~evo_ensembles.es.ClassifierFitness` with a reference). ``sampling`` gives the
@@ -108,7 +111,14 @@ def kl_grid(
     rows = []
     cells = [(d, s) for d in densities for s in sorted(sigmas)]
     for d, s in tqdm(cells, desc="trust region", disable=not progress, leave=False):
-        rows.append(_cell(perturber, probe, _sampling_at(base, s, d), children, seed))
+        at = _sampling_at(base, s, d)
+        key = "cell " + json.dumps({"sampling": at.to_dict(), "children": children, "seed": seed}, sort_keys=True)
+        if cache is not None and key in cache:
+            rows.append(dict(cache[key]))
+            continue
+        rows.append(_cell(perturber, probe, at, children, seed))
+        if cache is not None:
+            cache[key] = rows[-1]
     return rows
 
 
@@ -175,6 +185,7 @@ def search_sigma(
     seed: int = 0,
     sampling: NoiseSampling | None = None,
     progress: bool = True,
+    cache: MutableMapping[str, dict] | None = None,
 ) -> TrustRegion:
     """Find the σ that puts children at mean KL ``target`` from the parent.
 
@@ -191,7 +202,7 @@ def search_sigma(
         return TrustRegion(target, density, sigma, {density: sigma}, {density: "ok"}, rows, mode)
     dens = sorted({float(density), *(float(d) for d in (densities or DEFAULT_DENSITIES))})
     rows = kl_grid(perturber, probe, sigmas=sigmas, densities=dens, children=children, seed=seed,
-                   sampling=sampling, progress=progress)
+                   sampling=sampling, progress=progress, cache=cache)
     by_d, status = {}, {}
     for d in dens:
         by_d[d], status[d] = sigma_for_target([r for r in rows if r["density"] == d], target)

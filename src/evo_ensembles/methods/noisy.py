@@ -18,7 +18,7 @@ Example:
 from __future__ import annotations
 
 import copy
-from collections.abc import Sequence
+from collections.abc import MutableMapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -157,6 +157,7 @@ def noisy_ensemble(
     num_actors: int = 0,
     eligibility: dict | None = None,
     progress: bool = True,
+    cache: MutableMapping[str, dict] | None = None,
     **settings_kw: Any,
 ) -> NoisyResult:
     """Build a Noisy Subnetwork Ensemble of a trained classifier (SPEC §2).
@@ -179,6 +180,9 @@ def noisy_ensemble(
         include_parent, combine: how the ensemble predicts.
         num_actors: ≥ 2 evaluates the population on Ray actors through EvoTorch.
         eligibility: ``eligible_parameters`` options (include_bias, include_norm, exclude).
+        cache: keeps finished trust-region cells and child records (e.g. a
+            :class:`~evo_ensembles.train.checkpoint.RecordCache` keyed by the parent and the
+            data), so an interrupted search resumes; not used with Ray actors.
     """
     val_x, val_y = as_tensors(val_x, val_y)
     if probe_x is not None:
@@ -205,7 +209,8 @@ def noisy_ensemble(
                 return evaluate_population(problem, specs)
             finally:
                 problem.kill_actors()
-    sel = select_children(perturber, probe, fitness, settings, seed=seed, progress=progress, evaluate=evaluate)
+    sel = select_children(perturber, probe, fitness, settings, seed=seed, progress=progress, evaluate=evaluate,
+                          cache=cache)
     ens = NoisyEnsemble(parent, sel.members, include_parent=include_parent, combine=combine,
                         eligibility=eligibility)
     return NoisyResult(ens, sel.sigma, sel.trust_region, sel.population, sel.records, sel.selected,

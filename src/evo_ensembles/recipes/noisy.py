@@ -44,7 +44,14 @@ from ..reporting import (
 from ..results import NoisyResults
 from ..subnet import eligible_parameters, resolve_dense_layers
 from ..train import save_model
-from ..train.checkpoint import RunLock, check_output_dir, write_json, write_text
+from ..train.checkpoint import (
+    RecordCache,
+    RunLock,
+    check_output_dir,
+    parent_fingerprint,
+    write_json,
+    write_text,
+)
 from .common import (
     evaluate_probs,
     load_model_checkpoint,
@@ -155,10 +162,16 @@ def _build(cfg: NoisyRunConfig, parent, data, loaded, out: Path, progress: bool)
                 "member_probs": lambda x: _members_only(ens, x), "trust_region": None, "population": None,
                 "descriptors": [s.to_dict() for s in ens.specs],
                 "selected_records": [None] * len(ens)}
+    # Finished grid cells and child scores survive an interruption (valid for this parent,
+    # data, probe and fitness only).
+    cache = RecordCache(out / "checkpoints" / "noisy_records.json",
+                        identity={"parent": parent_fingerprint(parent), "data": data.describe(),
+                                  "probe_size": cfg.probe_size, "fitness": cfg.fitness})
     res = noisy_ensemble(
         parent, data.val.x, data.val.y, cfg.search_settings(), probe_x=data.val.x[: cfg.probe_size],
         probe_y=data.val.y[: cfg.probe_size], include_parent=cfg.include_parent, combine=cfg.combine,
-        fitness_metric=cfg.fitness, seed=cfg.seed, num_actors=cfg.num_actors, progress=progress)
+        fitness_metric=cfg.fitness, seed=cfg.seed, num_actors=cfg.num_actors, progress=progress,
+        cache=cache)
     trust = res.trust_region.to_dict() if res.trust_region else None
     population = [{"descriptor": s.to_dict(), **r, "selected": i in res.selected}
                   for i, (s, r) in enumerate(zip(res.population, res.records))]

@@ -19,7 +19,7 @@ import hashlib
 import json
 import os
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Mapping, MutableMapping
 from pathlib import Path
 from typing import Any
 
@@ -340,3 +340,49 @@ class RunLock:
 
     def __exit__(self, *exc: Any) -> None:
         self.release()
+
+
+class RecordCache(MutableMapping):
+    """A dict of JSON records kept in one file, rewritten atomically on every new record.
+
+    Long evaluations (a noisy population, a trust-region grid) store each finished record
+    here, so an interrupted run redoes none of them. ``identity`` says what the records are
+    valid for (e.g. the parent's fingerprint and the data); a file made for another identity
+    is ignored and replaced.
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> path = pathlib.Path(tempfile.mkdtemp()) / "records.json"
+        >>> c = RecordCache(path, identity={"parent": "abc"})
+        >>> c["child 0"] = {"fitness": 0.9}
+        >>> dict(RecordCache(path, identity={"parent": "abc"})), len(RecordCache(path, identity={"parent": "x"}))
+        ({'child 0': {'fitness': 0.9}}, 0)
+    """
+
+    def __init__(self, path: str | os.PathLike, identity: Mapping[str, Any] | None = None) -> None:
+        self.path, self.identity = Path(path), json.loads(json.dumps(dict(identity or {}), default=_json_default))
+        self._records: dict[str, Any] = {}
+        if self.path.is_file():
+            try:
+                saved = json.loads(self.path.read_text())
+            except (OSError, ValueError):
+                saved = None  # unreadable: start over (writes are atomic, so only a foreign file)
+            if isinstance(saved, dict) and saved.get("identity") == self.identity:
+                self._records = dict(saved.get("records") or {})
+
+    def __getitem__(self, key: str) -> Any:
+        return self._records[key]
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        self._records[key] = value
+        write_json(self.path, {"identity": self.identity, "records": self._records})
+
+    def __delitem__(self, key: str) -> None:
+        del self._records[key]
+        write_json(self.path, {"identity": self.identity, "records": self._records})
+
+    def __iter__(self):
+        return iter(self._records)
+
+    def __len__(self) -> int:
+        return len(self._records)
