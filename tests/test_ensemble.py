@@ -57,3 +57,25 @@ def test_voters_refuses_a_missing_parent():
         voters(m, None, True)
     with pytest.raises(UserError, match="needs a parent"):
         Ensemble(_nets(2), include_parent=True)
+
+
+@pytest.mark.parametrize("batched", [True, False, "auto"])
+def test_batched_members_give_the_looped_probabilities(batched):
+    from evo_ensembles.models import build_model
+
+    members = [build_model("lenet-5", (1, 28, 28), 10, seed=s) for s in range(3)]
+    x = torch.randn(70, 1, 28, 28)
+    looped = torch.stack([predict_probs(m, x) for m in members])
+    ens = Ensemble(members, batched=batched)
+    assert torch.allclose(ens.member_probs(x, batch_size=32), looped, atol=1e-5)
+
+
+def test_batched_needs_one_architecture():
+    from evo_ensembles.ensemble import same_architecture
+    from evo_ensembles.models import build_model
+
+    a, b = build_model("lenet-5", (1, 28, 28), 10), build_model("lenet-s", (1, 28, 28), 10)
+    assert same_architecture([a, build_model("lenet-5", (1, 28, 28), 10, seed=1)])
+    assert not same_architecture([a, b])
+    x = torch.randn(5, 1, 28, 28)
+    assert Ensemble([a, b], batched=True).member_probs(x).shape == (2, 5, 10)  # falls back to the loop

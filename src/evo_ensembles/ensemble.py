@@ -145,6 +145,12 @@ class Ensemble(BaseEnsemble):
 
     Members can be added at any time (growth on demand); ``include_parent`` adds the parent's
     output to the average as in the paper's Algorithm 1.
+
+    ``batched``: members of one architecture can be evaluated as one vmapped computation
+    (:func:`stacked_member_probs`) instead of a Python loop. ``"auto"`` (default) batches on
+    CUDA and loops on a CPU, where benchmarks/perf_members.py measured the vmapped
+    convolutions slower; the rule depends only on the device, so a run's numbers never
+    depend on timing. ``True``/``False`` force one.
     """
 
     def __init__(
@@ -155,10 +161,15 @@ class Ensemble(BaseEnsemble):
         include_parent: bool = False,
         combine: str = "mean",
         descriptors: Sequence[dict] | None = None,
+        batched: bool | str = "auto",
     ) -> None:
         super().__init__(parent=parent, include_parent=include_parent, combine=combine)
+        if batched not in (True, False, "auto"):
+            raise UserError(f"batched must be True, False or 'auto', got {batched!r}")
         self.members: list[nn.Module] = list(members)
         self.descriptors: list[dict] = list(descriptors) if descriptors else [{} for _ in self.members]
+        self.batched = batched
+        self._use_batched: bool | None = None if batched == "auto" else bool(batched)
 
     def __len__(self) -> int:
         return len(self.members)
@@ -168,5 +179,51 @@ class Ensemble(BaseEnsemble):
         self.members.append(member)
         self.descriptors.append(descriptor or {})
 
-    def _own_member_probs(self, x: torch.Tensor, batch_size: int) -> torch.Tensor:
+    def _looped(self, x: torch.Tensor, batch_size: int) -> torch.Tensor:
         return torch.stack([predict_probs(m, x, batch_size=batch_size) for m in self.members])
+
+    def _own_member_probs(self, x: torch.Tensor, batch_size: int) -> torch.Tensor:
+        if self._use_batched is False or len(self.members) < 2 or not same_architecture(self.members):
+            return self._looped(x, batch_size)
+        use = self._use_batched
+        if use is None:  # "auto"
+            use = next(self.members[0].parameters()).is_cuda
+        if use:
+            return stacked_member_probs(self.members, x, batch_size=batch_size)
+        return self._looped(x, batch_size)
+
+
+def same_architecture(members: Sequence[nn.Module]) -> bool:
+    """Whether the members share one class and identical parameter/buffer names and shapes."""
+    def signature(m: nn.Module) -> tuple:
+        return (type(m), tuple((k, tuple(v.shape), v.dtype, v.device) for k, v in m.state_dict().items()))
+
+    first = signature(members[0])
+    return all(signature(m) == first for m in members[1:])
+
+
+@torch.no_grad()
+def stacked_member_probs(members: Sequence[nn.Module], x: torch.Tensor, *, batch_size: int = 1024) -> torch.Tensor:
+    """(M, B, C) softmax outputs of same-architecture members in one vmapped forward per batch
+    (``torch.func.stack_module_state`` + ``vmap`` over ``functional_call``), in eval mode."""
+    import copy
+
+    from torch.func import functional_call, stack_module_state, vmap
+
+    modes = [m.training for m in members]
+    for m in members:
+        m.eval()
+    try:
+        params, buffers = stack_module_state(list(members))
+        base = copy.deepcopy(members[0]).to("meta")
+        device = next(iter(params.values())).device
+
+        def one(p, b, xb):
+            return functional_call(base, (p, b), (xb,))
+
+        outs = [torch.softmax(vmap(one, in_dims=(0, 0, None))(params, buffers, x[i:i + batch_size].to(device)).float(),
+                              -1).cpu() for i in range(0, len(x), batch_size)]
+    finally:
+        for m, t in zip(members, modes):
+            m.train(t)
+    return torch.cat(outs, dim=1) if outs else torch.empty(len(members), 0)
