@@ -149,3 +149,24 @@ def test_selection_follows_validation_and_never_test(tmp_path):
     by_val, by_test = set(top(data.val)), set(top(data.test))
     assert by_val != by_test  # the splits disagree, so this test can tell them apart
     assert set(chosen) == by_val
+
+
+@needs_fashion
+@pytest.mark.parametrize("mutate", [
+    lambda d: d["descriptors"][0].update(mask_seed="abc"),
+    lambda d: d["descriptors"][0].update(sigma="x"),
+    lambda d: d["descriptors"][0].update(sign=True),
+    lambda d: d["descriptors"][0].pop("kind"),
+    lambda d: d["descriptors"].__setitem__(0, [1, 2]),
+    lambda d: d.update(descriptors=7),
+])
+def test_a_damaged_descriptor_file_exits_2_without_a_traceback(parent_run, tmp_path, capsys, mutate):
+    d = json.loads((parent_run / "ensemble.json").read_text())
+    mutate(d)
+    bad = tmp_path / "ensemble.json"
+    bad.write_text(json.dumps(d))
+    out = tmp_path / "out"
+    code, io = _noisy(["--parent", str(parent_run / "checkpoints" / "parent.safetensors"),
+                       "--descriptors", str(bad), *TINY, "--out", str(out)], capsys)
+    assert code == 2 and "error:" in io.err and "Traceback" not in io.err
+    assert not (out / "results.json").exists()

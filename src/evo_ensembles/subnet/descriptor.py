@@ -23,7 +23,7 @@ from dataclasses import asdict, dataclass, fields
 import numpy as np
 import torch
 
-from ..checks import check_fraction
+from ..checks import check_choice, check_finite, check_fraction, check_nonneg, check_nonneg_int
 from ..errors import UserError
 from .anneal import ANNEAL_SCHEDULES
 from .masks import Mask, partition_masks, sample_mask
@@ -91,16 +91,25 @@ class ChildSpec:
     dense_layers: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
+        # Types first: descriptors also come from files (ensemble.json, run keys).
         object.__setattr__(self, "dense_layers", check_dense_layers(self.dense_layers))
-        if self.kind not in KINDS:
-            raise UserError(f"unknown child kind {self.kind!r}; choose from {KINDS}")
+        check_choice(self.kind, KINDS, "child kind")
+        check_nonneg_int(self.mask_seed, "descriptor mask_seed")
+        if self.noise_seed is not None:
+            check_nonneg_int(self.noise_seed, "descriptor noise_seed")
+        check_nonneg_int(self.part, "descriptor part")
+        if self.k is not None:
+            check_nonneg_int(self.k, "descriptor k")
+        for name in ("structured",):
+            if not isinstance(getattr(self, name), bool):
+                raise UserError(f"descriptor {name} must be true or false, got {getattr(self, name)!r}")
+        check_finite(self.mu, "descriptor mu")
         check_fraction(self.density, "density")
         if self.k is not None and (self.k < 2 or not 0 <= self.part < self.k):
             raise UserError(f"bad partition: k={self.k}, part={self.part}")
-        if self.sign not in (1, -1):
-            raise UserError(f"sign must be +1 or -1, got {self.sign}")
-        if not self.sigma >= 0.0:
-            raise UserError(f"sigma must be >= 0, got {self.sigma}")
+        if self.sign not in (1, -1) or isinstance(self.sign, bool):
+            raise UserError(f"sign must be +1 or -1, got {self.sign!r}")
+        check_nonneg(self.sigma, "sigma")
         check_t0(self.t0)
         if int(self.anneal_epochs) != self.anneal_epochs or self.anneal_epochs < 1:
             raise UserError(f"annealing epochs must be a positive integer, got {self.anneal_epochs}")
@@ -154,11 +163,16 @@ class ChildSpec:
     @classmethod
     def from_dict(cls, d: Mapping) -> ChildSpec:
         """Inverse of :meth:`to_dict`; descriptors written before a field existed get its default."""
+        if not isinstance(d, Mapping):
+            raise UserError(f"a child descriptor must be a JSON object, got {type(d).__name__}")
         names = {f.name for f in fields(cls)}
         unknown = set(d) - names
         if unknown:
             raise UserError(f"unknown child descriptor fields: {sorted(unknown)}")
-        return cls(**d)
+        try:
+            return cls(**d)
+        except TypeError as e:  # a required field is missing
+            raise UserError(f"bad child descriptor: {e}") from None
 
 
 def check_dense_layers(dense_layers: Sequence[str]) -> tuple[str, ...]:
