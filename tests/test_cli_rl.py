@@ -68,3 +68,28 @@ def test_parent_and_ensemble_share_rule_and_episodes(agent, tmp_path, action):
     assert r["parent"]["action"] == r["ensemble"]["action"] == action
     assert (r["parent"]["levels"], r["parent"]["seed"]) == (r["ensemble"]["levels"], r["ensemble"]["seed"])
     assert r["ensemble"]["returns"] == r["parent"]["returns"]
+
+
+@pytest.mark.parametrize("damage", ["corrupt zip", "legacy truncated json", "record not an object"])
+def test_a_damaged_agent_exits_2_with_one_line(agent, tmp_path, capsys, damage):
+    import shutil
+    import zipfile
+
+    bad = tmp_path / "agent"
+    shutil.copytree(agent, bad)
+    if damage == "corrupt zip":
+        (bad / "agent.zip").write_bytes(b"PK not really a zip")
+    else:  # rewrite the archive without (or with a broken) record
+        src = zipfile.ZipFile(agent / "agent.zip")
+        with zipfile.ZipFile(bad / "agent.zip", "w") as z:
+            for name in src.namelist():
+                if name != "evo_ensembles.json":
+                    z.writestr(name, src.read(name))
+            if damage == "record not an object":
+                z.writestr("evo_ensembles.json", "[1, 2, 3]")
+        (bad / "agent.json").write_text('{"format": "evo_ens')  # truncated
+    out = tmp_path / "eval"
+    assert main(["rl", "evaluate", "--agent", str(bad), "--episodes", "2", "--quiet", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err and "agent" in err
+    assert not (out / "results.json").exists()
