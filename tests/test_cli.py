@@ -192,3 +192,25 @@ def test_an_out_path_under_a_file_is_refused_before_any_work(command, tmp_path, 
     assert main([*command, "--out", str(blocker / "run")]) == 2
     err = capsys.readouterr().err
     assert "exists and is not a directory" in err and "Traceback" not in err
+
+
+@pytest.mark.slow  # starting Ray and two workers takes minutes on 2 cores
+@needs_fashion
+def test_children_tuned_on_two_ray_workers_equal_sequential_ones(tmp_path):
+    from evo_ensembles.config.sparse import SparseRunConfig
+    from evo_ensembles.errors import UserError
+    from evo_ensembles.recipes.sparse import run_sparse
+    from evo_ensembles.train import load_tensors
+
+    common = dict(model="lenet-5", parent_epochs=1, children=3, child_epochs=1, subset=200, threads=1)
+    seq = run_sparse(SparseRunConfig(**common), tmp_path / "seq", progress=False)
+    par = run_sparse(SparseRunConfig(**common, workers=2), tmp_path / "par", progress=False)
+    assert par["ensemble"] == seq["ensemble"]
+    for i in range(3):
+        a = load_tensors(tmp_path / "seq" / "checkpoints" / "children" / f"child_{i}.safetensors")
+        b = load_tensors(tmp_path / "par" / "checkpoints" / "children" / f"child_{i}.safetensors")
+        assert all(torch.equal(a[k], b[k]) for k in a), i
+    assert all(m["tune_seconds"] > 0 for m in par["members"])  # tuned by the workers, not reloaded
+    with pytest.raises(UserError, match="--workers"):  # workers load the data the config names
+        run_sparse(SparseRunConfig(**common, workers=2), tmp_path / "own", progress=False,
+                   data=object())

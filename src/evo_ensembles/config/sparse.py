@@ -114,6 +114,10 @@ class SparseRunConfig(EnsembleFields, ParentFields, DataFields, RuntimeFields):
     tune: str = option(
         "one-cycle", "children's lr schedule", choices=TUNE_SCHEDULES, group="children"
     )
+    workers: int = option(1, "tune children on N Ray workers (1: one after another in this process)",
+                          check=check_positive_int, group="parallel tuning")
+    ray_address: str | None = option(None, "an existing Ray cluster to tune on (with --workers)",
+                                     group="parallel tuning", default_help="a local Ray started for the run")
     child_lr: float | None = option(
         None,
         "children's (peak) learning rate",

@@ -23,6 +23,7 @@ from ..config.sparse import CHILD_LR_FACTOR, SparseRunConfig
 from ..data import DataSplits, dataset_augment
 from ..devices import resolve_device, set_threads
 from ..ensemble import Ensemble
+from ..errors import UserError
 from ..methods.sparse import TunedChild, prune_and_tune
 from ..methods.stochastic import build_child
 from ..models import build_model
@@ -57,6 +58,9 @@ def run_sparse(cfg: SparseRunConfig, out: str | Path, *, progress: bool = True,
     out = check_output_dir(out)
     set_threads(cfg.threads)
     device = resolve_device(cfg.device)
+    if data is not None and cfg.workers > 1:
+        raise UserError("--workers: each worker loads the data set the config names; "
+                        "tune your own DataSplits in this process (workers=1)")
     data = cfg.load_data() if data is None else data
     if cfg.parent is not None:  # a checkpoint that does not fit fails before --out is made
         probe, _ = load_model_checkpoint(cfg.parent, data, cfg.model)
@@ -148,10 +152,15 @@ class ChildDirectory:
     def _key(self, spec: ChildSpec) -> dict[str, Any]:
         return {"descriptor": spec.to_dict(), **self.key}
 
-    def load(self, index: int, spec: ChildSpec, child) -> bool:
+    def has(self, index: int, spec: ChildSpec) -> bool:
+        """Whether child ``index`` of ``spec`` is stored (for this parent and settings)."""
         path = self._path(index)
-        if not path.is_file() or read_meta(path).get("run_key") != self._key(spec):
+        return path.is_file() and read_meta(path).get("run_key") == self._key(spec)
+
+    def load(self, index: int, spec: ChildSpec, child) -> bool:
+        if not self.has(index, spec):
             return False
+        path = self._path(index)
         load_state_into(child, load_tensors(path), str(path))
         return True
 
@@ -171,8 +180,8 @@ class ChildDirectory:
         return self.root / f"child_{index}_resume"
 
 
-def _children(out, cfg, parent, model_name, data, specs, device, progress):
-    """Build and tune each child through :func:`prune_and_tune`, reusing those saved in ``out``."""
+def _child_setup(out: Path, cfg: SparseRunConfig, parent, model_name: str, data):
+    """The children's tuning settings, augmentation and store (the same in every process)."""
     tune_cfg = cfg.child_train_config()
     augment = data.augment
     if cfg.child_augment is not None and cfg.child_augment != cfg.augment:
@@ -181,6 +190,62 @@ def _children(out, cfg, parent, model_name, data, specs, device, progress):
     if augment is not data.augment:  # only then, so keys of earlier runs still match
         key["augment"] = augment is not None
     store = ChildDirectory(out / "checkpoints" / "children", key, model_meta(model_name, data))
+    return tune_cfg, augment, store
+
+
+def tune_child_job(cfg: SparseRunConfig, out: str, index: int) -> float:
+    """Tune child ``index`` of the run in ``out`` into its store, in this process (a Ray task).
+
+    It gets the run config and directory, not a model: it loads the data and the parent
+    checkpoint itself, so its child is exactly the one the run would tune in-process.
+    Returns the tuning seconds (0 when the child was already there).
+    """
+    set_threads(cfg.threads or 1)
+    out = Path(out)
+    data = cfg.load_data()
+    parent, meta = load_model_checkpoint(out / "checkpoints" / "parent.safetensors", data, cfg.model)
+    tune_cfg, augment, store = _child_setup(out, cfg, parent, meta["model"], data)
+    done: list[TunedChild] = []
+    prune_and_tune(parent, [cfg.child_specs()[index]], data.train, tune_cfg, val=data.val, augment=augment,
+                   device=cfg.device, progress=False, store=store,
+                   child_factory=build_child, on_child=done.append, first_index=index)
+    return done[0].seconds
+
+
+def _tune_on_ray(out: Path, cfg: SparseRunConfig, pending: list[int], progress: bool) -> dict[int, float]:
+    """Tune the ``pending`` children on ``cfg.workers`` Ray workers (retried if a worker dies)."""
+    import ray
+
+    started = not ray.is_initialized()
+    if started:
+        ray.init(address=cfg.ray_address, num_cpus=None if cfg.ray_address else cfg.workers,
+                 include_dashboard=False, log_to_driver=False, ignore_reinit_error=True)
+    try:
+        job = ray.remote(num_cpus=1, max_retries=2)(tune_child_job)
+        futures = {i: job.remote(cfg, str(out), i) for i in pending}
+        seconds = {}
+        for i, f in futures.items():
+            seconds[i] = ray.get(f)
+            if progress:
+                print(f"child {i + 1} tuned on a Ray worker ({seconds[i]:.1f}s)", flush=True)
+        return seconds
+    finally:
+        if started:
+            ray.shutdown()
+
+
+def _children(out, cfg, parent, model_name, data, specs, device, progress):
+    """Build and tune each child through :func:`prune_and_tune`, reusing those saved in ``out``.
+
+    With ``cfg.workers > 1`` the missing children are first tuned on Ray workers into the
+    run's store; the in-process pass then only loads them.
+    """
+    tune_cfg, augment, store = _child_setup(out, cfg, parent, model_name, data)
+    remote: dict[int, float] = {}
+    if cfg.workers > 1:
+        pending = [i for i in range(len(specs)) if not store.has(i, specs[i])]
+        if pending:
+            remote = _tune_on_ray(out, cfg, pending, progress)
     done: list[TunedChild] = []
     prune_and_tune(
         parent,
@@ -198,7 +263,7 @@ def _children(out, cfg, parent, model_name, data, specs, device, progress):
     return (
         [c.model for c in done],
         [mask_density(c.mask) for c in done],
-        [c.seconds for c in done],
+        [remote.get(c.index, c.seconds) for c in done],
     )
 
 
