@@ -196,7 +196,7 @@ def test_an_out_path_under_a_file_is_refused_before_any_work(command, tmp_path, 
 
 @pytest.mark.slow  # starting Ray and two workers takes minutes on 2 cores
 @needs_fashion
-def test_children_tuned_on_two_ray_workers_equal_sequential_ones(tmp_path):
+def test_children_tuned_on_two_ray_workers_equal_sequential_ones(tmp_path, monkeypatch):
     from evo_ensembles.config.sparse import SparseRunConfig
     from evo_ensembles.errors import UserError
     from evo_ensembles.recipes.sparse import run_sparse
@@ -204,7 +204,11 @@ def test_children_tuned_on_two_ray_workers_equal_sequential_ones(tmp_path):
 
     common = dict(model="lenet-5", parent_epochs=1, children=3, child_epochs=1, subset=200, threads=1)
     seq = run_sparse(SparseRunConfig(**common), tmp_path / "seq", progress=False)
+    from evo_ensembles.recipes.sparse import FAULT_ENV
+
+    monkeypatch.setenv(FAULT_ENV, f"{tmp_path / 'killed'}:1")  # the worker tuning child 1 dies once
     par = run_sparse(SparseRunConfig(**common, workers=2), tmp_path / "par", progress=False)
+    assert (tmp_path / "killed").exists()  # it did die, and Ray retried the child
     assert par["ensemble"] == seq["ensemble"]
     for i in range(3):
         a = load_tensors(tmp_path / "seq" / "checkpoints" / "children" / f"child_{i}.safetensors")

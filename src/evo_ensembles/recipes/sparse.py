@@ -15,6 +15,7 @@ Example:
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -201,6 +202,7 @@ def tune_child_job(cfg: SparseRunConfig, out: str, index: int) -> float:
     Returns the tuning seconds (0 when the child was already there).
     """
     set_threads(cfg.threads or 1)
+    _fault_hook(index)
     out = Path(out)
     data = cfg.load_data()
     parent, meta = load_model_checkpoint(out / "checkpoints" / "parent.safetensors", data, cfg.model)
@@ -210,6 +212,19 @@ def tune_child_job(cfg: SparseRunConfig, out: str, index: int) -> float:
                    device=cfg.device, progress=False, store=store,
                    child_factory=build_child, on_child=done.append, first_index=index)
     return done[0].seconds
+
+
+FAULT_ENV = "EVO_ENSEMBLES_KILL_WORKER_ONCE"  # tests: "<marker file>:<child index>"
+
+
+def _fault_hook(index: int) -> None:
+    """Tests kill a worker mid-run once (the marker file records that it happened)."""
+    spec = os.environ.get(FAULT_ENV)
+    if spec:
+        marker, _, child = spec.rpartition(":")
+        if int(child) == index and not Path(marker).exists():
+            Path(marker).write_text("killed")
+            os._exit(1)
 
 
 def _tune_on_ray(out: Path, cfg: SparseRunConfig, pending: list[int], progress: bool) -> dict[int, float]:
