@@ -35,7 +35,7 @@ from ..config.rl import RLTrainConfig
 from ..devices import resolve_device, set_threads
 from ..envs import make_vec_env, parse_env_id
 from ..errors import CheckpointError, UserError
-from ..train.checkpoint import RunLock, check_output_dir, write_json
+from ..train.checkpoint import RunLock, check_output_dir, parse_record, read_sidecar, write_json
 from .presets import Preset
 
 AGENT_FORMAT = "evo_ensembles.agent/1"
@@ -154,23 +154,7 @@ def read_agent_record(path: Path) -> dict | None:
             text = z.read(RECORD).decode() if RECORD in z.namelist() else None
     except (OSError, zipfile.BadZipFile, UnicodeDecodeError) as e:
         raise CheckpointError(f"{path} is not a readable agent archive ({e})") from None
-    source = f"{path} ({RECORD})"
-    if text is None:
-        side = path.with_suffix(".json")
-        if not side.is_file():
-            return None
-        source = str(side)
-        try:
-            text = side.read_text()
-        except (OSError, UnicodeDecodeError) as e:
-            raise CheckpointError(f"cannot read {source}: {e}") from None
-    try:
-        record = json.loads(text)
-    except ValueError as e:
-        raise CheckpointError(f"cannot parse {source}: {e}") from None
-    if not isinstance(record, dict):
-        raise CheckpointError(f"{source} is not a JSON object")
-    return record
+    return read_sidecar(path.with_suffix(".json")) if text is None else parse_record(text, f"{path} ({RECORD})")
 
 
 def save_checkpoint(model: PPO, stem: Path, meta: dict) -> None:

@@ -138,22 +138,31 @@ def read_meta(path: str | os.PathLike) -> dict[str, Any]:
     header = _header(path) if path.is_file() else None
     if header and META_KEY in header:
         source, text = f"{path} (header)", header[META_KEY]
-    else:
-        mp = meta_path(path)
-        if not mp.is_file():
-            return {}
-        source = str(mp)
-        try:
-            text = mp.read_text()
-        except (OSError, UnicodeDecodeError) as e:
-            raise CheckpointError(f"cannot read checkpoint metadata {source}: {e}") from None
+        return parse_record(text, source)
+    record = read_sidecar(meta_path(path))
+    return {} if record is None else record
+
+
+def parse_record(text: str, source: str) -> dict[str, Any]:
+    """A checkpoint's JSON record from ``text``; one clear error when it is not a JSON object."""
     try:
-        meta = json.loads(text)
-    except json.JSONDecodeError as e:
-        raise CheckpointError(f"cannot parse checkpoint metadata {source}: {e}") from None
-    if not isinstance(meta, dict):
-        raise CheckpointError(f"checkpoint metadata {source} is not a JSON object")
-    return meta
+        record = json.loads(text)
+    except ValueError as e:
+        raise CheckpointError(f"cannot parse the record in {source}: {e}") from None
+    if not isinstance(record, dict):
+        raise CheckpointError(f"the record in {source} is not a JSON object")
+    return record
+
+
+def read_sidecar(path: Path) -> dict[str, Any] | None:
+    """The JSON record an older version kept beside its checkpoint (``None`` when absent)."""
+    if not path.is_file():
+        return None
+    try:
+        text = path.read_text()
+    except (OSError, UnicodeDecodeError) as e:
+        raise CheckpointError(f"cannot read {path}: {e}") from None
+    return parse_record(text, str(path))
 
 
 def load_state_into(model: nn.Module, state: Mapping[str, torch.Tensor], source: str) -> None:
