@@ -183,12 +183,10 @@ class Ensemble(BaseEnsemble):
         return torch.stack([predict_probs(m, x, batch_size=batch_size) for m in self.members])
 
     def _own_member_probs(self, x: torch.Tensor, batch_size: int) -> torch.Tensor:
-        if self._use_batched is False or len(self.members) < 2 or not same_architecture(self.members):
-            return self._looped(x, batch_size)
         use = self._use_batched
-        if use is None:  # "auto"
+        if use is None:  # "auto": by device, so numbers never depend on timing
             use = next(self.members[0].parameters()).is_cuda
-        if use:
+        if use and len(self.members) > 1 and same_architecture(self.members):
             return stacked_member_probs(self.members, x, batch_size=batch_size)
         return self._looped(x, batch_size)
 
