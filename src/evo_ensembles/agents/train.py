@@ -35,6 +35,7 @@ from ..config.rl import RLTrainConfig
 from ..devices import resolve_device, set_threads
 from ..envs import make_vec_env, parse_env_id
 from ..errors import CheckpointError, UserError
+from ..schema import AGENT_RECORD
 from ..train.checkpoint import RunLock, check_output_dir, parse_record, read_sidecar, write_json
 from .presets import Preset
 
@@ -154,7 +155,13 @@ def read_agent_record(path: Path) -> dict | None:
             text = z.read(RECORD).decode() if RECORD in z.namelist() else None
     except (OSError, zipfile.BadZipFile, UnicodeDecodeError) as e:
         raise CheckpointError(f"{path} is not a readable agent archive ({e})") from None
-    return read_sidecar(path.with_suffix(".json")) if text is None else parse_record(text, f"{path} ({RECORD})")
+    if text is None:
+        record, source = read_sidecar(path.with_suffix(".json")), str(path.with_suffix(".json"))
+    else:
+        record, source = parse_record(text, f"{path} ({RECORD})"), f"{path} ({RECORD})"
+    if record is not None and record.get("format") == AGENT_FORMAT:
+        AGENT_RECORD.check(record, source)
+    return record
 
 
 def save_checkpoint(model: PPO, stem: Path, meta: dict) -> None:

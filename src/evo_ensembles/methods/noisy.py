@@ -31,6 +31,7 @@ from ..ensemble import BaseEnsemble, predict_probs
 from ..errors import CheckpointError, UserError
 from ..es import ClassifierFitness, NoiseSampling, TrustRegion
 from ..es.select import NoisySearch, select_children
+from ..schema import NOISY_ENSEMBLE
 from ..subnet import (
     ChildSpec,
     InPlacePerturber,
@@ -101,8 +102,9 @@ class NoisyEnsemble(BaseEnsemble):
 
     @classmethod
     def from_dict(cls, d: dict, parent: nn.Module, *, source: str = "descriptor file") -> NoisyEnsemble:
-        if d.get("format") != FORMAT:
+        if not isinstance(d, dict) or d.get("format") != FORMAT:
             raise CheckpointError(f"{source} is not a noisy ensemble ({FORMAT})")
+        NOISY_ENSEMBLE.check(d, source)
         fp = parent_fingerprint(parent)
         if d.get("parent_fingerprint") != fp:
             raise CheckpointError(f"{source} was made from a different parent (fingerprint "
@@ -111,6 +113,8 @@ class NoisyEnsemble(BaseEnsemble):
             specs = [ChildSpec.from_dict(s) for s in d["descriptors"]]
         except (KeyError, TypeError) as e:
             raise CheckpointError(f"{source}: malformed descriptors ({e})") from None
+        if any(s.noise_seed is None for s in specs):
+            raise CheckpointError(f"{source}: a noisy child descriptor has no noise_seed")
         return cls(parent, specs, include_parent=bool(d.get("include_parent", False)),
                    combine=d.get("combine", "mean"), eligibility=d.get("eligibility") or {})
 

@@ -16,6 +16,7 @@ from ..devices import hardware_info
 from ..errors import CheckpointError, UserError
 from ..metrics import ensemble_metrics
 from ..models import build_model
+from ..schema import MODEL_RECORD
 from ..train import (
     TrainConfig,
     checkpoint_path,
@@ -53,7 +54,7 @@ def load_model_checkpoint(
     path = checkpoint_path(path)
     if not path.is_file():
         raise CheckpointError(f"parent checkpoint not found: {path}")
-    meta = read_meta(path)
+    meta = MODEL_RECORD.check(read_meta(path), str(path))
     saved = meta.get("model")
     if saved and model_name and saved.lower() != model_name.lower():
         raise CheckpointError(f"checkpoint {path} holds a {saved!r} model, not {model_name!r}")
@@ -65,7 +66,7 @@ def load_model_checkpoint(
             f"checkpoint {path} expects inputs {tuple(meta['input_shape'])}, "
             f"data set {data.name} has {tuple(data.input_shape)}"
         )
-    if meta.get("num_classes") and int(meta["num_classes"]) != data.num_classes:
+    if meta.get("num_classes") and meta["num_classes"] != data.num_classes:
         raise CheckpointError(
             f"checkpoint {path} has {meta['num_classes']} classes, data set {data.name} has {data.num_classes}"
         )

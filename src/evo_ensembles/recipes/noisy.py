@@ -42,6 +42,7 @@ from ..reporting import (
     text_table,
 )
 from ..results import NoisyResults
+from ..schema import CACHED_RECORDS
 from ..subnet import eligible_parameters, resolve_dense_layers
 from ..train import save_model
 from ..train.checkpoint import (
@@ -166,7 +167,8 @@ def _build(cfg: NoisyRunConfig, parent, data, loaded, out: Path, progress: bool)
     # data, probe and fitness only).
     cache = RecordCache(out / "checkpoints" / "noisy_records.json",
                         identity={"parent": parent_fingerprint(parent), "data": data.describe(),
-                                  "probe_size": cfg.probe_size, "fitness": cfg.fitness})
+                                  "probe_size": cfg.probe_size, "fitness": cfg.fitness},
+                        schemas=CACHED_RECORDS)
     res = noisy_ensemble(
         parent, data.val.x, data.val.y, cfg.search_settings(), probe_x=data.val.x[: cfg.probe_size],
         probe_y=data.val.y[: cfg.probe_size], include_parent=cfg.include_parent, combine=cfg.combine,

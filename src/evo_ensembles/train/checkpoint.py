@@ -28,6 +28,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from ..errors import CheckpointError, UserError
+from ..schema import TRAIN_STATE, Schema
 
 
 def _atomic(path: Path, write) -> None:
@@ -240,7 +241,7 @@ def load_train_state(
     if META_KEY not in header:  # an older version's two-file state: it may be a torn pair
         raise CheckpointError(f"{directory} holds a resume state in an older two-file format that "
                               "cannot be checked; delete it to start that training over")
-    info = read_meta(state)
+    info = TRAIN_STATE.check(read_meta(state), str(state))
     tensors = load_tensors(state)
     model_state = {k[len("model.") :]: v for k, v in tensors.items() if k.startswith("model.")}
     load_state_into(model, model_state, str(directory))
@@ -351,13 +352,21 @@ class RunLock:
         self.release()
 
 
+def _fits(key: str, record: Any, schemas: Mapping[str, Schema]) -> bool:
+    if not isinstance(record, dict):
+        return False
+    return all(s.problem(record) is None for prefix, s in schemas.items() if key.startswith(prefix))
+
+
 class RecordCache(MutableMapping):
     """A dict of JSON records kept in one file, rewritten atomically on every new record.
 
     Long evaluations (a noisy population, a trust-region grid) store each finished record
     here, so an interrupted run redoes none of them. ``identity`` says what the records are
     valid for (e.g. the parent's fingerprint and the data); a file made for another identity
-    is ignored and replaced.
+    is ignored and replaced. ``schemas`` maps a key prefix to the :class:`~evo_ensembles.schema.Schema`
+    its records must fit; a record that does not (a damaged or hand-edited file) is dropped
+    and so computed again.
 
     Example:
         >>> import tempfile, pathlib
@@ -368,7 +377,8 @@ class RecordCache(MutableMapping):
         ({'child 0': {'fitness': 0.9}}, 0)
     """
 
-    def __init__(self, path: str | os.PathLike, identity: Mapping[str, Any] | None = None) -> None:
+    def __init__(self, path: str | os.PathLike, identity: Mapping[str, Any] | None = None,
+                 schemas: Mapping[str, Schema] | None = None) -> None:
         self.path, self.identity = Path(path), json.loads(json.dumps(dict(identity or {}), default=_json_default))
         self._records: dict[str, Any] = {}
         if self.path.is_file():
@@ -377,7 +387,9 @@ class RecordCache(MutableMapping):
             except (OSError, ValueError):
                 saved = None  # unreadable: start over (writes are atomic, so only a foreign file)
             if isinstance(saved, dict) and saved.get("identity") == self.identity:
-                self._records = dict(saved.get("records") or {})
+                records = saved.get("records")
+                self._records = {k: v for k, v in records.items() if _fits(k, v, schemas or {})} \
+                    if isinstance(records, dict) else {}
 
     def __getitem__(self, key: str) -> Any:
         return self._records[key]
