@@ -29,6 +29,14 @@ fi
 key="$(cat requirements/*.txt | sha256sum | cut -c1-16)-$("$PY" -c 'import sys;print("py%d%d"%sys.version_info[:2])')"
 cache_root="${EVO_ENSEMBLES_CACHE:-$HOME/.cache/evo_ensembles}"
 deps="$cache_root/deps-$key"
+mkdir -p "$cache_root"
+# One builder per environment: a second setup (another clone, a test run) waits here
+# instead of writing into the same directory, then finds it complete.
+exec 9>"$deps.lock"
+if ! flock -n 9; then
+  log "waiting for another setup building $deps"
+  flock 9
+fi
 if [ ! -f "$deps/.complete" ]; then
   log "building dependency environment $deps (first time only; torch is large)"
   rm -rf "$deps"
@@ -42,6 +50,7 @@ if [ ! -f "$deps/.complete" ]; then
     || { log "dependency install failed"; exit 1; }
   touch "$deps/.complete"
 fi
+flock -u 9
 deps_site="$("$deps/bin/python" -c 'import sysconfig;print(sysconfig.get_paths()["purelib"])')"
 
 # --- 3. the project's .venv --------------------------------------------------------
