@@ -50,7 +50,8 @@ JSON = st.recursive(
 )
 
 # The arguments each command needs to get as far as building its config.
-BASE_ARGV = {"sparse": [], "stochastic": [], "noisy": [], "rl train": ["--env", "gym:CartPole-v1"],
+BASE_ARGV = {"sparse": [], "stochastic": [], "noisy": [], "imagenet": ["--data", "nowhere", "--model", "resnet18"],
+             "rl train": ["--env", "gym:CartPole-v1"],
              "rl evaluate": ["--agent", "no-such-agent"]}
 
 

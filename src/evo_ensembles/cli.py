@@ -19,6 +19,7 @@ from typing import Any
 
 from ._version import __version__
 from .config import add_config_arguments, config_from_args
+from .config.imagenet import ImageNetRunConfig
 from .config.noisy import NoisyRunConfig
 from .config.rl import RLEvalConfig, RLTrainConfig
 from .config.sparse import SparseRunConfig, StochasticRunConfig
@@ -94,6 +95,17 @@ COMMANDS = [
         "split, keep the top K, and report parent vs ensemble on test.",
         _print_results("evo_ensembles.recipes.noisy:print_summary"),
         "runs/noisy",
+    ),
+    Command(
+        "imagenet",
+        ImageNetRunConfig,
+        "evo_ensembles.recipes.imagenet:run_imagenet",
+        "Noisy Subnetwork Ensemble of a torchvision model on ImageNet val (Table 4.1)",
+        "Split the ILSVRC-2012 validation images 40k test / 10k validation (or reuse --split), decode "
+        "them once, search σ by the KL trust region on 1,000 validation images, keep the top 8 of 16 "
+        "noisy children by validation accuracy, and report parent vs ensemble on test.",
+        _print_results("evo_ensembles.recipes.noisy:print_summary"),
+        "runs/imagenet",
     ),
     Command(
         "rl train",

@@ -34,21 +34,15 @@ from ..es import (
 )
 from ..subnet.masks import MASK_SCOPES
 from .cli import layer_list
-from .fields import option
+from .fields import RunConfig, option
 from .shared import DataFields, EnsembleFields, ParentFields, RuntimeFields
 from .sparse import _dense_layers
 
 
 @dataclass(kw_only=True)
-class NoisyRunConfig(EnsembleFields, ParentFields, DataFields, RuntimeFields):
-    """Settings of a ``noisy`` run; each field is one CLI flag.
-
-    The parent is loaded from ``parent`` (its model name is read from it) or trained. σ is
-    searched by the KL trust region on a validation probe (or fixed with ``sigma``);
-    ``population`` children are scored on validation and the top ``top_k`` kept;
-    ``generations > 1`` continues with EvoTorch's PGPE or SNES; ``descriptors`` evaluates a
-    saved ``ensemble.json`` as is.
-    """
+class NoisySearchFields(RunConfig):
+    """How noisy children are drawn and chosen: the trust region, the sampling, N and K
+    (shared by the ``noisy`` and ``imagenet`` runs)."""
 
     target_kl: float = option(
         0.02, "mean KL(parent || child) to aim for", check=check_positive, group="trust region"
@@ -109,6 +103,56 @@ class NoisyRunConfig(EnsembleFields, ParentFields, DataFields, RuntimeFields):
     fitness: str = option(
         "accuracy", "validation fitness for selection", choices=FITNESS_METRICS, group="children"
     )
+
+    def resolve(self) -> None:
+        super().resolve()
+        self.dense_layers = tuple(self.dense_layers)
+
+    def check(self) -> None:
+        super().check()
+        check_top_k(self.top_k, self.population, "--top-k", "--population")
+        self.search_settings()  # partition/density consistency
+
+    def search_densities(self) -> tuple[float, ...]:
+        """Densities of the σ × density grid (always including ``density``)."""
+        return tuple(sorted({self.density, *DEFAULT_DENSITIES}))
+
+    def search_settings(self) -> NoisySearch:
+        """How children are drawn and chosen (σ search, population, K)."""
+        return NoisySearch(sampling=self.sampling(0.0), sigma=self.sigma, target_kl=self.target_kl,
+                           search=self.search, densities=self.search_densities(),
+                           probe_children=self.probe_children, popsize=self.population, top_k=self.top_k,
+                           **self.extra_search())
+
+    def extra_search(self) -> dict:
+        """Further :class:`NoisySearch` settings a run fixes (e.g. its σ grid)."""
+        return {}
+
+    def sampling(self, sigma: float) -> NoiseSampling:
+        """How children are drawn, at noise scale ``sigma``."""
+        return NoiseSampling(
+            sigma=sigma,
+            density=self.density,
+            mirrored=self.mirrored,
+            partitioned=self.partitioned,
+            structured=self.structured,
+            scope=self.scope,
+            mu=self.mu,
+            dense_layers=self.dense_layers,
+        )
+
+
+@dataclass(kw_only=True)
+class NoisyRunConfig(NoisySearchFields, EnsembleFields, ParentFields, DataFields, RuntimeFields):
+    """Settings of a ``noisy`` run; each field is one CLI flag.
+
+    The parent is loaded from ``parent`` (its model name is read from it) or trained. σ is
+    searched by the KL trust region on a validation probe (or fixed with ``sigma``);
+    ``population`` children are scored on validation and the top ``top_k`` kept;
+    ``generations > 1`` continues with EvoTorch's PGPE or SNES; ``descriptors`` evaluates a
+    saved ``ensemble.json`` as is.
+    """
+
     descriptors: str | None = option(
         None,
         "evaluate a saved ensemble.json (with the --parent it came from)",
@@ -131,36 +175,11 @@ class NoisyRunConfig(EnsembleFields, ParentFields, DataFields, RuntimeFields):
         group="evolution (EvoTorch)",
     )
 
-    def resolve(self) -> None:
-        super().resolve()
-        self.dense_layers = tuple(self.dense_layers)
-
     def check(self) -> None:
         super().check()
-        check_top_k(self.top_k, self.population, "--top-k", "--population")
         if self.generations > 1 and self.algorithm == "pgpe" and self.population % 2:
             raise UserError("PGPE samples mirrored pairs: use an even --population")
         self.parent_train_config()
-        self.search_settings()  # partition/density consistency
-
-    def search_settings(self) -> NoisySearch:
-        """How children are drawn and chosen (σ search, population, K)."""
-        return NoisySearch(sampling=self.sampling(0.0), sigma=self.sigma, target_kl=self.target_kl,
-                           search=self.search, densities=tuple(sorted({self.density, *DEFAULT_DENSITIES})),
-                           probe_children=self.probe_children, popsize=self.population, top_k=self.top_k)
-
-    def sampling(self, sigma: float) -> NoiseSampling:
-        """How children are drawn, at noise scale ``sigma``."""
-        return NoiseSampling(
-            sigma=sigma,
-            density=self.density,
-            mirrored=self.mirrored,
-            partitioned=self.partitioned,
-            structured=self.structured,
-            scope=self.scope,
-            mu=self.mu,
-            dense_layers=self.dense_layers,
-        )
 
 
-__all__ = ["NoisyRunConfig"]
+__all__ = ["NoisyRunConfig", "NoisySearchFields"]

@@ -26,6 +26,8 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
 
 import torch
 import torchvision
@@ -114,3 +116,115 @@ def _check_forward(model: nn.Module, name: str, input_shape: tuple[int, int, int
         ) from None
     finally:
         model.train(was_training)
+
+
+def _check_name(name: str) -> str:
+    name = name.strip().lower()
+    if name.startswith(PREFIX):
+        name = name[len(PREFIX):]
+    if name not in torchvision_classification_models():
+        build_torchvision_model(name, (3, 224, 224), 1000)  # raises the UnknownNameError with examples
+    return name
+
+
+def weights_enum(name: str, weights: str = "DEFAULT") -> Any:
+    """torchvision's weights of model ``name``: ``"DEFAULT"``, an entry such as
+    ``"IMAGENET1K_V1"``, or its full name ``"ResNet18_Weights.IMAGENET1K_V1"``."""
+    name = _check_name(name)
+    try:
+        enum = torchvision.models.get_model_weights(name)
+    except ValueError:
+        raise UserError(f"torchvision has no pretrained weights for {name}") from None
+    entry = weights.split(".")[-1]
+    if entry.upper() == "DEFAULT":
+        return enum.DEFAULT
+    if entry not in enum.__members__:
+        raise UserError(f"{name} has no weights {weights!r}; choose DEFAULT, {', '.join(enum.__members__)} "
+                        "or a weights file")
+    return enum[entry]
+
+
+def _state_from_file(path: Path) -> dict[str, torch.Tensor]:
+    """A state dict from a .safetensors file or a plain ``torch.save``d one; never runs pickled code."""
+    import pickle
+
+    if path.suffix == ".safetensors":
+        from ..train.checkpoint import load_tensors
+
+        return load_tensors(path)
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        first = str(e).strip().splitlines()[0]
+        raise UserError(f"{path} is not a plain state dict; refused, since loading it could run code "
+                        f"({first})") from None
+    except (RuntimeError, OSError, EOFError, ValueError) as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise UserError(f"cannot read weights file {path}: {first}") from None
+    for wrapper in ("state_dict", "model"):  # common training-script checkpoints
+        if isinstance(state, dict) and isinstance(state.get(wrapper), dict):
+            state = state[wrapper]
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise UserError(f"{path} does not hold a state dict of tensors")
+    return {k.removeprefix("module."): v for k, v in state.items()}
+
+
+def pretrained_torchvision_model(name: str, weights: str | None = "DEFAULT", *, num_classes: int = 1000,
+                                 seed: int = 0, progress: bool = True) -> tuple[nn.Module, dict[str, Any]]:
+    """An ImageNet classifier ``torchvision.models.<name>`` with ``weights``, in eval mode.
+
+    ``weights``: ``None`` (random init from ``seed``, with ``num_classes`` outputs), ``"DEFAULT"`` or a named entry (torchvision's own
+    weights, through its normal cache and download), or a file: a ``.safetensors`` or a
+    ``torch.save``d state dict (read with ``weights_only=True``, so a pickle is refused).
+
+    Returns the model and a record: which weights, the number of classes, and the weights
+    whose ``transforms()`` give its preprocessing (``None`` when torchvision has none).
+
+    Example:
+        >>> net, info = pretrained_torchvision_model("squeezenet1_1", None)
+        >>> info["weights"], info["num_classes"]
+        ('random init', 1000)
+    """
+    name = _check_name(name)
+    kwargs: dict[str, Any] = {"aux_logits": False} if name in _NO_AUX else {}
+    try:
+        default = weights_enum(name)
+    except UserError:
+        default = None
+    if weights is None:
+        from .registry import build_model
+
+        model = build_model(PREFIX + name, (3, 224, 224), num_classes, seed=seed)
+        info = {"weights": "random init", "transforms_of": None if default is None else str(default)}
+    elif Path(weights).suffix in (".safetensors", ".pt", ".pth", ".bin") or Path(weights).exists():
+        path = Path(weights)
+        if not path.is_file():
+            raise UserError(f"weights file not found: {path}")
+        state = _state_from_file(path)
+        probe = torchvision.models.get_model(name, weights=None, **({**kwargs, "init_weights": False} if kwargs else {}))
+        out_layer = [n for n, m in probe.named_modules() if isinstance(m, (nn.Linear, nn.Conv2d))][-1]
+        head = state.get(f"{out_layer}.weight")
+        classes = int(head.shape[0]) if isinstance(head, torch.Tensor) and head.ndim >= 2 else 1000
+        model = torchvision.models.get_model(name, weights=None, num_classes=classes,
+                                             **({**kwargs, "init_weights": False} if kwargs else {}))
+        aux = ("AuxLogits.", "aux1.", "aux2.")
+        if not any(k.startswith(aux) for k in model.state_dict()):
+            state = {k: v for k, v in state.items() if not k.startswith(aux)}
+        from ..train.checkpoint import load_state_into
+
+        load_state_into(model, state, f"{path} (weights for {name}?)")
+        info = {"weights": str(path), "transforms_of": None if default is None else str(default)}
+    else:
+        w = weights_enum(name, weights)
+        try:
+            model = torchvision.models.get_model(name, weights=w, progress=progress, **kwargs)
+        except (OSError, RuntimeError) as e:  # urllib's URLError is an OSError
+            target = Path(torch.hub.get_dir()) / "checkpoints" / Path(w.url).name
+            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise UserError(f"cannot get {w} ({first}); without a network, download {w.url} "
+                            f"and put it at {target}") from None
+        info = {"weights": str(w), "transforms_of": str(w)}
+    model.eval()
+    out = [m for m in model.modules() if isinstance(m, (nn.Linear, nn.Conv2d))][-1]
+    return model, {**info, "model": name, "num_classes": int(out.out_channels if isinstance(out, nn.Conv2d)
+                                                               else out.out_features)}

@@ -122,14 +122,7 @@ def run_noisy(cfg: NoisyRunConfig, out: str | Path, *, progress: bool = True,
     results: NoisyResults = {
         "method": "noisy",
         "mode": search["mode"],
-        "split": "test",
-        "ece_bins": cfg.ece_bins,
-        "parent": test["parent"],
-        "ensemble": {**test["ensemble"], "size": len(members) + int(cfg.include_parent),
-                     "combine": cfg.combine, "include_parent": cfg.include_parent},
-        "delta_accuracy": test["ensemble"]["accuracy"] - test["parent"]["accuracy"],
-        "delta_nll": test["ensemble"]["nll"] - test["parent"]["nll"],
-        "delta_ece": test["ensemble"]["ece"] - test["parent"]["ece"],
+        **test_scores(test, cfg, len(members)),
         "sigma": search["sigma"],
         "density": cfg.density,
         "mean_kl": sum(member_kl) / len(member_kl),
@@ -148,9 +141,19 @@ def run_noisy(cfg: NoisyRunConfig, out: str | Path, *, progress: bool = True,
                    "eval_seconds": eval_s, "total_seconds": time.perf_counter() - t_start},
         **provenance(),
     }
-    _write_outputs(out, results)
+    write_noisy_outputs(out, results)
     lock.release()
     return results
+
+
+def test_scores(test: dict[str, Any], cfg: Any, members: int) -> dict[str, Any]:
+    """The test-split entries of a noisy run's results: parent, ensemble and their differences."""
+    p, e = test["parent"], test["ensemble"]
+    return {"split": "test", "ece_bins": cfg.ece_bins, "parent": p,
+            "ensemble": {**e, "size": members + int(cfg.include_parent), "combine": cfg.combine,
+                         "include_parent": cfg.include_parent},
+            "delta_accuracy": e["accuracy"] - p["accuracy"], "delta_nll": e["nll"] - p["nll"],
+            "delta_ece": e["ece"] - p["ece"]}
 
 
 def _build(cfg: NoisyRunConfig, parent, data, loaded, out: Path, progress: bool) -> dict[str, Any]:
@@ -272,7 +275,8 @@ def _report(results: dict[str, Any]) -> str:
     return "\n\n".join(parts) + "\n"
 
 
-def _write_outputs(out: Path, results: dict[str, Any]) -> None:
+def write_noisy_outputs(out: Path, results: dict[str, Any]) -> None:
+    """results.json, report.md and the figures of a noisy run (also the imagenet run)."""
     figs = out / "figures"
     title = f"{results['config']['model']} on {results['config']['dataset']}"
     plot_member_accuracy(figs / "member_accuracy.png", [m["accuracy"] for m in results["members"]],
@@ -300,4 +304,4 @@ def print_summary(results: dict[str, Any]) -> str:
     return text_table(TABLE_HEADERS, [table_row(results)])
 
 
-__all__ = ["NoisyRunConfig", "print_summary", "run_noisy", "table_row"]
+__all__ = ["NoisyRunConfig", "print_summary", "run_noisy", "table_row", "test_scores", "write_noisy_outputs"]

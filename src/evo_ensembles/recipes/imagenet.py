@@ -1,0 +1,177 @@
+"""The ``imagenet`` run: a torchvision model's Noisy Subnetwork Ensemble on ILSVRC-2012 val.
+
+Table 4.1 of the paper, one model per run: the images are split (or the split of an earlier
+run is reused), decoded once into a uint8 cache, the parent's probabilities are computed
+once and kept, σ is searched by the KL trust region on 1,000 validation images, 16 children
+are scored on validation, the top 8 are evaluated on test, one child at a time, each kept
+on disk until the run ends, so an interrupted run redoes no finished child.
+
+Writes into ``out``: ``config.json``, ``split.json`` (pass it to the next model with
+``--split``), ``results.json``, ``report.md`` (a Table 4.1 row), ``figures/``,
+``ensemble.json`` (the 8 descriptors), ``cache/`` (the decoded images, unless ``--cache-dir``).
+
+Example:
+    >>> from evo_ensembles.recipes.imagenet import ImageNetRunConfig, run_imagenet
+    >>> cfg = ImageNetRunConfig(data="/data/imagenet/val", model="resnet18")
+    >>> results = run_imagenet(cfg, "runs/imagenet-resnet18")          # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..config.imagenet import ImageNetRunConfig
+from ..data.image_cache import Normalize, Preprocess, cached_images
+from ..data.imagenet import find_imagenet_val, load_split, make_split, save_split
+from ..devices import resolve_device, set_threads
+from ..ensemble import predict_probs
+from ..errors import UserError
+from ..methods.noisy import noisy_ensemble
+from ..metrics import mean_kl
+from ..models.torchvision_models import pretrained_torchvision_model, weights_enum
+from ..schema import CACHED_RECORDS
+from ..subnet import eligible_parameters, resolve_dense_layers
+from ..train.checkpoint import (
+    RecordCache,
+    RunLock,
+    check_output_dir,
+    load_tensors,
+    parent_fingerprint,
+    read_meta,
+    save_tensors,
+    write_json,
+)
+from .common import evaluate_probs, provenance
+from .noisy import print_summary, test_scores, write_noisy_outputs
+
+
+def _preprocess(cfg: ImageNetRunConfig, info: dict) -> Preprocess:
+    if cfg.preprocess == "paper":
+        return Preprocess.paper()
+    if info["transforms_of"] is None:
+        raise UserError(f"torchvision has no weights (so no transforms()) for {cfg.model}; use --preprocess paper")
+    return Preprocess.from_weights(weights_enum(cfg.model, info["transforms_of"]), source=f"{info['transforms_of']}.transforms()")
+
+
+def _kept_probs(path: Path, key: dict, compute) -> torch.Tensor:
+    """Probabilities stored at ``path`` for ``key``, or computed now and stored (atomically)."""
+    if path.is_file() and read_meta(path).get("key") == key:
+        return load_tensors(path)["probs"]
+    probs = compute()
+    save_tensors(path, {"probs": probs.contiguous()}, {"key": key})
+    return probs
+
+
+def run_imagenet(cfg: ImageNetRunConfig, out: str | Path, *, progress: bool = True) -> dict[str, Any]:
+    """Run one model's noisy ensemble on ImageNet val; returns the results saved to disk."""
+    t_start = time.perf_counter()
+    out = check_output_dir(out)
+    set_threads(cfg.threads)
+    device = resolve_device(cfg.device)
+    images = find_imagenet_val(cfg.data)
+    split = load_split(cfg.split, images) if cfg.split else make_split(
+        images, val_per_class=cfg.val_per_class, test_per_class=cfg.test_per_class, seed=cfg.seed)
+    net, winfo = pretrained_torchvision_model(cfg.model, cfg.weights_arg(), num_classes=len(images.wnids),
+                                              seed=cfg.seed, progress=progress)
+    if winfo["num_classes"] != len(images.wnids):
+        raise UserError(f"{cfg.model} predicts {winfo['num_classes']} classes, the data in {cfg.data} has "
+                        f"{len(images.wnids)} (a partial copy of ImageNet?)")
+    preprocess = _preprocess(cfg, winfo)
+    resolve_dense_layers(eligible_parameters(net), cfg.dense_layers)  # unknown layers fail before any work
+
+    lock = RunLock(out).acquire()
+    write_json(out / "config.json", cfg.to_dict())
+    save_split(out / "split.json", split, images)
+    t_decode = time.perf_counter()
+    cache_dir = Path(cfg.cache_dir) if cfg.cache_dir else out / "cache"
+    order = split.val + split.test  # one cache for both parts
+    x_all, cache_info = cached_images([images.files[i] for i in order], preprocess, cache_dir,
+                                      workers=cfg.loader_workers, progress=progress)
+    labels = torch.tensor([images.labels[i] for i in order])
+    nv = len(split.val)
+    val_x, val_y, test_x, test_y = x_all[:nv], labels[:nv], x_all[nv:], labels[nv:]
+    decode_s = time.perf_counter() - t_decode
+
+    parent = Normalize(net, preprocess.mean, preprocess.std).to(device).eval()
+    identity = {"parent": parent_fingerprint(parent), "preprocess": preprocess.to_dict(),
+                "split": split.fingerprint, "val": len(split.val), "test": len(split.test), "seed": split.seed}
+    ckpt = out / "checkpoints"
+    t_parent = time.perf_counter()
+    parent_val = _kept_probs(ckpt / "parent_val_probs.safetensors", identity,
+                             lambda: predict_probs(parent, val_x, batch_size=cfg.batch_size))
+    parent_test = _kept_probs(ckpt / "parent_test_probs.safetensors", identity,
+                              lambda: predict_probs(parent, test_x, batch_size=cfg.batch_size))
+    parent_s = time.perf_counter() - t_parent
+
+    # The KL probe: probe_size validation images drawn across classes (never test images).
+    g = torch.Generator().manual_seed(cfg.seed)
+    probe_idx = torch.randperm(nv, generator=g)[: min(cfg.probe_size, nv)].sort().values
+    t_search = time.perf_counter()
+    cache = RecordCache(ckpt / "noisy_records.json", identity={**identity, "probe_size": cfg.probe_size,
+                                                               "fitness": cfg.fitness},
+                        schemas=CACHED_RECORDS)
+    res = noisy_ensemble(parent, val_x, val_y, cfg.search_settings(), probe_x=val_x[probe_idx],
+                         probe_y=val_y[probe_idx], include_parent=cfg.include_parent, combine=cfg.combine,
+                         fitness_metric=cfg.fitness, seed=cfg.seed, progress=progress, cache=cache)
+    res.ensemble.save(out / "ensemble.json")
+    search_s = time.perf_counter() - t_search
+
+    t_eval = time.perf_counter()
+    member_test = []
+    for i, spec in enumerate(res.ensemble.specs):
+        def member(s=spec) -> torch.Tensor:
+            with res.ensemble.perturber.child(s):
+                return predict_probs(parent, test_x, batch_size=cfg.batch_size)
+        member_test.append(_kept_probs(ckpt / "members" / f"member_{i}_test_probs.safetensors",
+                                       {**identity, "descriptor": spec.to_dict()}, member))
+    member_test = torch.stack(member_test)
+    test = evaluate_probs(parent_test, member_test, test_y, include_parent=cfg.include_parent,
+                          combine_method=cfg.combine, ece_bins=cfg.ece_bins)
+    member_kl = [mean_kl(parent_test, p) for p in member_test]
+    eval_s = time.perf_counter() - t_eval
+
+    sel = [res.records[i] for i in res.selected]
+    population = [{"descriptor": s.to_dict(), **r, "selected": i in res.selected}
+                  for i, (s, r) in enumerate(zip(res.population, res.records))]
+    results = {
+        "method": "noisy",
+        "mode": "population",
+        **test_scores(test, cfg, len(member_test)),
+        "sigma": res.sigma,
+        "density": cfg.density,
+        "mean_kl": sum(member_kl) / len(member_kl),
+        "members": [{**m, "kl": member_kl[i], "validation": sel[i], "descriptor": res.ensemble.specs[i].to_dict()}
+                    for i, m in enumerate(test["members"])],
+        "diversity": test["diversity"],
+        "trust_region": res.trust_region.to_dict() if res.trust_region else None,
+        "population": population,
+        "validation": {"parent": evaluate_probs(parent_val, parent_val.unsqueeze(0), val_y, include_parent=False,
+                                                combine_method="mean", ece_bins=cfg.ece_bins)["parent"],
+                       "ensemble": None},
+        "config": {**cfg.to_dict(), "dataset": "imagenet-val"},
+        "seed": cfg.seed,
+        "weights": winfo,
+        "preprocess": preprocess.to_dict(),
+        "data": {"root": str(images.root), "layout": images.layout, "images": len(images),
+                 "classes": len(images.wnids), "fingerprint": images.fingerprint(),
+                 "sizes": {"val": len(split.val), "test": len(split.test)}, "split_file": str(out / "split.json"),
+                 "probe": f"{len(probe_idx)} validation images drawn across classes (seed {cfg.seed})",
+                 "selection": "validation split", "cache": cache_info},
+        "timing": {"decode_seconds": decode_s, "parent_forward_seconds": parent_s,
+                   "search_and_selection_seconds": search_s, "test_eval_seconds": eval_s,
+                   "total_seconds": time.perf_counter() - t_start},
+        "device": str(device),
+        **provenance(),
+    }
+    write_noisy_outputs(out, results)
+    for f in sorted((ckpt / "members").glob("member_*_test_probs.safetensors")):
+        f.unlink()  # only needed to resume this run; results.json now holds what they gave
+    lock.release()
+    return results
+
+
+__all__ = ["ImageNetRunConfig", "print_summary", "run_imagenet"]
