@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from tqdm.auto import tqdm
 
 from ..config.imagenet import ImageNetRunConfig
 from ..data.image_cache import Normalize, Preprocess, cached_images
@@ -122,7 +123,7 @@ def run_imagenet(cfg: ImageNetRunConfig, out: str | Path, *, progress: bool = Tr
 
     t_eval = time.perf_counter()
     member_test = []
-    for i, spec in enumerate(res.ensemble.specs):
+    for i, spec in enumerate(tqdm(res.ensemble.specs, desc="test: members", disable=not progress, leave=False)):
         def member(s=spec) -> torch.Tensor:
             with res.ensemble.perturber.child(s):
                 return predict_probs(parent, test_x, batch_size=cfg.batch_size)
@@ -165,6 +166,7 @@ def run_imagenet(cfg: ImageNetRunConfig, out: str | Path, *, progress: bool = Tr
                    "search_and_selection_seconds": search_s, "test_eval_seconds": eval_s,
                    "total_seconds": time.perf_counter() - t_start},
         "device": str(device),
+        "precision": "float32 (images cached as uint8, normalised in the model)",
         **provenance(),
     }
     write_noisy_outputs(out, results)
