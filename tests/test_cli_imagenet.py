@@ -136,3 +136,21 @@ def test_safetensors_weights_load_and_named_entries_resolve(tmp_path):
     assert str(weights_enum("resnet18", "ResNet18_Weights.IMAGENET1K_V1")) == "ResNet18_Weights.IMAGENET1K_V1"
     with pytest.raises(UserError, match="choose DEFAULT"):
         weights_enum("resnet18", "NOPE")
+
+
+def test_without_a_network_named_weights_say_where_to_put_the_file(tree, tmp_path, capsys, monkeypatch):
+    """torchvision's download fails as it does offline; the user is told the URL and the path."""
+    import urllib.error
+
+    import torchvision
+
+    def offline(*args, **kwargs):
+        raise urllib.error.URLError("Name or service not known")
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    monkeypatch.setattr(torchvision.models._api, "load_state_dict_from_url", offline)
+    code, err = run(["--data", str(tree), "--model", "squeezenet1_1", "--weights", "DEFAULT", "--out",
+                     str(tmp_path / "o"), *SMALL], capsys)
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert "download https://download.pytorch.org/models/squeezenet1_1" in err
+    assert str(tmp_path / "torch" / "hub" / "checkpoints") in err and not (tmp_path / "o").exists()
