@@ -25,6 +25,12 @@ def header() -> dict:
     return {**prov, "command": " ".join(["python", *sys.argv]), "date": dt.date.today().isoformat()}
 
 
+def footer(info: dict) -> list[str]:
+    """The provenance lines every results page ends with (hardware, commit, date, command)."""
+    return [f"Hardware: {info['hardware'].get('cpu')}; commit {info['commit']}; date {info['date']}.",
+            f"Command: `{info['command']}`"]
+
+
 def save(name: str, payload: dict, markdown: str) -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / f"{name}.json").write_text(json.dumps(payload, indent=2) + "\n")

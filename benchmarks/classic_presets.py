@@ -16,7 +16,7 @@ import argparse
 import math
 from pathlib import Path
 
-from _common import RunLog, header, save
+from _common import RunLog, footer, header, save
 from rl_minatar import RandomPolicy
 
 from evo_ensembles.agents import RLTrainConfig, load_agent, train_agent
@@ -79,8 +79,7 @@ def main() -> None:
         "for a uniform-random policy on the same seeds; a seed learns when the two 95% intervals of the means "
         "do not overlap and the agent is above. Target: ≥ 9 of 10 seeds.",
         markdown_table(["env", "preset", "steps", "seeds that learn", "agent returns", "random", "target met"], body),
-        f"Hardware: {info['hardware'].get('cpu')}; commit {info['commit']}; date {info['date']}.",
-        f"Command: `{info['command']}`",
+        *footer(info),
     ]) + "\n"
     save(args.name, {**info, "args": vars(args), "rows": log.rows}, md)
 

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from _common import header, save
+from _common import footer, header, save
 from PIL import Image
 
 from evo_ensembles.config.imagenet import ImageNetRunConfig
@@ -133,8 +133,7 @@ def main() -> None:
         "rounds. Targets: children ≤ 1.10 × N parent passes; whole run ≤ 1.5 × (decode + 17 passes).",
         markdown_table(["model", "images", "decode s", "parent pass s", "images/s", f"{args.children} children s",
                         "children / N passes", "whole run s", "run / (decode + 17 passes)"], table),
-        f"Hardware: {info['hardware'].get('cpu')}; commit {info['commit']}; date {info['date']}.",
-        f"Command: `{info['command']}`",
+        *footer(info),
     ]) + "\n"
     save("perf_imagenet", {**info, "args": vars(args), "rows": rows}, md)
 

@@ -16,7 +16,7 @@ import time
 
 import torch
 import torch.nn.functional as F
-from _common import header, save
+from _common import footer, header, save
 
 from evo_ensembles.devices import resolve_device, set_threads
 from evo_ensembles.ensemble import predict_probs, stacked_member_probs
@@ -111,8 +111,7 @@ def main() -> None:
         f"{max((r['grouped_max_abs_diff'] or 0) for r in rows):.1e}.",
         markdown_table(["model", "members", "batch", "loop s", "vmap s", "vmap ratio", "grouped s",
                         "grouped ratio"], table),
-        f"Hardware: {info['hardware'].get('cpu')}; commit {info['commit']}; date {info['date']}.",
-        f"Command: `{info['command']}`",
+        *footer(info),
     ]) + "\n"
     save("perf_members", {**info, "args": vars(args), "rows": rows}, md)
 

@@ -25,7 +25,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _common import header, save
+from _common import footer, header, save
 
 from evo_ensembles.config.sparse import SparseRunConfig
 from evo_ensembles.recipes.sparse import run_sparse
@@ -90,8 +90,7 @@ def main() -> None:
         "interleaved rounds. Speed-up > 1: the first setting is faster.",
         markdown_table(["scale", "children", "1 x 1 s", "1 x 2 s", "2 x 1 s", "2x1 vs 1x1", "2x1 vs 1x2",
                         "1x2 vs 1x1", "2x1 = 1x1 ensemble"], table),
-        f"Hardware: {info['hardware'].get('cpu')}; commit {info['commit']}; date {info['date']}.",
-        f"Command: `{info['command']}`",
+        *footer(info),
     ]) + "\n"
     save("perf_workers", {**info, "args": vars(args), "rows": rows}, md)
 

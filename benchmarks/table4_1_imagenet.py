@@ -19,7 +19,7 @@ import argparse
 import json
 from pathlib import Path
 
-from _common import header, save
+from _common import footer, header, save
 
 from evo_ensembles.config.imagenet import ImageNetRunConfig
 from evo_ensembles.data.imagenet import find_imagenet_val, make_split, save_split
@@ -84,8 +84,7 @@ def main() -> None:
         "validation; Acc in %, NLL and ECE on the test part. Device "
         f"{first.get('device', '?')}. The paper's numbers are in SPEC §2.",
         markdown_table(TABLE_HEADERS, table),
-        f"Hardware: {info['hardware'].get('cpu')}; commit {info['commit']}; date {info['date']}.",
-        f"Command: `{info['command']}`",
+        *footer(info),
     ]) + "\n"
     save(args.name, {**info, "args": vars(args), "rows": rows}, md)
 

@@ -40,7 +40,7 @@ import time
 from pathlib import Path
 
 import torch
-from _common import RESULTS, RunLog, header, mean_se, save
+from _common import RESULTS, RunLog, footer, header, mean_se, save
 
 from evo_ensembles import ChildSpec, TrainConfig, load_dataset
 from evo_ensembles.devices import resolve_device, set_threads
@@ -333,8 +333,7 @@ def measure_cost(parent, data, args, device) -> None:
                     ],
                 ),
                 f"**Ratio stochastic / pruned: {ratio:.3f}**",
-                f"Hardware: {info['hardware'].get('cpu')}; commit {info['commit']}; date {info['date']}.",
-                f"Command: `{info['command']}`",
+                *footer(info),
             ]
         )
         + "\n"

@@ -17,3 +17,10 @@ class UnknownNameError(UserError):
 
 class CheckpointError(UserError):
     """A checkpoint is missing, unreadable, or does not fit the model."""
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message (its type name when it has none), for the
+    one-line errors a library's multi-line messages are turned into."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

@@ -45,7 +45,7 @@ from pathlib import Path
 
 import torch
 
-from ..errors import DataNotFoundError, UserError
+from ..errors import DataNotFoundError, UserError, first_line
 from ..train.checkpoint import write_json
 
 WNID = re.compile(r"^n\d{8}$")
@@ -167,8 +167,7 @@ def _from_tars(root: Path) -> ImageList:
     try:
         ImageNet(str(root), split="val")  # unpacks into ROOT/val/<wnid>/ once, checking the archives
     except (RuntimeError, OSError, ValueError) as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise UserError(f"cannot use the ImageNet archives in {root}: {first}") from None
+        raise UserError(f"cannot use the ImageNet archives in {root}: {first_line(e)}") from None
     return _image_folder(root / "val", root, layout="tar")
 
 

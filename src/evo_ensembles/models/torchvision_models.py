@@ -33,7 +33,7 @@ import torch
 import torchvision
 from torch import nn
 
-from ..errors import UnknownNameError, UserError
+from ..errors import UnknownNameError, UserError, first_line
 
 PREFIX = "torchvision:"
 
@@ -110,9 +110,8 @@ def _check_forward(model: nn.Module, name: str, input_shape: tuple[int, int, int
         with torch.no_grad():
             model(torch.zeros(1, *input_shape, device=device))
     except (RuntimeError, ValueError, AssertionError) as exc:
-        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise UserError(
-            f"torchvision:{name} cannot process inputs of shape {input_shape}: {first_line}"
+            f"torchvision:{name} cannot process inputs of shape {input_shape}: {first_line(exc)}"
         ) from None
     finally:
         model.train(was_training)
@@ -155,12 +154,10 @@ def _state_from_file(path: Path) -> dict[str, torch.Tensor]:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
-        first = str(e).strip().splitlines()[0]
         raise UserError(f"{path} is not a plain state dict; refused, since loading it could run code "
-                        f"({first})") from None
+                        f"({first_line(e)})") from None
     except (RuntimeError, OSError, EOFError, ValueError) as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise UserError(f"cannot read weights file {path}: {first}") from None
+        raise UserError(f"cannot read weights file {path}: {first_line(e)}") from None
     for wrapper in ("state_dict", "model"):  # common training-script checkpoints
         if isinstance(state, dict) and isinstance(state.get(wrapper), dict):
             state = state[wrapper]
@@ -201,12 +198,13 @@ def pretrained_torchvision_model(name: str, weights: str | None = "DEFAULT", *, 
         if not path.is_file():
             raise UserError(f"weights file not found: {path}")
         state = _state_from_file(path)
-        probe = torchvision.models.get_model(name, weights=None, **({**kwargs, "init_weights": False} if kwargs else {}))
+        build_kw = {**kwargs, "init_weights": False} if kwargs else {}
+        probe = torchvision.models.get_model(name, weights=None, **build_kw)
         out_layer = [n for n, m in probe.named_modules() if isinstance(m, (nn.Linear, nn.Conv2d))][-1]
         head = state.get(f"{out_layer}.weight")
         classes = int(head.shape[0]) if isinstance(head, torch.Tensor) and head.ndim >= 2 else 1000
-        model = torchvision.models.get_model(name, weights=None, num_classes=classes,
-                                             **({**kwargs, "init_weights": False} if kwargs else {}))
+        model = probe if classes == 1000 else torchvision.models.get_model(name, weights=None,
+                                                                           num_classes=classes, **build_kw)
         aux = ("AuxLogits.", "aux1.", "aux2.")
         if not any(k.startswith(aux) for k in model.state_dict()):
             state = {k: v for k, v in state.items() if not k.startswith(aux)}
@@ -220,8 +218,7 @@ def pretrained_torchvision_model(name: str, weights: str | None = "DEFAULT", *, 
             model = torchvision.models.get_model(name, weights=w, progress=progress, **kwargs)
         except (OSError, RuntimeError) as e:  # urllib's URLError is an OSError
             target = Path(torch.hub.get_dir()) / "checkpoints" / Path(w.url).name
-            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-            raise UserError(f"cannot get {w} ({first}); without a network, download {w.url} "
+            raise UserError(f"cannot get {w} ({first_line(e)}); without a network, download {w.url} "
                             f"and put it at {target}") from None
         info = {"weights": str(w), "transforms_of": str(w)}
     model.eval()

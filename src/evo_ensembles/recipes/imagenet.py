@@ -32,7 +32,7 @@ from ..devices import resolve_device, set_threads
 from ..ensemble import predict_probs
 from ..errors import UserError
 from ..methods.noisy import noisy_ensemble
-from ..metrics import mean_kl
+from ..metrics import classification_metrics, mean_kl
 from ..models.torchvision_models import pretrained_torchvision_model, weights_enum
 from ..schema import CACHED_RECORDS
 from ..subnet import eligible_parameters, resolve_dense_layers
@@ -150,9 +150,7 @@ def run_imagenet(cfg: ImageNetRunConfig, out: str | Path, *, progress: bool = Tr
         "diversity": test["diversity"],
         "trust_region": res.trust_region.to_dict() if res.trust_region else None,
         "population": population,
-        "validation": {"parent": evaluate_probs(parent_val, parent_val.unsqueeze(0), val_y, include_parent=False,
-                                                combine_method="mean", ece_bins=cfg.ece_bins)["parent"],
-                       "ensemble": None},
+        "validation": {"parent": classification_metrics(parent_val, val_y, cfg.ece_bins), "ensemble": None},
         "config": {**cfg.to_dict(), "dataset": "imagenet-val"},
         "seed": cfg.seed,
         "weights": winfo,
