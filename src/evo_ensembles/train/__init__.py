@@ -13,8 +13,8 @@ from .checkpoint import (
     write_text,
 )
 from .config import OPTIMIZERS, SCHEDULES, TrainConfig, parent_train_config
-from .loop import Callback, TrainResult, evaluate_accuracy, fit
-from .optim import build_optimizer, build_scheduler
+from .loop import Callback, Objective, TrainResult, cross_entropy, evaluate_accuracy, fit
+from .optim import build_optimizer, build_scheduler, cycle_minima
 
 __all__ = [
     "check_output_dir",
@@ -24,6 +24,9 @@ __all__ = [
     "OPTIMIZERS",
     "SCHEDULES",
     "Callback",
+    "Objective",
+    "cross_entropy",
+    "cycle_minima",
     "TrainConfig",
     "TrainResult",
     "build_optimizer",

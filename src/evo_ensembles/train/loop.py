@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -39,6 +39,17 @@ from ..errors import UserError
 from .checkpoint import clear_train_state, load_train_state, save_train_state
 from .config import TrainConfig
 from .optim import build_optimizer, build_scheduler
+
+Objective = Callable[[nn.Module, torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor, torch.Tensor]]
+"""``objective(model, x, y) -> (loss, logits, targets)``: the loss to minimise on a batch and
+the (N, C) logits and (N,) targets its training accuracy is counted on. Multi-member models
+(TreeNet, BatchEnsemble, MIMO) give their own; the default is :func:`cross_entropy`."""
+
+
+def cross_entropy(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The default objective: cross-entropy of ``model(x)``."""
+    logits = model(x)
+    return F.cross_entropy(logits, y), logits, y
 
 
 class Callback:
@@ -99,12 +110,14 @@ def fit(
     checkpoint_dir: str | Path | None = None,
     progress: bool = True,
     desc: str = "train",
+    objective: Objective = cross_entropy,
 ) -> TrainResult:
     """Train ``model`` in place on ``train`` with cross-entropy; return per-epoch stats.
 
     ``train`` (and ``val``) is an :class:`ArrayData` (seeded order and augmentation, exact
     resume), a ``Dataset`` (seeded order; its own transforms) or a ``DataLoader`` (the user's
     order: a resumed run is not bit-identical); see :mod:`evo_ensembles.data.loaders`.
+    ``objective`` gives the loss of a batch (default: cross-entropy of ``model(x)``).
     """
     if data_size(train) == 0:
         raise UserError("cannot train on an empty data set")
@@ -141,7 +154,7 @@ def fit(
         loader.set_epoch(epoch)
         model.train()
         loss_sum = torch.zeros((), device=device)
-        correct = torch.zeros((), device=device, dtype=torch.long)
+        correct = torch.zeros((), device=device)
         t0 = time.perf_counter()
         # Dropout draws from the global generator: seed it per epoch inside a fork so runs
         # are reproducible and resumable without touching the caller's random state.
@@ -152,8 +165,7 @@ def fit(
             for x, y in bar:
                 for cb in callbacks:
                     cb.on_batch_start(model, step)
-                logits = model(x)
-                loss = F.cross_entropy(logits, y)
+                loss, logits, targets = objective(model, x, y)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
@@ -163,14 +175,15 @@ def fit(
                     cb.on_after_step(model, step)
                 step += 1
                 loss_sum += loss.detach() * len(y)
-                correct += (logits.detach().argmax(1) == y).sum()
+                # per input: several members' predictions of one input count as one input
+                correct += (logits.detach().argmax(1) == targets).sum() * (len(y) / len(targets))
             bar.close()
         seconds = time.perf_counter() - t0
         n = loader.num_samples
         stats = {
             "epoch": epoch + 1,
             "loss": float(loss_sum) / n,
-            "train_accuracy": int(correct) / n,
+            "train_accuracy": float(correct) / n,
             "lr": optimizer.param_groups[0]["lr"],
             "seconds": seconds,
             "samples_per_second": n / seconds,

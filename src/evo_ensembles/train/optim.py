@@ -50,6 +50,13 @@ def build_scheduler(
             max_momentum=0.95,
         )
 
+    if cfg.schedule == "cosine-restarts":
+        return torch.optim.lr_scheduler.CosineAnnealingWarmRestarts(
+            optimizer, T_0=cfg.cycle_epochs * steps_per_epoch, eta_min=cfg.min_lr)
+    if cfg.schedule == "cyclic":
+        return torch.optim.lr_scheduler.LambdaLR(
+            optimizer, lambda s: cyclic_factor(s, cfg.cycle_epochs * steps_per_epoch, cfg.min_lr / cfg.lr))
+
     def step_decay(step: int) -> float:
         frac = step / total
         if frac < 0.5:
@@ -59,3 +66,21 @@ def build_scheduler(
         return 0.01
 
     return torch.optim.lr_scheduler.LambdaLR(optimizer, step_decay)
+
+
+def cyclic_factor(step: int, cycle_steps: int, low: float) -> float:
+    """FGE's cyclic rate as a fraction of α1: 1 at each cycle boundary, ``low`` (α2/α1) at
+    mid-cycle, linear in between (t is the position in the cycle, as in the FGE code)."""
+    t = (step % cycle_steps) / cycle_steps
+    return 1.0 - 2.0 * t * (1.0 - low) if t < 0.5 else low + (2.0 * t - 1.0) * (1.0 - low)
+
+
+def cycle_minima(schedule: str, cycle_epochs: int, steps_per_epoch: int, total_steps: int) -> list[int]:
+    """The steps (0-based, the step just taken) at which a cyclic schedule's rate is lowest:
+    the last step of each cosine cycle (Snapshot), the mid-point of each cyclic cycle (FGE)."""
+    c = cycle_epochs * steps_per_epoch
+    if schedule == "cosine-restarts":
+        return [s for s in range(c - 1, total_steps, c)]
+    if schedule == "cyclic":
+        return [s for s in range(c // 2, total_steps, c)]
+    raise ValueError(f"{schedule!r} is not a cyclic schedule")
