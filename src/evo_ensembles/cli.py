@@ -19,6 +19,7 @@ from typing import Any
 
 from ._version import __version__
 from .config import add_config_arguments, config_from_args
+from .config.baseline import BaselineRunConfig
 from .config.imagenet import ImageNetRunConfig
 from .config.noisy import NoisyRunConfig
 from .config.rl import RLEvalConfig, RLTrainConfig
@@ -106,6 +107,16 @@ COMMANDS = [
         "noisy children by validation accuracy, and report parent vs ensemble on test.",
         _print_results("evo_ensembles.recipes.noisy:print_summary"),
         "runs/imagenet",
+    ),
+    Command(
+        "baseline",
+        BaselineRunConfig,
+        "evo_ensembles.recipes.baseline:run_baseline",
+        "a peer method (MC Dropout, Snapshot, FGE, TreeNet, BatchEnsemble, MIMO, FreeTickets, ...)",
+        "Train one peer ensemble method at a stated budget (--epochs of one model) and report it like "
+        "the subnetwork methods, with its training FLOPs relative to one dense model.",
+        _print_results("evo_ensembles.recipes.baseline:print_summary"),
+        "runs/baseline",
     ),
     Command(
         "rl train",

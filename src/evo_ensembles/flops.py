@@ -38,6 +38,7 @@ from .train.loop import Objective, cross_entropy
 
 def _count(model: nn.Module, x: torch.Tensor, y: torch.Tensor, objective: Objective) -> FlopCounterMode:
     was = model.training
+    buffers = {k: v.clone() for k, v in model.named_buffers()}  # BatchNorm statistics move in a step
     model.train()
     counter = FlopCounterMode(display=False)
     try:
@@ -47,6 +48,9 @@ def _count(model: nn.Module, x: torch.Tensor, y: torch.Tensor, objective: Object
     finally:
         model.zero_grad(set_to_none=True)
         model.train(was)
+        with torch.no_grad():
+            for k, v in model.named_buffers():
+                v.copy_(buffers[k])
     return counter
 
 
@@ -73,8 +77,8 @@ def step_flops(
     """FLOPs of one training step (forward + backward of ``objective``) on the batch ``(x, y)``.
 
     ``densities`` maps module names (as in ``named_modules()``) to the fraction of their
-    weights kept; each named module's share counts at that fraction. The model's
-    gradients are cleared afterwards and its random state is left untouched.
+    weights kept; each named module's share counts at that fraction. The model is left as it
+    was: gradients cleared, buffers (BatchNorm statistics) restored, random state untouched.
     """
     counter = _count(model, x, y, objective)
     total = float(counter.get_total_flops())

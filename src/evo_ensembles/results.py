@@ -62,9 +62,34 @@ class ClassifierResults(Provenance):
     timing: dict[str, Any]
 
 
+class TrainingCost(TypedDict):
+    """:class:`evo_ensembles.flops.TrainingCost`: FLOPs relative to one dense model."""
+
+    flops: float
+    reference_flops: float
+    epochs: float
+    reference_epochs: float
+    relative: float
+
+
+class BaselineResults(ClassifierResults):
+    """``baseline`` (a peer method): ``parent`` is None; members add the method's own keys
+    (seed, density, lr at collection, …)."""
+
+    training_flops: float  # relative to one dense model trained for the budget's epochs
+    epochs: float  # epochs run, summed over separately trained models
+    training_cost: TrainingCost
+
+
 class SparseResults(ClassifierResults):
     """``sparse`` and ``stochastic`` (which adds ``annealing``); members add ``density``
-    and ``tune_seconds``."""
+    and ``tune_seconds``. ``training_flops`` is relative to one dense model trained for the
+    parent's plus the children's epochs (None for a parent checkpoint without its training
+    record)."""
+
+    training_flops: float | None
+    epochs: float | None
+    training_cost: TrainingCost | None
 
 
 class NoisyResults(ClassifierResults):
@@ -74,6 +99,9 @@ class NoisyResults(ClassifierResults):
     delta_accuracy: float
     delta_nll: float
     delta_ece: float
+    training_flops: float | None  # the parent's training (children are not trained): 1.0
+    epochs: float | None
+    training_cost: TrainingCost | None
     sigma: float | list[float]
     density: float
     mean_kl: float
@@ -109,5 +137,5 @@ class RLResults(Provenance):
     timing: dict[str, Any]
 
 
-__all__ = ["ClassifierResults", "Diversity", "EnsembleMetrics", "EpisodeSummary", "Metrics", "NoisyResults",
+__all__ = ["BaselineResults", "ClassifierResults", "TrainingCost", "Diversity", "EnsembleMetrics", "EpisodeSummary", "Metrics", "NoisyResults",
            "Provenance", "RLResults", "SparseResults"]

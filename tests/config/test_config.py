@@ -11,7 +11,7 @@ from evo_ensembles.config.sparse import SparseRunConfig, StochasticRunConfig
 from evo_ensembles.errors import UserError
 
 REQUIRED = {"rl train": ["--env", "gym:CartPole-v1"], "rl evaluate": ["--agent", "A"],
-            "imagenet": ["--data", "D", "--model", "resnet18"]}
+            "imagenet": ["--data", "D", "--model", "resnet18"], "baseline": ["--method", "snapshot"]}
 
 
 @pytest.mark.parametrize("cmd", COMMANDS, ids=lambda c: c.name)

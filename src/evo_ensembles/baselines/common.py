@@ -30,7 +30,7 @@ from torch import nn
 
 from ..data import DataSplits
 from ..ensemble import BaseEnsemble
-from ..flops import TrainingCost, per_example, step_flops
+from ..flops import TrainingCost, mask_densities, per_example, step_flops
 from ..models import build_model
 from ..train.loop import Objective, cross_entropy
 
@@ -41,7 +41,8 @@ class BaselineResult:
 
     ``epochs``: epochs run, summed over separately trained models (a 4-model deep ensemble of
     16 epochs each ran 64). ``training_flops``: FLOPs counted for all of its training
-    (:mod:`evo_ensembles.flops`); ``None`` where it was not counted.
+    (:mod:`evo_ensembles.flops`); ``None`` where it was not counted. ``trace``: per-step
+    values worth checking, e.g. the learning rate of every step (``"lr"``).
     """
 
     ensemble: BaseEnsemble
@@ -50,6 +51,7 @@ class BaselineResult:
     training_flops: float | None = None
     members: list[dict[str, Any]] = field(default_factory=list)
     history: list[dict[str, Any]] = field(default_factory=list)
+    trace: dict[str, list[float]] = field(default_factory=dict)  # per-step traces, e.g. "lr"
 
     def cost(self, reference_flops: float, reference_epochs: float) -> TrainingCost:
         """This result's cost relative to one dense model's full training."""
@@ -109,6 +111,17 @@ def training_flops(model: nn.Module, data: DataSplits, batch_size: int, examples
     return per_example(step_flops(model, x, y, objective=objective, densities=densities), len(x)) * examples
 
 
+def masked_training_flops(model: nn.Module, mask: dict[str, torch.Tensor], data: DataSplits, batch_size: int,
+                          examples: float, *, extra_density: float = 0.0) -> float:
+    """:func:`training_flops` of a pruned model, each masked layer at its mask's density.
+
+    ``extra_density``: the expected share of the *pruned* weights that is active anyway
+    (stochastic annealing: each forward pass keeps pruned weight w with probability P(w)).
+    """
+    dens = {name: d + (1.0 - d) * extra_density for name, d in mask_densities(mask).items()}
+    return training_flops(model, data, batch_size, examples, densities=dens)
+
+
 def reference_flops(model_name: str, data: DataSplits, epochs: float, batch_size: int = 128) -> float:
     """FLOPs of one dense ``model_name`` trained ``epochs`` epochs on the full training split."""
     model = build_model(model_name, data.input_shape, data.num_classes)
@@ -120,5 +133,5 @@ def stage_dir(workdir: str | Path | None, name: str) -> Path | None:
     return None if workdir is None else Path(workdir) / name
 
 
-__all__ = ["BaselineResult", "MultiOutputEnsemble", "members_cross_entropy", "reference_flops",
+__all__ = ["BaselineResult", "MultiOutputEnsemble", "masked_training_flops", "members_cross_entropy", "reference_flops",
            "sample_batch", "stage_dir", "training_flops"]

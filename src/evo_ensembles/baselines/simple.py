@@ -1,7 +1,8 @@
-"""The small-budget baselines of Table 5.1: Independent, Dropout, Bagging (SPEC §3).
+"""Peers made of separately trained dense models: Independent, Dropout (one model),
+Bagging (SPEC §3, Table 5.1) and the dense Deep Ensemble (Lakshminarayanan et al. 2017).
 
-Each trains through :func:`evo_ensembles.train.fit` and reports its cost in epochs of one
-full model over the full training split, so methods compare at equal budgets.
+Each trains through :func:`evo_ensembles.train.fit` and reports its cost in epochs (summed
+over its models) and in FLOPs counted on a real step.
 
 Example:
     >>> from evo_ensembles import load_dataset, TrainConfig
@@ -13,65 +14,81 @@ Example:
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 import torch
 
-from ..checks import check_fraction
+from ..checks import check_fraction, check_positive_int
 from ..data import DataSplits
 from ..ensemble import Ensemble
 from ..models import build_model
 from ..subnet import derive_seed
 from ..train import TrainConfig, fit
-
-
-@dataclass
-class BaselineResult:
-    """An ensemble (one member for single models) and what it cost to train."""
-
-    ensemble: Ensemble
-    epochs: float  # full-model epochs over the full training split
-    seconds: float
+from .common import BaselineResult, stage_dir, training_flops
 
 
 def _train_one(model_name: str, data: DataSplits, cfg: TrainConfig, *, dropout: float = 0.0,
-               train=None, device="auto", progress=False, desc="train"):
+               train=None, device="auto", progress=False, desc="train", workdir=None, stage="model"):
     model = build_model(model_name, data.input_shape, data.num_classes, dropout=dropout,
                         seed=cfg.seed)
-    res = fit(model, data.train if train is None else train, cfg, augment=data.augment,
-              device=device, progress=progress, desc=desc)
-    return model, res
+    train = data.train if train is None else train
+    res = fit(model, train, cfg, augment=data.augment, device=device, progress=progress, desc=desc,
+              checkpoint_dir=stage_dir(workdir, stage))
+    flops = training_flops(model, data, cfg.batch_size, cfg.epochs * len(train))
+    return model, res, flops
 
 
 def independent(model_name: str, data: DataSplits, cfg: TrainConfig, *, device="auto",
-                progress=False) -> BaselineResult:
+                progress=False, workdir=None) -> BaselineResult:
     """One model trained for ``cfg.epochs``."""
-    model, res = _train_one(model_name, data, cfg, device=device, progress=progress,
-                            desc="independent")
-    return BaselineResult(Ensemble([model]), float(cfg.epochs), res.seconds)
+    model, res, flops = _train_one(model_name, data, cfg, device=device, progress=progress,
+                                   desc="independent", workdir=workdir)
+    return BaselineResult(Ensemble([model]), float(cfg.epochs), res.seconds, flops,
+                          members=[{"seed": cfg.seed}], history=res.history)
 
 
 def dropout_model(model_name: str, data: DataSplits, cfg: TrainConfig, *, p: float = 0.5,
-                  device="auto", progress=False) -> BaselineResult:
+                  device="auto", progress=False, workdir=None) -> BaselineResult:
     """The same model with dropout ``p`` after every hidden layer (evaluated without dropout)."""
-    model, res = _train_one(model_name, data, cfg, dropout=p, device=device, progress=progress,
-                            desc="dropout")
-    return BaselineResult(Ensemble([model]), float(cfg.epochs), res.seconds)
+    model, res, flops = _train_one(model_name, data, cfg, dropout=p, device=device, progress=progress,
+                                   desc="dropout", workdir=workdir)
+    return BaselineResult(Ensemble([model]), float(cfg.epochs), res.seconds, flops,
+                          members=[{"seed": cfg.seed, "dropout": p}], history=res.history)
+
+
+def _seeded_models(model_name, data, cfg, members, *, stream, fraction=None, device, progress, workdir, desc):
+    ens, seconds, flops, info, epochs = Ensemble(), 0.0, 0.0, [], 0.0
+    n = len(data.train)
+    for i in range(members):
+        seed = derive_seed(cfg.seed, stream, i) % (2**31)
+        train = None
+        if fraction is not None:
+            g = torch.Generator().manual_seed(seed)
+            train = data.train.subset(torch.randperm(n, generator=g)[: int(round(fraction * n))])
+        model, res, f = _train_one(model_name, data, replace(cfg, seed=seed), train=train, device=device,
+                                   progress=progress, desc=f"{desc} {i + 1}/{members}", workdir=workdir,
+                                   stage=f"member_{i}")
+        d = {"seed": seed} if fraction is None else {"seed": seed, "fraction": fraction}
+        ens.add(model, d)
+        info.append(d)
+        seconds, flops = seconds + res.seconds, flops + f
+        epochs += cfg.epochs * (1.0 if fraction is None else fraction)
+    return BaselineResult(ens, epochs, seconds, flops, members=info)
 
 
 def bagging(model_name: str, data: DataSplits, cfg: TrainConfig, *, members: int = 8,
-            fraction: float = 0.9, device="auto", progress=False) -> BaselineResult:
+            fraction: float = 0.9, device="auto", progress=False, workdir=None) -> BaselineResult:
     """``members`` models, each trained ``cfg.epochs`` on its own random ``fraction`` of train
-    (drawn without replacement, seeded per member)."""
+    (drawn without replacement, seeded per member); epochs count full-split passes."""
     check_fraction(fraction, "bagging fraction")
-    n = len(data.train)
-    ens, seconds = Ensemble(), 0.0
-    for i in range(members):
-        seed = derive_seed(cfg.seed, 3, i) % (2**31)
-        g = torch.Generator().manual_seed(seed)
-        idx = torch.randperm(n, generator=g)[: int(round(fraction * n))]
-        model, res = _train_one(model_name, data, replace(cfg, seed=seed), train=data.train.subset(idx),
-                                device=device, progress=progress, desc=f"bag {i + 1}/{members}")
-        ens.add(model, {"seed": seed, "fraction": fraction})
-        seconds += res.seconds
-    return BaselineResult(ens, members * cfg.epochs * fraction, seconds)
+    check_positive_int(members, "members")
+    return _seeded_models(model_name, data, cfg, members, stream=3, fraction=fraction, device=device,
+                          progress=progress, workdir=workdir, desc="bag")
+
+
+def deep_ensemble(model_name: str, data: DataSplits, cfg: TrainConfig, *, members: int = 4,
+                  device="auto", progress=False, workdir=None) -> BaselineResult:
+    """``members`` dense models from different seeds, each trained ``cfg.epochs`` on all of train."""
+    check_positive_int(members, "members")
+    return _seeded_models(model_name, data, cfg, members, stream=4, device=device, progress=progress,
+                          workdir=workdir, desc="member")

@@ -83,7 +83,21 @@ class DataFields(RunConfig):
 
 
 @dataclass(kw_only=True)
-class ParentFields(RunConfig):
+class TrainingFields(RunConfig):
+    """How a model is trained: optimizer, learning rate, batch size (the parent's, or a peer's)."""
+
+    optimizer: str = option(
+        "adam",
+        "adam (constant lr) or sgd (Nesterov, the paper's step decay)",
+        choices=OPTIMIZERS,
+        group="parent training",
+    )
+    lr: float = option(1e-3, "parent learning rate", check=check_positive, group="parent training")
+    batch_size: int = option(128, "batch size", check=check_positive_int, group="parent training")
+
+
+@dataclass(kw_only=True)
+class ParentFields(TrainingFields):
     """The parent: a checkpoint to start from, or how to train one."""
 
     model: str | None = option(
@@ -104,14 +118,6 @@ class ParentFields(RunConfig):
         check=check_positive_int,
         group="parent training",
     )
-    optimizer: str = option(
-        "adam",
-        "adam (constant lr) or sgd (Nesterov, the paper's step decay)",
-        choices=OPTIMIZERS,
-        group="parent training",
-    )
-    lr: float = option(1e-3, "parent learning rate", check=check_positive, group="parent training")
-    batch_size: int = option(128, "batch size", check=check_positive_int, group="parent training")
 
     def resolve(self) -> None:
         super().resolve()
@@ -151,4 +157,4 @@ class EnsembleFields(RunConfig):
     )
 
 
-__all__ = ["DEFAULT_MODEL", "DataFields", "EnsembleFields", "ParentFields", "RuntimeFields"]
+__all__ = ["DEFAULT_MODEL", "DataFields", "EnsembleFields", "ParentFields", "RuntimeFields", "TrainingFields"]

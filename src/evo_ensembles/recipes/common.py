@@ -110,6 +110,47 @@ def train_or_load_parent(
     return model, meta, result.seconds
 
 
+def parent_cost(parent: nn.Module, parent_meta: dict[str, Any], data: DataSplits,
+                batch_size: int) -> tuple[float | None, float | None]:
+    """FLOPs and epochs of the parent's training, from the training record in its checkpoint
+    (``(None, None)`` for a checkpoint without one)."""
+    from ..baselines.common import training_flops
+
+    train = parent_meta.get("train")
+    epochs = train.get("epochs") if isinstance(train, dict) else None
+    if not isinstance(epochs, (int, float)):
+        return None, None
+    bs = int(train.get("batch_size", batch_size))
+    return training_flops(parent, data, bs, epochs * len(data.train)), float(epochs)
+
+
+def subnetwork_cost(parent: nn.Module, parent_meta: dict[str, Any], data: DataSplits, batch_size: int,
+                    children: list[tuple[dict[str, torch.Tensor], list[tuple[float, float]]]]) -> dict[str, Any]:
+    """Training cost of a subnetwork ensemble (SPEC §5): the parent's dense training plus
+    each child's tuning at its density, relative to one dense model trained for as many
+    epochs as the parent and children together (the paper's 0.85× for the sparse ensembles).
+
+    ``children``: ``(mask, [(epochs, extra_density), ...])`` per child: its tuning phases,
+    each at the mask's density plus the expected active share of its pruned weights
+    (0 after pruning; stochastic annealing keeps more); an empty mask is a dense child.
+    """
+    from ..baselines.common import masked_training_flops, training_flops
+    from ..flops import TrainingCost
+
+    flops, epochs = parent_cost(parent, parent_meta, data, batch_size)
+    if flops is None:
+        return {"training_flops": None, "epochs": None, "training_cost": None}
+    n = len(data.train)
+    for mask, phases in children:
+        for child_epochs, extra in phases:
+            flops += (masked_training_flops(parent, mask, data, batch_size, child_epochs * n, extra_density=extra)
+                      if mask else training_flops(parent, data, batch_size, child_epochs * n))
+            epochs += child_epochs
+    ref = training_flops(parent, data, batch_size, epochs * n)
+    cost = TrainingCost(flops, ref, epochs, epochs)
+    return {"training_flops": cost.relative, "epochs": epochs, "training_cost": cost.to_dict()}
+
+
 def evaluate_probs(
     parent_p: torch.Tensor,
     member_p: torch.Tensor,

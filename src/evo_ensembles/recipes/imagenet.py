@@ -151,6 +151,8 @@ def run_imagenet(cfg: ImageNetRunConfig, out: str | Path, *, progress: bool = Tr
         "trust_region": res.trust_region.to_dict() if res.trust_region else None,
         "population": population,
         "validation": {"parent": classification_metrics(parent_val, val_y, cfg.ece_bins), "ensemble": None},
+        # a pretrained model: its training is not this run's to count
+        "training_flops": None, "epochs": None, "training_cost": None,
         "config": {**cfg.to_dict(), "dataset": "imagenet-val"},
         "seed": cfg.seed,
         "weights": winfo,

@@ -58,6 +58,7 @@ from .common import (
     load_model_checkpoint,
     model_meta,
     provenance,
+    subnetwork_cost,
     train_or_load_parent,
 )
 
@@ -133,6 +134,8 @@ def run_noisy(cfg: NoisyRunConfig, out: str | Path, *, progress: bool = True,
         "evolution": search.get("evolution"),
         "validation": {"parent": val["parent"], "ensemble": val["ensemble"],
                        "members": val["members"]},
+        # children are not trained: the cost is the parent's (evaluation is not training)
+        **subnetwork_cost(parent, parent_meta, data, cfg.batch_size, []),
         "config": {**cfg.to_dict(), "model": model_name},
         "seed": cfg.seed,
         "data": {**data.describe(), "probe": f"first {min(cfg.probe_size, len(data.val))} validation examples",

@@ -42,6 +42,7 @@ from .common import (
     load_model_checkpoint,
     model_meta,
     provenance,
+    subnetwork_cost,
     train_or_load_parent,
 )
 
@@ -90,9 +91,11 @@ def run_sparse(cfg: SparseRunConfig, out: str | Path, *, progress: bool = True,
         )
 
     specs = cfg.child_specs()
-    children, densities, child_s = _children(
+    children, densities, child_s, masks = _children(
         out, cfg, parent, parent_meta["model"], data, specs, device, progress
     )
+    cost = subnetwork_cost(parent, parent_meta, data, cfg.batch_size,
+                           [(m, tuning_phases(s, cfg.child_epochs)) for m, s in zip(masks, specs)])
     t_eval = time.perf_counter()
     ens = Ensemble(children, parent=parent, include_parent=cfg.include_parent, combine=cfg.combine)
     test = ens.evaluate(data.test.x, data.test.y, ece_bins=cfg.ece_bins)
@@ -118,6 +121,7 @@ def run_sparse(cfg: SparseRunConfig, out: str | Path, *, progress: bool = True,
         "validation": None
         if val is None
         else {"parent": val["parent"], "ensemble": val["ensemble"]},
+        **cost,
         "config": cfg.to_dict(),
         "seed": cfg.seed,
         "data": data.describe(),
@@ -279,7 +283,23 @@ def _children(out, cfg, parent, model_name, data, specs, device, progress):
         [c.model for c in done],
         [mask_density(c.mask) for c in done],
         [remote.get(c.index, c.seconds) for c in done],
+        [c.mask for c in done],
     )
+
+
+def tuning_phases(spec: ChildSpec, epochs: int) -> list[tuple[float, float]]:
+    """``(epochs, expected active share of the pruned weights)`` of a child's tuning, for its
+    FLOP count: one-shot pruning 0 throughout; iterative pruning removes an equal share at the
+    start of each of its E_p epochs; stochastic annealing keeps pruned weights with a
+    probability annealed (cosine, mean half its start) to 0 over E_a epochs: T0 to 0 for
+    temperature annealing, about 0.5 to 0 for random/mog."""
+    if spec.kind == "stochastic":
+        start = spec.t0 if spec.anneal == "temperature" else 0.5
+        return [(float(spec.anneal_epochs), start / 2), (float(epochs - spec.anneal_epochs), 0.0)]
+    if spec.prune_epochs:
+        e_p = spec.prune_epochs
+        return [(1.0, (e_p - 1 - j) / e_p) for j in range(e_p)] + [(float(epochs - e_p), 0.0)]
+    return [(float(epochs), 0.0)]
 
 
 def summary_rows(results: dict[str, Any]) -> list[list[object]]:

@@ -87,12 +87,16 @@ class TrainResult:
 
 @torch.no_grad()
 def evaluate_accuracy(model: nn.Module, data: TrainData, device: torch.device, batch_size: int = 1024) -> float:
-    """Top-1 accuracy of ``model`` on ``data`` (ArrayData, a Dataset or a DataLoader) in eval mode."""
+    """Top-1 accuracy of ``model`` on ``data`` (ArrayData, a Dataset or a DataLoader) in eval mode
+    (of the members' averaged probabilities for a model returning (M, B, C) logits)."""
     was = model.training
     model.eval()
     correct = seen = 0
     for x, y in epoch_batches(data, batch_size, device=device):
-        correct += int((model(x).argmax(1) == y).sum())
+        out = model(x)
+        if out.dim() == 3:  # (M, B, C) members of one network: their averaged probabilities
+            out = torch.softmax(out.float(), -1).mean(0)
+        correct += int((out.argmax(1) == y).sum())
         seen += len(y)
     model.train(was)
     return correct / seen if seen else float("nan")

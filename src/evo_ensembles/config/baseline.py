@@ -1,0 +1,152 @@
+"""Config of the ``baseline`` run: one peer method at a stated budget.
+
+The budget is ``--epochs``: one model's full training. Each method spends it by its own rule
+(SPEC §3), and reports the epochs it actually ran and its FLOPs relative to that one model:
+
+==================  ===============================================================
+independent         one model, the budget's epochs
+dropout             one model with dropout, evaluated without it
+mc-dropout          one model with dropout, M stochastic passes at test time
+bagging             M models of ``--member-epochs`` on random 90% subsets
+deep-ensemble       M models of ``--member-epochs`` from different seeds
+snapshot            M cosine cycles of epochs / M (one run)
+fge                 pre-training, then M cyclic-lr cycles of ``--cycle-epochs``
+treenet             shared trunk, M branches, the budget's epochs
+batchensemble       rank-1 members, batch tiled M times, the budget's epochs
+mimo                M inputs and heads, the budget's epochs
+dst                 M sparse runs of ``--member-epochs`` from scratch (ERK, prune-and-regrow)
+edst                one sparse run: exploration, then M refinement phases
+mothernets          an MLP mothernet, hatched into M wider members, trained further
+==================  ===============================================================
+
+Example:
+    >>> cfg = BaselineRunConfig(method="snapshot", epochs=8)
+    >>> cfg.members, cfg.method_options()
+    (4, {'members': 4})
+    >>> BaselineRunConfig(method="snapshot", epochs=6, members=4)
+    Traceback (most recent call last):
+    ...
+    evo_ensembles.errors.UserError: --epochs (6) must be a multiple of --members (4) for snapshot
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Any
+
+from ..checks import check_fraction, check_positive, check_positive_int, check_probability
+from ..errors import UserError
+from ..train import TrainConfig, parent_train_config
+from .fields import option
+from .shared import DEFAULT_MODEL, DataFields, EnsembleFields, RuntimeFields, TrainingFields
+
+PEERS = ("independent", "dropout", "mc-dropout", "bagging", "deep-ensemble", "snapshot", "fge", "treenet",
+         "batchensemble", "mimo", "dst", "edst", "mothernets")
+# Ensemble sizes of the paper's tables (SPEC §3) where it states one; 4 otherwise.
+DEFAULT_MEMBERS = {"independent": 1, "dropout": 1, "mc-dropout": 8, "bagging": 8, "deep-ensemble": 4,
+                   "snapshot": 4, "fge": 2, "treenet": 3, "batchensemble": 4, "mimo": 3, "dst": 3, "edst": 3,
+                   "mothernets": 3}
+SINGLE = ("independent", "dropout")
+SPLIT_BUDGET = ("bagging", "deep-ensemble", "dst")  # M separately trained models
+
+
+@dataclass(kw_only=True)
+class BaselineRunConfig(EnsembleFields, TrainingFields, DataFields, RuntimeFields):
+    """Settings of a ``baseline`` run; each field is one CLI flag."""
+
+    method: str = option(help="the peer method", choices=PEERS, group="method")
+    model: str = option(DEFAULT_MODEL, "model (mothernets: an MLP, mlp-<w>[x<d>])", group="data and model")
+    epochs: int = option(16, "the budget: epochs of one model's full training", check=check_positive_int,
+                         group="method")
+    members: int | None = option(None, "ensemble size (MC Dropout: test-time passes)", check=check_positive_int,
+                                 group="method", default_help="the method's own (paper sizes)")
+    member_epochs: int | None = option(
+        None, "bagging, deep-ensemble, dst: epochs of each separately trained member", check=check_positive_int,
+        group="method", default_help="--epochs / --members: the same total budget")
+    dropout: float | None = option(None, "dropout rate (dropout, mc-dropout)", check=check_probability,
+                                   group="method", default_help="0.3 in residual blocks, 0.5 after hidden layers")
+    bag_fraction: float = option(0.9, "bagging: fraction of train per member", check=check_fraction, group="method")
+    cycle_epochs: int = option(2, "fge: epochs per cyclic-lr cycle (even)", check=check_positive_int, group="method")
+    pretrain_fraction: float = option(0.8, "fge: share of the budget before the cycles (when --members is unset)",
+                                      check=check_fraction, group="method")
+    fge_lr_low: float | None = option(None, "fge: α2, the rate at mid-cycle", check=check_positive, group="method",
+                                      default_help="--lr / 100")
+    split: str | None = option(None, "treenet: first layer of the branches (e.g. conv2, layer2)", group="method",
+                               default_help="after the first block")
+    init: str = option("normal", "batchensemble: fast-weight init, N(1, 0.5) or random signs",
+                       choices=("normal", "random-sign"), group="method")
+    batch_repetitions: int = option(2, "mimo: times each batch is repeated", check=check_positive_int,
+                                    group="method")
+    input_sharing: float = option(0.5, "mimo: ρ, the share of a batch every member sees alike",
+                                  check=check_probability, group="method")
+    density: float | None = option(None, "dst/edst: fraction of weights kept", check=check_fraction,
+                                   group="method", default_help="0.2 (dst), 0.1 (edst)")
+    death_rate: float = option(0.5, "dst/edst: share of active weights pruned and regrown per update",
+                               check=check_probability, group="method")
+    update_interval: int = option(100, "dst/edst: steps between prune-and-regrow updates",
+                                  check=check_positive_int, group="method")
+    regrow: str = option("gradient", "dst/edst: regrow by gradient magnitude (RigL) or at random (SET)",
+                         choices=("gradient", "random"), group="method")
+    mother_width: int | None = option(None, "mothernets: hidden width of the mothernet", check=check_positive_int,
+                                      group="method", default_help="half the members'")
+
+    def resolve(self) -> None:
+        super().resolve()
+        if self.members is None:
+            self.members = DEFAULT_MEMBERS.get(self.method, 4)
+        if self.member_epochs is None and self.method in SPLIT_BUDGET:
+            self.member_epochs = max(1, self.epochs // self.members)
+        if self.density is None and self.method in ("dst", "edst"):
+            self.density = 0.2 if self.method == "dst" else 0.1
+
+    def check(self) -> None:
+        super().check()
+        if self.method in SINGLE and self.members != 1:
+            raise UserError(f"--method {self.method} is one model; drop --members")
+        if self.method == "snapshot" and self.epochs % self.members:
+            raise UserError(f"--epochs ({self.epochs}) must be a multiple of --members ({self.members}) for snapshot")
+        if self.method == "fge" and self.cycle_epochs % 2:
+            raise UserError(f"--cycle-epochs must be even for fge, got {self.cycle_epochs}")
+        if self.method == "mothernets" and not self.model.lower().startswith("mlp"):
+            raise UserError(f"mothernets widens MLPs; use --model mlp-<w> (got {self.model})")
+        self.train_config()
+
+    def train_config(self) -> TrainConfig:
+        """The budget's training settings (Adam at a constant rate, or SGD with the step decay)."""
+        return parent_train_config(self.epochs, self.lr, self.optimizer, self.batch_size, self.seed)
+
+    def method_options(self) -> dict[str, Any]:
+        """Keywords of the method's library function (besides model, data, config)."""
+        m = self.method
+        opts: dict[str, Any] = {} if m in SINGLE else {"members": self.members}
+        if m in ("dropout", "mc-dropout") and self.dropout is not None:
+            opts["p"] = self.dropout
+        if m == "mc-dropout":
+            opts = {"passes": self.members, **{k: v for k, v in opts.items() if k != "members"}}
+        if m == "bagging":
+            opts["fraction"] = self.bag_fraction
+        if m == "fge":
+            opts.update(cycle_epochs=self.cycle_epochs, pretrain_fraction=self.pretrain_fraction,
+                        lr_low=self.fge_lr_low)
+        if m == "treenet" and self.split:
+            opts["split"] = self.split
+        if m == "batchensemble":
+            opts["init"] = self.init
+        if m == "mimo":
+            opts.update(batch_repetitions=self.batch_repetitions, input_sharing=self.input_sharing)
+        if m in ("dst", "edst"):
+            opts.update(density=self.density, death_rate=self.death_rate, update_interval=self.update_interval,
+                        regrow=self.regrow)
+        if m == "mothernets" and self.mother_width is not None:
+            opts["mother_width"] = self.mother_width
+        return opts
+
+    def method_train_config(self) -> TrainConfig:
+        """What the method's function gets as ``cfg``: the budget, or one member's epochs."""
+        cfg = self.train_config()
+        if self.method in SPLIT_BUDGET:
+            cfg = replace(cfg, epochs=self.member_epochs)
+        return cfg
+
+
+__all__ = ["DEFAULT_MEMBERS", "PEERS", "BaselineRunConfig"]
