@@ -9,6 +9,8 @@ from collections.abc import Callable
 from .batchensemble import BatchEnsemble, batch_ensemble, to_batch_ensemble
 from .common import BaselineResult, MultiOutputEnsemble, reference_flops
 from .cyclic import CollectAtSteps, fge, snapshot
+from .dynamic_sparsity import DynamicSparsity, erk_densities, erk_mask
+from .freetickets import dst, edst
 from .mc_dropout import MCDropoutEnsemble, mc_dropout
 from .mimo import MIMO, MIMOLoss, mimo, mimo_indices, to_mimo
 from .mothernets import mothernet_hidden, mothernets, widen_mlp
@@ -45,6 +47,7 @@ __all__ = [
     "BaselineResult",
     "BatchEnsemble",
     "CollectAtSteps",
+    "DynamicSparsity",
     "MCDropoutEnsemble",
     "MIMOLoss",
     "MultiOutputEnsemble",
@@ -53,6 +56,10 @@ __all__ = [
     "batch_ensemble",
     "deep_ensemble",
     "dropout_model",
+    "dst",
+    "edst",
+    "erk_densities",
+    "erk_mask",
     "fge",
     "get_peer",
     "independent",
