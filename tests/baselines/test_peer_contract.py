@@ -66,6 +66,22 @@ def test_baseline_command_writes_the_shared_schema_with_flops_and_epochs(tmp_pat
     assert main(["baseline", "--method", "snapshot", "--model", "lenet-5", "--epochs", "2", "--members", "2",
                  "--subset", "256", "--data-root", root, "--out", str(out), "--quiet"]) == 0
     assert (out / "results.json").stat().st_mtime_ns == mtime
+    # ... and the same directory refuses a run with other settings instead of mixing stages.
+    assert main(["baseline", "--method", "snapshot", "--model", "lenet-5", "--epochs", "4", "--members", "2",
+                 "--subset", "256", "--data-root", root, "--out", str(out), "--quiet"]) == 2
+    assert "epochs" in capsys.readouterr().err
+
+
+def test_a_multi_stage_peer_skips_its_finished_stages_on_a_rerun(tmp_path):
+    from evo_ensembles.baselines import deep_ensemble
+
+    data, cfg = splits(), TrainConfig(epochs=2, batch_size=16, lr=3e-3)
+    first = deep_ensemble("lenet-5", data, cfg, members=2, workdir=tmp_path, progress=False)
+    assert sorted(p.name for p in tmp_path.glob("*.safetensors")) == ["member_0.safetensors", "member_1.safetensors"]
+    again = deep_ensemble("lenet-5", data, cfg, members=2, workdir=tmp_path, progress=False)
+    assert again.seconds == 0.0  # nothing retrained
+    torch.testing.assert_close(again.ensemble.member_probs(data.test.x), first.ensemble.member_probs(data.test.x),
+                               rtol=0, atol=0)
 
 
 def test_baseline_config_refuses_settings_that_do_not_fit_the_method():

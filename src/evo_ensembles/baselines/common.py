@@ -29,9 +29,19 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..data import DataSplits
+from ..devices import resolve_device
 from ..ensemble import BaseEnsemble
 from ..flops import TrainingCost, mask_densities, per_example, step_flops
 from ..models import build_model
+from ..train import (
+    TrainConfig,
+    TrainResult,
+    fit,
+    load_state_into,
+    load_tensors,
+    read_meta,
+    save_model,
+)
 from ..train.loop import Objective, cross_entropy
 
 
@@ -133,5 +143,27 @@ def stage_dir(workdir: str | Path | None, name: str) -> Path | None:
     return None if workdir is None else Path(workdir) / name
 
 
-__all__ = ["BaselineResult", "MultiOutputEnsemble", "masked_training_flops", "members_cross_entropy", "reference_flops",
+def fit_stage(model: nn.Module, train, cfg: TrainConfig, *, workdir: str | Path | None, stage: str,
+              device: str | torch.device = "auto", **fit_kwargs: Any) -> TrainResult:
+    """:func:`fit` one stage of a multi-stage method (a member, a mothernet, a pre-training)
+    so that a rerun skips it once finished: its weights and history are kept in
+    ``workdir/<stage>.safetensors`` with the stage's settings, an unfinished stage resumes
+    from ``workdir/<stage>/``. Without ``workdir`` it is plain :func:`fit`.
+
+    Only for stages whose outcome is the model's weights alone (no callback state).
+    """
+    if workdir is None:
+        return fit(model, train, cfg, device=device, **fit_kwargs)
+    done = Path(workdir) / f"{stage}.safetensors"
+    key = {"stage": stage, "train": cfg.to_dict()}
+    if done.is_file() and read_meta(done).get("run_key") == key:
+        load_state_into(model, load_tensors(done), str(done))
+        model.to(resolve_device(device))
+        return TrainResult(history=list(read_meta(done).get("history", [])), resumed_from_epoch=cfg.epochs)
+    res = fit(model, train, cfg, device=device, checkpoint_dir=Path(workdir) / stage, **fit_kwargs)
+    save_model(done, model, {"run_key": key, "history": res.history})
+    return res
+
+
+__all__ = ["BaselineResult", "MultiOutputEnsemble", "fit_stage", "masked_training_flops", "members_cross_entropy", "reference_flops",
            "sample_batch", "stage_dir", "training_flops"]

@@ -40,7 +40,7 @@ from ..ensemble import Ensemble
 from ..errors import UserError
 from ..models import build_model
 from ..train import Callback, TrainConfig, cycle_minima, fit
-from .common import BaselineResult, stage_dir, training_flops
+from .common import BaselineResult, fit_stage, stage_dir, training_flops
 
 
 class CollectAtSteps(Callback):
@@ -132,8 +132,8 @@ def fge(model_name: str, data: DataSplits, cfg: TrainConfig, *, members: int | N
     alpha1 = cfg.lr if lr_high is None else lr_high
     alpha2 = alpha1 / 100 if lr_low is None else lr_low
     model = build_model(model_name, data.input_shape, data.num_classes, seed=cfg.seed)
-    pre = fit(model, data.train, replace(cfg, epochs=pre_epochs), val=data.val, augment=data.augment, device=device,
-              checkpoint_dir=stage_dir(workdir, "pretrain"), progress=progress, desc="fge pre-train")
+    pre = fit_stage(model, data.train, replace(cfg, epochs=pre_epochs), val=data.val, augment=data.augment,
+                    device=device, workdir=workdir, stage="pretrain", progress=progress, desc="fge pre-train")
     cyc = replace(cfg, epochs=members * cycle_epochs, schedule="cyclic", cycle_epochs=cycle_epochs,
                   lr=alpha1, min_lr=alpha2, seed=cfg.seed + 1)
     spe = steps_per_epoch(data.train, cfg.batch_size)

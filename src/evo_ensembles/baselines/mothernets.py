@@ -45,8 +45,8 @@ from ..ensemble import Ensemble
 from ..errors import UserError
 from ..models import MLP, build_model
 from ..subnet import derive_seed
-from ..train import TrainConfig, fit
-from .common import BaselineResult, stage_dir, training_flops
+from ..train import TrainConfig
+from .common import BaselineResult, fit_stage, training_flops
 
 _STREAM = 0x307  # derive_seed stream of MotherNets' initialisation, hatching and noise
 
@@ -191,8 +191,8 @@ def mothernets(
 
     mother = _new_mlp(base, mother_hidden, derive_seed(cfg.seed, _STREAM, 0))
     mcfg = replace(cfg, epochs=mother_epochs)
-    res = fit(mother, data.train, mcfg, augment=data.augment, device=device, progress=progress,
-              desc="mothernet", checkpoint_dir=stage_dir(workdir, "mother"))
+    res = fit_stage(mother, data.train, mcfg, augment=data.augment, device=device, progress=progress,
+                    desc="mothernet", workdir=workdir, stage="mother")
     flops = training_flops(mother, data, cfg.batch_size, mother_epochs * len(data.train))
     seconds, history = res.seconds, [{"stage": "mother", **h} for h in res.history]
 
@@ -202,9 +202,9 @@ def mothernets(
         noise_seed = derive_seed(cfg.seed, _STREAM, 2, i)
         train_seed = derive_seed(cfg.seed, _STREAM, 3, i) % (2**31)
         member = add_noise(widen_mlp(mother, hidden, seed=hatch_seed), noise, seed=noise_seed)
-        res = fit(member, data.train, replace(cfg, epochs=member_epochs, seed=train_seed),
-                  augment=data.augment, device=device, progress=progress,
-                  desc=f"member {i + 1}/{members}", checkpoint_dir=stage_dir(workdir, f"member{i}"))
+        res = fit_stage(member, data.train, replace(cfg, epochs=member_epochs, seed=train_seed),
+                        augment=data.augment, device=device, progress=progress,
+                        desc=f"member {i + 1}/{members}", workdir=workdir, stage=f"member{i}")
         flops += training_flops(member, data, cfg.batch_size, member_epochs * len(data.train))
         seconds += res.seconds
         history += [{"stage": f"member{i}", **h} for h in res.history]

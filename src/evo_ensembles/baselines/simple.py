@@ -23,8 +23,8 @@ from ..data import DataSplits
 from ..ensemble import Ensemble
 from ..models import build_model
 from ..subnet import derive_seed
-from ..train import TrainConfig, fit
-from .common import BaselineResult, stage_dir, training_flops
+from ..train import TrainConfig
+from .common import BaselineResult, fit_stage, training_flops
 
 
 def _train_one(model_name: str, data: DataSplits, cfg: TrainConfig, *, dropout: float = 0.0,
@@ -32,8 +32,8 @@ def _train_one(model_name: str, data: DataSplits, cfg: TrainConfig, *, dropout: 
     model = build_model(model_name, data.input_shape, data.num_classes, dropout=dropout,
                         seed=cfg.seed)
     train = data.train if train is None else train
-    res = fit(model, train, cfg, augment=data.augment, device=device, progress=progress, desc=desc,
-              checkpoint_dir=stage_dir(workdir, stage))
+    res = fit_stage(model, train, cfg, augment=data.augment, device=device, progress=progress, desc=desc,
+                    workdir=workdir, stage=stage)
     flops = training_flops(model, data, cfg.batch_size, cfg.epochs * len(train))
     return model, res, flops
 

@@ -25,6 +25,7 @@ from ..baselines import get_peer, reference_flops
 from ..config.baseline import BaselineRunConfig
 from ..data import DataSplits
 from ..devices import resolve_device, set_threads
+from ..errors import UserError
 from ..models import build_model
 from ..reporting import markdown_table, plot_heatmap, plot_member_accuracy, text_table
 from ..results import BaselineResults
@@ -39,13 +40,30 @@ TITLES = {
 }
 
 
+def _as_json(obj: Any) -> Any:
+    return json.loads(json.dumps(obj))
+
+
 def _finished(out: Path, cfg: BaselineRunConfig) -> dict[str, Any] | None:
     path = out / "results.json"
     try:
         results = json.loads(path.read_text())
     except (OSError, ValueError):
         return None
-    return results if isinstance(results, dict) and results.get("config") == cfg.to_dict() else None
+    return results if isinstance(results, dict) and results.get("config") == _as_json(cfg.to_dict()) else None
+
+
+def _check_same_run(out: Path, cfg: BaselineRunConfig) -> None:
+    """A run directory resumes only the run it was made for (its stages hold that run's weights)."""
+    try:
+        before = json.loads((out / "config.json").read_text())
+    except (OSError, ValueError):
+        return
+    if before != _as_json(cfg.to_dict()):
+        changed = sorted(k for k in set(before) | set(_as_json(cfg.to_dict()))
+                         if before.get(k) != _as_json(cfg.to_dict()).get(k))
+        raise UserError(f"{out} holds a baseline run with other settings ({', '.join(changed)}); "
+                        "use a new --out or delete it")
 
 
 def run_baseline(cfg: BaselineRunConfig, out: str | Path, *, progress: bool = True,
@@ -65,6 +83,7 @@ def run_baseline(cfg: BaselineRunConfig, out: str | Path, *, progress: bool = Tr
         done = _finished(out, cfg)
         if done is not None:
             return done
+        _check_same_run(out, cfg)
         write_json(out / "config.json", cfg.to_dict())
         method = get_peer(cfg.method)
         res = method(cfg.model, data, cfg.method_train_config(), **cfg.method_options(), device=device,
