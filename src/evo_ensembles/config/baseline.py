@@ -116,7 +116,8 @@ class BaselineRunConfig(EnsembleFields, TrainingFields, DataFields, RuntimeField
 
     def train_config(self) -> TrainConfig:
         """The budget's training settings (Adam at a constant rate, or SGD with the step decay)."""
-        return parent_train_config(self.epochs, self.lr, self.optimizer, self.batch_size, self.seed)
+        return parent_train_config(self.epochs, self.lr, self.optimizer, self.batch_size, self.seed,
+                                   self.weight_decay)
 
     def method_options(self) -> dict[str, Any]:
         """Keywords of the method's library function (besides model, data, config)."""

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..checks import (
+    check_nonneg,
     check_nonneg_int,
     check_positive,
     check_positive_int,
@@ -94,6 +95,8 @@ class TrainingFields(RunConfig):
     )
     lr: float = option(1e-3, "parent learning rate", check=check_positive, group="parent training")
     batch_size: int = option(128, "batch size", check=check_positive_int, group="parent training")
+    weight_decay: float = option(0.0, "L2 penalty of every training (the paper's large budget: 5e-4)",
+                                 check=check_nonneg, group="parent training")
 
 
 @dataclass(kw_only=True)
@@ -129,7 +132,8 @@ class ParentFields(TrainingFields):
     def parent_train_config(self) -> TrainConfig:
         """How the parent is trained (see :func:`evo_ensembles.train.parent_train_config`)."""
         return parent_train_config(
-            self.parent_epochs, self.lr, self.optimizer, self.batch_size, getattr(self, "seed", 0)
+            self.parent_epochs, self.lr, self.optimizer, self.batch_size, getattr(self, "seed", 0),
+            self.weight_decay,
         )
 
 

@@ -162,6 +162,7 @@ class SparseRunConfig(EnsembleFields, ParentFields, DataFields, RuntimeFields):
             schedule=self.tune,
             batch_size=self.batch_size,
             seed=self.seed,
+            weight_decay=self.weight_decay,
         )
 
     def child_specs(self) -> list[ChildSpec]:

@@ -12,6 +12,13 @@ Example:
 """
 
 from .arrays import ArrayData, Augment, BatchLoader
+from .corrupted import (
+    CorruptedSet,
+    corrupted_test,
+    generate_corrupted,
+    load_corrupted,
+    plot_corruption_grid,
+)
 from .idx import read_idx
 from .registry import DataSplits, available_datasets, dataset_augment, load_dataset, resolve_root
 
@@ -20,6 +27,11 @@ __all__ = [
     "ArrayData",
     "Augment",
     "BatchLoader",
+    "CorruptedSet",
+    "corrupted_test",
+    "generate_corrupted",
+    "load_corrupted",
+    "plot_corruption_grid",
     "DataSplits",
     "available_datasets",
     "load_dataset",

@@ -9,6 +9,13 @@ training set first (same as without ``subset``); then train keeps N of its examp
 run, f = ``val_fraction``), and test keeps its first ``max(1000, N)`` examples in file
 order (so it stays independent of the seed). Each is capped at what exists.
 
+Corrupted test sets (:mod:`.corrupted`): ``NAME-c`` (``fashion-mnist-c``, ``mnist-c``,
+``cifar10-c``, ``cifar100-c``) loads the clean train/val/test split of NAME and attaches its
+corrupted test set as ``DataSplits.corrupted`` (an error when it is missing), normalised
+with the same statistics as ``test`` and cut to the same first examples. Plain ``NAME``
+attaches it too when it is already on disk, but only ``NAME-c`` adds it to
+``describe()``, so generating a set never changes the run keys of plain runs.
+
 Example:
     >>> from evo_ensembles.data import load_dataset
     >>> splits = load_dataset("fashion-mnist", subset=2000, seed=1)
@@ -23,6 +30,7 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -31,6 +39,9 @@ from ..errors import DataNotFoundError, UnknownNameError, UserError
 from .arrays import ArrayData, Augment
 from .cifar import read_cifar_bin
 from .idx import read_idx
+
+if TYPE_CHECKING:
+    from .corrupted import CorruptedSet
 
 ROOT_ENV = "EVO_ENSEMBLES_DATA_ROOT"
 DEFAULT_ROOT = "/usr/share/datasets"
@@ -61,11 +72,17 @@ class DataSplits:
     val_fraction: float = 0.0
     seed: int = 0
     subset: int | None = None
+    # The corrupted test set (same normalisation, same first examples as ``test``), if any.
+    corrupted: CorruptedSet | None = None
 
     def describe(self) -> dict:
-        """A JSON-able summary, e.g. for run metadata."""
+        """A JSON-able summary, e.g. for run metadata.
+
+        Has a ``corrupted`` key only for a ``NAME-c`` data set: a corrupted set attached
+        because it happened to be on disk leaves the summary (and run keys) as they were.
+        """
         aug = None if self.augment is None else {"pad": self.augment.pad, "flip": self.augment.flip}
-        return {
+        out = {
             "name": self.name,
             "sizes": {"train": len(self.train), "val": len(self.val), "test": len(self.test)},
             "num_classes": self.num_classes,
@@ -77,6 +94,9 @@ class DataSplits:
             "std": list(self.std),
             "augment": aug,
         }
+        if self.corrupted is not None and self.corrupted.name == self.name:
+            out["corrupted"] = self.corrupted.describe()
+        return out
 
 
 @dataclass(frozen=True)
@@ -178,9 +198,24 @@ def _lookup(name: str) -> _Spec:
         aliases = ", ".join(f"{a}={c}" for a, c in _ALIASES.items())
         raise UnknownNameError(
             f"unknown data set {name!r}; choose from {', '.join(available_datasets())} "
-            f"(aliases: {aliases})"
+            f"(aliases: {aliases}; add -c for the corrupted test set, e.g. fashion-mnist-c)"
         )
     return _SPECS[key]
+
+
+def split_corrupted_name(name: str) -> tuple[str, bool]:
+    """The canonical clean name, and whether ``name`` asks for the corrupted set (``-c``).
+
+    Example:
+        >>> split_corrupted_name("CIFAR-10-C"), split_corrupted_name("fmnist")
+        (('cifar10', True), ('fashion-mnist', False))
+    """
+    key = name.strip().lower()
+    for suffix in ("-c", "_c"):
+        base = key.removesuffix(suffix)
+        if base != key and _ALIASES.get(base, base) in _SPECS:
+            return _lookup(base).name, True
+    return _lookup(name).name, False
 
 
 def _channel_stats(x: torch.Tensor) -> tuple[tuple[float, ...], tuple[float, ...]]:
@@ -222,7 +257,7 @@ def _check(spec: _Spec, x: torch.Tensor, y: torch.Tensor, split: str) -> None:
 
 def dataset_augment(name: str) -> Augment:
     """The training augmentation a data set uses when augmentation is on (crop, flip)."""
-    return _lookup(name).augment
+    return _lookup(split_corrupted_name(name)[0]).augment
 
 
 def load_dataset(
@@ -237,14 +272,16 @@ def load_dataset(
     """Load a data set from local files into normalised train/val/test :class:`ArrayData`.
 
     Validation is a seeded random ``val_fraction`` of the training files; the test files
-    are used as they are. See the module docstring for the ``subset`` policy.
+    are used as they are. See the module docstring for the ``subset`` policy and for
+    ``NAME-c`` (the corrupted test set, ``DataSplits.corrupted``).
 
     Example:
         >>> s = load_dataset("fmnist", val_fraction=0.1, seed=0)
         >>> len(s.train), len(s.val), len(s.test)
         (54000, 6000, 10000)
     """
-    spec = _lookup(name)
+    clean, want_corrupted = split_corrupted_name(name)
+    spec = _lookup(clean)
     if isinstance(val_fraction, bool) or not 0.0 <= float(val_fraction) < 1.0:
         raise UserError(f"val_fraction must be in [0, 1), got {val_fraction!r}")
     if subset is not None and (isinstance(subset, bool) or int(subset) != subset or subset <= 0):
@@ -268,8 +305,8 @@ def load_dataset(
 
     xtr_part = xtr.index_select(0, train_idx)
     mean, std = _channel_stats(xtr_part)
-    return DataSplits(
-        name=spec.name,
+    splits = DataSplits(
+        name=spec.name + "-c" if want_corrupted else spec.name,
         train=ArrayData(_normalise(xtr_part, mean, std), ytr.index_select(0, train_idx)),
         val=ArrayData(_normalise(xtr.index_select(0, val_idx), mean, std),
                       ytr.index_select(0, val_idx)),
@@ -283,3 +320,7 @@ def load_dataset(
         seed=int(seed),
         subset=None if subset is None else int(subset),
     )
+    from .corrupted import attach_corrupted  # lazy: corrupted imports this module
+
+    splits.corrupted = attach_corrupted(splits, spec.name, root, required=want_corrupted)
+    return splits

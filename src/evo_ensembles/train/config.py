@@ -79,8 +79,9 @@ class TrainConfig:
         return d
 
 
-def parent_train_config(epochs: int, lr: float, optimizer: str, batch_size: int, seed: int) -> TrainConfig:
+def parent_train_config(epochs: int, lr: float, optimizer: str, batch_size: int, seed: int,
+                        weight_decay: float = 0.0) -> TrainConfig:
     """The parent recipe: Adam at a constant rate, or SGD-Nesterov with the paper's step decay."""
     schedule = "constant" if optimizer == "adam" else "step-decay"
     return TrainConfig(epochs=epochs, lr=lr, optimizer=optimizer, schedule=schedule,
-                       batch_size=batch_size, seed=seed)
+                       batch_size=batch_size, seed=seed, weight_decay=weight_decay)
