@@ -152,3 +152,38 @@ def ensemble_metrics(
         "ensemble": classification_metrics(ens, targets, ece_bins),
         "diversity": diversity(member_probs),
     }
+
+
+# --- corrupted test sets (SPEC §5: cAcc, cNLL, cECE) --------------------------------------
+
+
+def corruption_summary(cells: list[dict]) -> dict[str, object]:
+    """cAcc, cNLL and cECE: the means over every (type, severity) cell, plus accuracy per
+    severity and per type.
+
+    ``cells``: one dict per cell with ``type``, ``severity``, ``accuracy``, ``nll``, ``ece``
+    (e.g. :func:`classification_metrics` of that cell plus its keys).
+
+    Example:
+        >>> s = corruption_summary([{"type": "fog", "severity": 1, "accuracy": 0.8, "nll": 0.5, "ece": 0.1},
+        ...                         {"type": "fog", "severity": 5, "accuracy": 0.4, "nll": 1.5, "ece": 0.3}])
+        >>> round(s["accuracy"], 2), s["accuracy_by_severity"]
+        (0.6, {'1': 0.8, '5': 0.4})
+    """
+    if not cells:
+        raise ValueError("no corrupted cells to summarise")
+
+    def mean_of(rows: list[dict], key: str) -> float:
+        return sum(r[key] for r in rows) / len(rows)
+
+    severities = sorted({c["severity"] for c in cells})
+    types = list(dict.fromkeys(c["type"] for c in cells))
+    return {
+        "accuracy": mean_of(cells, "accuracy"),
+        "nll": mean_of(cells, "nll"),
+        "ece": mean_of(cells, "ece"),
+        "accuracy_by_severity": {str(s): mean_of([c for c in cells if c["severity"] == s], "accuracy")
+                                 for s in severities},
+        "accuracy_by_type": {t: mean_of([c for c in cells if c["type"] == t], "accuracy") for t in types},
+        "cells": len(cells),
+    }

@@ -55,6 +55,9 @@ class ClassifierResults(Provenance):
     ensemble: EnsembleMetrics
     members: list[dict[str, Any]]  # Metrics plus the member's descriptor and method keys
     diversity: Diversity
+    # cAcc/cNLL/cECE of parent and ensemble on the data set's corrupted test set (None without
+    # one): {"set": ..., "parent": ..., "ensemble": {accuracy, nll, ece, accuracy_by_severity, ...}}
+    corrupted: dict[str, Any] | None
     validation: dict[str, Any] | None  # parent and ensemble on the validation split
     config: dict[str, Any]  # the resolved run config
     seed: int

@@ -159,6 +159,14 @@ class EnsembleFields(RunConfig):
         check=check_positive_int,
         group="ensemble",
     )
+    corrupted_examples: int | None = option(
+        None,
+        "score the corrupted test set (when the data set has one) on the first N images of each "
+        "type x severity",
+        check=check_positive_int,
+        group="ensemble",
+        default_help="all",
+    )
 
 
 __all__ = ["DEFAULT_MODEL", "DataFields", "EnsembleFields", "ParentFields", "RuntimeFields", "TrainingFields"]

@@ -382,6 +382,9 @@ def generate_corrupted(
     start = time.perf_counter()
     tmp = Path(tempfile.mkdtemp(prefix=f".{cs.dirname}.", suffix=".tmp", dir=base))
     try:
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o777 & ~umask)  # mkdtemp's 0700 would hide a shared data root's set
         chunks = range(0, len(images), CHUNK)
         bar = tqdm(total=len(CORRUPTIONS) * len(SEVERITIES) * len(chunks), desc=cs.dirname,
                    unit="batch", disable=not progress)
@@ -428,7 +431,7 @@ def plot_corruption_grid(name: str, path: str | os.PathLike, index: int = 0,
         clean = None
     cols = len(found.severities) + 1
     fig, axes = plt.subplots(len(found.types), cols, figsize=(1.1 * cols + 1.2, 1.1 * len(found.types)),
-                             squeeze=False)
+                             squeeze=False, layout="constrained")
     for r, kind in enumerate(found.types):
         row = [clean] + [found.raw(kind, s)[index] for s in found.severities]
         for c, img in enumerate(row):

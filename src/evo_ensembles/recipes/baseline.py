@@ -30,7 +30,7 @@ from ..models import build_model
 from ..reporting import markdown_table, plot_heatmap, plot_member_accuracy, text_table
 from ..results import BaselineResults
 from ..train.checkpoint import RunLock, check_output_dir, write_json, write_text
-from .common import provenance
+from .common import corrupted_scores, provenance
 
 TITLES = {
     "independent": "Independent model", "dropout": "Dropout model", "mc-dropout": "MC Dropout",
@@ -91,6 +91,8 @@ def run_baseline(cfg: BaselineRunConfig, out: str | Path, *, progress: bool = Tr
         t_eval = time.perf_counter()
         test = res.ensemble.evaluate(data.test.x, data.test.y, ece_bins=cfg.ece_bins)
         val = res.ensemble.evaluate(data.val.x, data.val.y, ece_bins=cfg.ece_bins) if len(data.val) else None
+        corrupted = corrupted_scores(data, {"ensemble": res.ensemble.predict_proba}, ece_bins=cfg.ece_bins,
+                                     examples=cfg.corrupted_examples, progress=progress)
         eval_s = time.perf_counter() - t_eval
         ref = reference_flops(cfg.model, data, cfg.epochs, cfg.batch_size)
         cost = res.cost(ref, cfg.epochs)
@@ -103,6 +105,7 @@ def run_baseline(cfg: BaselineRunConfig, out: str | Path, *, progress: bool = Tr
             "ensemble": {**test["ensemble"], "size": len(res.ensemble), "combine": cfg.combine,
                          "include_parent": False},
             "diversity": test["diversity"],
+            "corrupted": corrupted,
             "validation": None if val is None else {"parent": None, "ensemble": val["ensemble"]},
             "training_flops": cost.relative,
             "epochs": cost.epochs,

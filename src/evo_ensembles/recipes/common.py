@@ -165,6 +165,36 @@ def evaluate_probs(
                             combine_method=combine_method, ece_bins=ece_bins)
 
 
+def corrupted_scores(
+    data: DataSplits,
+    predictors: dict[str, Any],
+    *,
+    ece_bins: int,
+    examples: int | None = None,
+    progress: bool = False,
+) -> dict[str, Any] | None:
+    """cAcc/cNLL/cECE (:func:`evo_ensembles.metrics.corruption_summary`) of each predictor on
+    the data set's corrupted test set, or ``None`` when it has none.
+
+    ``predictors``: name (``"parent"``, ``"ensemble"``) → function from inputs (B, ...) to
+    combined probabilities (B, C). ``examples``: only the first N images of every cell.
+    One (type, severity) is in memory at a time.
+    """
+    from tqdm.auto import tqdm
+
+    from ..metrics import classification_metrics, corruption_summary
+
+    if getattr(data, "corrupted", None) is None:
+        return None
+    cs = data.corrupted if examples is None else data.corrupted.head(examples)
+    cells: dict[str, list[dict]] = {k: [] for k in predictors}
+    for kind, severity, part in tqdm(cs, total=len(cs), desc="corrupted test", disable=not progress, leave=False):
+        for name, predict in predictors.items():
+            m = classification_metrics(predict(part.x), part.y, ece_bins)
+            cells[name].append({"type": kind, "severity": severity, **m})
+    return {"set": cs.describe(), **{k: corruption_summary(v) for k, v in cells.items()}}
+
+
 def git_commit() -> str | None:
     """The commit of the source tree this run used, when it is a git checkout."""
     try:

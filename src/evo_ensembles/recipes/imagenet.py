@@ -148,6 +148,7 @@ def run_imagenet(cfg: ImageNetRunConfig, out: str | Path, *, progress: bool = Tr
         "members": [{**m, "kl": member_kl[i], "validation": sel[i], "descriptor": res.ensemble.specs[i].to_dict()}
                     for i, m in enumerate(test["members"])],
         "diversity": test["diversity"],
+        "corrupted": None,
         "trust_region": res.trust_region.to_dict() if res.trust_region else None,
         "population": population,
         "validation": {"parent": classification_metrics(parent_val, val_y, cfg.ece_bins), "ensemble": None},

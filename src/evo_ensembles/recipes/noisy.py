@@ -29,7 +29,7 @@ import torch
 from ..config.noisy import NoisyRunConfig
 from ..data import DataSplits
 from ..devices import resolve_device, set_threads
-from ..ensemble import predict_probs
+from ..ensemble import combine, predict_probs, voters
 from ..errors import UserError
 from ..methods.noisy import NoisyEnsemble, noisy_ensemble
 from ..metrics import mean_kl
@@ -54,6 +54,7 @@ from ..train.checkpoint import (
     write_text,
 )
 from .common import (
+    corrupted_scores,
     evaluate_probs,
     load_model_checkpoint,
     model_meta,
@@ -114,6 +115,13 @@ def run_noisy(cfg: NoisyRunConfig, out: str | Path, *, progress: bool = True,
                          include_parent=cfg.include_parent, combine_method=cfg.combine,
                          ece_bins=cfg.ece_bins)
     member_kl = [mean_kl(parent_test, p) for p in member_test]
+
+    def ensemble_probs(x):
+        return combine(voters(search["member_probs"](x), predict_probs(parent, x) if cfg.include_parent else None,
+                              cfg.include_parent), cfg.combine)
+
+    corrupted = corrupted_scores(data, {"parent": lambda x: predict_probs(parent, x), "ensemble": ensemble_probs},
+                                 ece_bins=cfg.ece_bins, examples=cfg.corrupted_examples, progress=progress)
     eval_s = time.perf_counter() - t_eval
 
     members = []
@@ -129,6 +137,7 @@ def run_noisy(cfg: NoisyRunConfig, out: str | Path, *, progress: bool = True,
         "mean_kl": sum(member_kl) / len(member_kl),
         "members": members,
         "diversity": test["diversity"],
+        "corrupted": corrupted,
         "trust_region": search["trust_region"],
         "population": search["population"],
         "evolution": search.get("evolution"),

@@ -23,7 +23,7 @@ from typing import Any
 from ..config.sparse import CHILD_LR_FACTOR, SparseRunConfig
 from ..data import DataSplits, dataset_augment
 from ..devices import resolve_device, set_threads
-from ..ensemble import Ensemble
+from ..ensemble import Ensemble, predict_probs
 from ..errors import UserError
 from ..methods.sparse import TunedChild, prune_and_tune
 from ..methods.stochastic import build_child
@@ -39,6 +39,7 @@ from ..subnet import (
 from ..train import load_state_into, load_tensors, parent_fingerprint, read_meta, save_model
 from ..train.checkpoint import RunLock, check_output_dir, write_json, write_text
 from .common import (
+    corrupted_scores,
     load_model_checkpoint,
     model_meta,
     provenance,
@@ -100,6 +101,8 @@ def run_sparse(cfg: SparseRunConfig, out: str | Path, *, progress: bool = True,
     ens = Ensemble(children, parent=parent, include_parent=cfg.include_parent, combine=cfg.combine)
     test = ens.evaluate(data.test.x, data.test.y, ece_bins=cfg.ece_bins)
     val = ens.evaluate(data.val.x, data.val.y, ece_bins=cfg.ece_bins) if len(data.val) else None
+    corrupted = corrupted_scores(data, {"parent": lambda x: predict_probs(parent, x), "ensemble": ens.predict_proba},
+                                 ece_bins=cfg.ece_bins, examples=cfg.corrupted_examples, progress=progress)
     eval_s = time.perf_counter() - t_eval
 
     results: SparseResults = {
@@ -118,6 +121,7 @@ def run_sparse(cfg: SparseRunConfig, out: str | Path, *, progress: bool = True,
             "include_parent": cfg.include_parent,
         },
         "diversity": test["diversity"],
+        "corrupted": corrupted,
         "validation": None
         if val is None
         else {"parent": val["parent"], "ensemble": val["ensemble"]},
