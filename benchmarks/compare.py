@@ -33,18 +33,21 @@ from evo_ensembles.config.baseline import PEERS, BaselineRunConfig
 from evo_ensembles.config.noisy import NoisyRunConfig
 from evo_ensembles.config.sparse import SparseRunConfig, StochasticRunConfig
 from evo_ensembles.devices import set_threads
+from evo_ensembles.recipes.baseline import TITLES
 from evo_ensembles.reporting import markdown_table
 
 SUBNETWORK = ("sparse", "stochastic", "noisy")
 DEFAULT_METHODS = [p for p in PEERS if p not in ("dropout", "mothernets")] + list(SUBNETWORK)
-LABELS = {"sparse": "Sparse Subnetworks", "stochastic": "Stochastic Annealing", "noisy": "Noisy Subnetworks"}
+LABELS = {**TITLES, "sparse": "Sparse Subnetworks", "stochastic": "Stochastic Annealing",
+          "noisy": "Noisy Subnetworks"}
 RUNS = Path(__file__).resolve().parent / "runs" / "compare"
 
 
 def run_method(method: str, model: str, epochs: int, seed: int, out: Path, threads: int | None,
-               subset: int | None = None) -> dict:
+               subset: int | None = None, corrupted_examples: int | None = None) -> dict:
     """One (method, seed) through the library's own run, resumable in ``out``."""
-    common = {"model": model, "seed": seed, "threads": threads, "subset": subset}
+    common = {"model": model, "seed": seed, "threads": threads, "subset": subset,
+              "corrupted_examples": corrupted_examples}
     if method in PEERS:
         from evo_ensembles.recipes.baseline import run_baseline
 
@@ -63,7 +66,9 @@ def run_method(method: str, model: str, epochs: int, seed: int, out: Path, threa
 
 def row_of(method: str, model: str, seed: int, results: dict, seconds: float) -> dict:
     e = results["ensemble"]
-    return {"method": method, "model": model, "seed": seed, "accuracy": e["accuracy"], "nll": e["nll"],
+    c = (results.get("corrupted") or {}).get("ensemble") or {}
+    return {"c_accuracy": c.get("accuracy"), "c_nll": c.get("nll"), "c_ece": c.get("ece"),
+            "c_accuracy_by_severity": c.get("accuracy_by_severity"),"method": method, "model": model, "seed": seed, "accuracy": e["accuracy"], "nll": e["nll"],
             "ece": e["ece"], "members": e["size"], "training_flops": results.get("training_flops"),
             "epochs": results.get("epochs"), "wall_seconds": seconds,
             "parent_accuracy": (results.get("parent") or {}).get("accuracy"),
@@ -71,18 +76,24 @@ def row_of(method: str, model: str, seed: int, results: dict, seconds: float) ->
 
 
 def table(rows: list[dict], methods: list[str]) -> tuple[list[str], list[list[object]]]:
-    headers = ["method", "M", "seeds", "accuracy", "NLL", "ECE", "FLOPs", "epochs", "wall (min)"]
+    keys = ["accuracy", "nll", "ece"]
+    corrupted = any(r.get("c_accuracy") is not None for r in rows)
+    if corrupted:
+        keys += ["c_accuracy", "c_nll", "c_ece"]
+    names = {"accuracy": "Acc", "nll": "NLL", "ece": "ECE", "c_accuracy": "cAcc", "c_nll": "cNLL", "c_ece": "cECE"}
+    headers = ["method", "M", "seeds", *(names[k] for k in keys), "FLOPs", "epochs", "wall (min)"]
     out = []
     for m in methods:
         rs = [r for r in rows if r["method"] == m]
         if not rs:
             continue
-        cell = {}
-        for k in ("accuracy", "nll", "ece"):
-            mu, se = mean_se([r[k] for r in rs])
-            cell[k] = f"{mu:.4f} ± {se:.4f}"
+        cells = []
+        for k in keys:
+            values = [r[k] for r in rs if r.get(k) is not None]
+            mu, se = mean_se(values) if values else (float("nan"), float("nan"))
+            cells.append(f"{mu:.4f} ± {se:.4f}")
         flops = [r["training_flops"] for r in rs if r["training_flops"] is not None]
-        out.append([LABELS.get(m, m), rs[0]["members"], len(rs), cell["accuracy"], cell["nll"], cell["ece"],
+        out.append([LABELS.get(m, m), rs[0]["members"], len(rs), *cells,
                     f"{sum(flops) / len(flops):.2f}x" if flops else "n/a", f"{rs[0]['epochs']:g}",
                     f"{sum(r['wall_seconds'] for r in rs) / len(rs) / 60:.1f}"])
     return headers, out
@@ -97,6 +108,8 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--name", default="compare")
     ap.add_argument("--subset", type=int, default=None, help="training examples (smoke runs only)")
+    ap.add_argument("--corrupted-examples", type=int, default=500,
+                    help="images per corruption type x severity scored (when Fashion-MNIST-C is generated)")
     ap.add_argument("--report-only", action="store_true", help="write the table from the rows so far")
     args = ap.parse_args()
     set_threads(args.threads)
@@ -109,7 +122,8 @@ def main() -> None:
                     continue
                 out = RUNS / args.name / f"{args.model}_{method}_seed{seed}"
                 t0 = time.perf_counter()
-                results = run_method(method, args.model, args.epochs, seed, out, args.threads, args.subset)
+                results = run_method(method, args.model, args.epochs, seed, out, args.threads, args.subset,
+                                     args.corrupted_examples)
                 row = log.append(row_of(method, args.model, seed, results, time.perf_counter() - t0))
                 print(f"{method:14s} seed {seed}: acc {row['accuracy']:.4f} nll {row['nll']:.4f} "
                       f"ece {row['ece']:.4f} flops {row['training_flops'] or float('nan'):.2f}x "
@@ -123,7 +137,9 @@ def main() -> None:
         f"{args.model} trained {args.epochs} epochs, counted with torch.utils.flop_counter on a real training "
         "step (masked layers at their density); epochs summed over separately trained models; wall time on "
         "this machine. Test split (10,000 images); mean ± standard error over seeds "
-        f"{sorted({r['seed'] for r in rows})}; ECE with 15 bins.",
+        f"{sorted({r['seed'] for r in rows})}; ECE with 15 bins. cAcc/cNLL/cECE: means over the 23 corruption "
+        f"types x 5 severities of Fashion-MNIST-C, the first {args.corrupted_examples} test images of each "
+        "(evo_ensembles.data.corruptions; generate with `python -m evo_ensembles.data.corruptions fashion-mnist`).",
         markdown_table(headers, body),
         *footer(info),
     ]) + "\n"
