@@ -19,6 +19,11 @@ over seeds.
     .venv/bin/python benchmarks/compare.py --model lenet-s --epochs 16 --seeds 0 1 2
     .venv/bin/python benchmarks/compare.py --model mlp-256 --methods independent deep-ensemble mothernets sparse \\
         --name compare_mlp
+
+``--recipe large`` is SPEC §3's large-budget recipe with every method at its paper budget
+ratio (see :func:`plan`), the rate chosen on validation from ``--lr`` candidates (issue 16):
+
+    .venv/bin/python benchmarks/compare.py --recipe large --model lenet-s --epochs 20 --seeds 0 1 2
 """
 
 from __future__ import annotations
@@ -38,38 +43,95 @@ from evo_ensembles.reporting import markdown_table
 
 SUBNETWORK = ("sparse", "stochastic", "noisy")
 DEFAULT_METHODS = [p for p in PEERS if p not in ("dropout", "mothernets")] + list(SUBNETWORK)
+# the rows of the paper's Tables 5.2/6.2, in its order
+LARGE_METHODS = ["independent", "mc-dropout", "snapshot", "fge", "sparse", "stochastic", "noisy", "treenet",
+                 "batchensemble", "mimo", "edst", "dst", "deep-ensemble"]
 LABELS = {**TITLES, "sparse": "Sparse Subnetworks", "stochastic": "Stochastic Annealing",
           "noisy": "Noisy Subnetworks"}
 RUNS = Path(__file__).resolve().parent / "runs" / "compare"
 
 
-def run_method(method: str, model: str, epochs: int, seed: int, out: Path, threads: int | None,
-               subset: int | None = None, corrupted_examples: int | None = None) -> dict:
+def plan(method: str, epochs: int, recipe: str) -> dict:
+    """The run config keywords of ``method`` at a budget of ``epochs`` (one model's training).
+
+    ``small``: every method gets the same epochs (SPEC §3's small-budget rule), ensembles of
+    separate models split them. ``large``: SPEC §3's large-budget recipe with each method at
+    its paper budget ratio (Tables 5.2/6.2, relative to 200 epochs): parent 70% + 6 children
+    x 5% (d = 0.5 partitions, one-cycle); Snapshot M=5; FGE 78% pre-training then 2-epoch
+    cycles; TreeNet/BatchEnsemble/MIMO 1.25x; DST 3 x 1.25x at density 0.2; EDST one run of
+    4.25x at density 0.1; dense ensemble 4 x 1x.
+    """
+    e = epochs
+    if recipe == "small":
+        if method in PEERS:
+            return {"method": method, "epochs": e}
+        if method == "noisy":
+            return {"parent_epochs": e}
+        half = max(1, e // 2)
+        return {"parent_epochs": half, "children": 4, "child_epochs": max(1, (e - half) // 4)}
+    child = max(1, round(0.05 * e))
+    large = {
+        "sparse": {"parent_epochs": round(0.7 * e), "children": 6, "child_epochs": child, "partition": True},
+        "stochastic": {"parent_epochs": round(0.7 * e), "children": 6, "child_epochs": child, "partition": True,
+                       "anneal_epochs": child},
+        "noisy": {"parent_epochs": e},
+        "snapshot": {"method": "snapshot", "epochs": e, "members": 5},
+        "fge": {"method": "fge", "epochs": e, "members": max(1, (e - round(0.78 * e)) // 2), "cycle_epochs": 2},
+        "treenet": {"method": "treenet", "epochs": round(1.25 * e), "members": 3},
+        "batchensemble": {"method": "batchensemble", "epochs": round(1.25 * e), "members": 4},
+        "mimo": {"method": "mimo", "epochs": round(1.25 * e), "members": 3},
+        "dst": {"method": "dst", "epochs": e, "members": 3, "member_epochs": round(1.25 * e), "density": 0.2},
+        "edst": {"method": "edst", "epochs": round(4.25 * e), "members": 7, "density": 0.1},
+        "deep-ensemble": {"method": "deep-ensemble", "epochs": e, "members": 4, "member_epochs": e},
+        "mc-dropout": {"method": "mc-dropout", "epochs": e},
+        "independent": {"method": "independent", "epochs": e},
+    }
+    if method not in large:
+        raise SystemExit(f"--recipe large has no budget rule for {method}")
+    return large[method]
+
+
+def run_method(method: str, kwargs: dict, common: dict, out: Path) -> dict:
     """One (method, seed) through the library's own run, resumable in ``out``."""
-    common = {"model": model, "seed": seed, "threads": threads, "subset": subset,
-              "corrupted_examples": corrupted_examples}
     if method in PEERS:
         from evo_ensembles.recipes.baseline import run_baseline
 
-        return run_baseline(BaselineRunConfig(method=method, epochs=epochs, **common), out, progress=False)
+        return run_baseline(BaselineRunConfig(**kwargs, **common), out, progress=False)
     if method == "noisy":
         from evo_ensembles.recipes.noisy import run_noisy
 
-        return run_noisy(NoisyRunConfig(parent_epochs=epochs, **common), out, progress=False)
+        return run_noisy(NoisyRunConfig(**kwargs, **common), out, progress=False)
     from evo_ensembles.recipes.sparse import run_sparse
 
-    half, children = max(1, epochs // 2), 4
     cls = StochasticRunConfig if method == "stochastic" else SparseRunConfig
-    cfg = cls(parent_epochs=half, children=children, child_epochs=max(1, (epochs - half) // children), **common)
-    return run_sparse(cfg, out, progress=False)
+    return run_sparse(cls(**kwargs, **common), out, progress=False)
+
+
+def choose_lr(log: RunLog, lrs: list[float], args, base: dict) -> float:
+    """The learning rate with the best validation accuracy of ``independent`` at seed 0 (kept
+    in the run log, so it is chosen once and never on the test split)."""
+    best = None
+    for lr in lrs:
+        row = log.find(kind="lr-probe", model=args.model, lr=lr)
+        if row is None:
+            out = RUNS / args.name / f"{args.model}_lr-probe_{lr:g}"
+            results = run_method("independent", plan("independent", args.epochs, args.recipe),
+                                 {**base, "seed": 0, "lr": lr}, out)
+            row = log.append({"kind": "lr-probe", "model": args.model, "lr": lr,
+                              "val_accuracy": results["validation"]["ensemble"]["accuracy"]})
+            print(f"lr {lr:g}: validation accuracy {row['val_accuracy']:.4f}", flush=True)
+        if best is None or row["val_accuracy"] > best["val_accuracy"]:
+            best = row
+    print(f"chosen lr {best['lr']:g} (validation)", flush=True)
+    return best["lr"]
 
 
 def row_of(method: str, model: str, seed: int, results: dict, seconds: float) -> dict:
     e = results["ensemble"]
     c = (results.get("corrupted") or {}).get("ensemble") or {}
-    return {"c_accuracy": c.get("accuracy"), "c_nll": c.get("nll"), "c_ece": c.get("ece"),
-            "c_accuracy_by_severity": c.get("accuracy_by_severity"),"method": method, "model": model, "seed": seed, "accuracy": e["accuracy"], "nll": e["nll"],
-            "ece": e["ece"], "members": e["size"], "training_flops": results.get("training_flops"),
+    return {"method": method, "model": model, "seed": seed, "accuracy": e["accuracy"], "nll": e["nll"],
+            "ece": e["ece"], "c_accuracy": c.get("accuracy"), "c_nll": c.get("nll"), "c_ece": c.get("ece"),
+            "c_accuracy_by_severity": c.get("accuracy_by_severity"), "members": e["size"], "training_flops": results.get("training_flops"),
             "epochs": results.get("epochs"), "wall_seconds": seconds,
             "parent_accuracy": (results.get("parent") or {}).get("accuracy"),
             "disagreement": results["diversity"]["disagreement"], "commit": results.get("commit")}
@@ -103,18 +165,32 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default="lenet-s")
     ap.add_argument("--epochs", type=int, default=16, help="the budget: one model's full training")
-    ap.add_argument("--methods", nargs="+", default=DEFAULT_METHODS, choices=[*PEERS, *SUBNETWORK])
+    ap.add_argument("--methods", nargs="+", default=None, choices=[*PEERS, *SUBNETWORK],
+                    help="default: every method (small), the paper's Table 5.2 rows (large)")
     ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--name", default="compare")
+    ap.add_argument("--recipe", choices=("small", "large"), default="small",
+                    help="small: equal epochs, Adam 1e-3; large: SPEC §3's large-budget recipe (SGD Nesterov, "
+                         "weight decay 5e-4, step-linear parent schedule, one-cycle children) at the paper's ratios")
+    ap.add_argument("--lr", type=float, nargs="+", default=None,
+                    help="learning rate; several: chosen on seed 0's validation accuracy of independent")
+    ap.add_argument("--name", default=None, help="default: compare (small), table5_2 (large)")
     ap.add_argument("--subset", type=int, default=None, help="training examples (smoke runs only)")
     ap.add_argument("--corrupted-examples", type=int, default=500,
                     help="images per corruption type x severity scored (when Fashion-MNIST-C is generated)")
     ap.add_argument("--report-only", action="store_true", help="write the table from the rows so far")
     args = ap.parse_args()
+    args.name = args.name or ("compare" if args.recipe == "small" else "table5_2")
+    args.methods = args.methods or (DEFAULT_METHODS if args.recipe == "small" else LARGE_METHODS)
     set_threads(args.threads)
     log = RunLog(args.name)
+    base = {"model": args.model, "threads": args.threads, "subset": args.subset,
+            "corrupted_examples": args.corrupted_examples}
+    if args.recipe == "large":
+        base.update(optimizer="sgd", weight_decay=5e-4)
+    lrs = args.lr or ([1e-3] if args.recipe == "small" else [0.1, 0.05, 0.02])
     if not args.report_only:
+        base["lr"] = choose_lr(log, lrs, args, base) if len(lrs) > 1 else lrs[0]
         for seed in args.seeds:  # seed-major: a partial run still compares every method
             for method in args.methods:
                 key = {"method": method, "model": args.model, "seed": seed}
@@ -122,18 +198,26 @@ def main() -> None:
                     continue
                 out = RUNS / args.name / f"{args.model}_{method}_seed{seed}"
                 t0 = time.perf_counter()
-                results = run_method(method, args.model, args.epochs, seed, out, args.threads, args.subset,
-                                     args.corrupted_examples)
-                row = log.append(row_of(method, args.model, seed, results, time.perf_counter() - t0))
+                kwargs = plan(method, args.epochs, args.recipe)
+                if args.recipe == "large" and method in ("sparse", "stochastic"):
+                    kwargs["child_lr"] = base["lr"]  # one-cycle to the parent's peak rate (SPEC §3)
+                results = run_method(method, kwargs, {**base, "seed": seed}, out)
+                row = log.append({**row_of(method, args.model, seed, results, time.perf_counter() - t0),
+                                  "lr": base["lr"]})
                 print(f"{method:14s} seed {seed}: acc {row['accuracy']:.4f} nll {row['nll']:.4f} "
                       f"ece {row['ece']:.4f} flops {row['training_flops'] or float('nan'):.2f}x "
                       f"({row['wall_seconds'] / 60:.1f} min)", flush=True)
-    rows = [r for r in log if r["model"] == args.model and r["seed"] in args.seeds]
+    rows = [r for r in log if r.get("kind") != "lr-probe" and r["model"] == args.model and r["seed"] in args.seeds]
     info = header()
     headers, body = table(rows, args.methods)
     md = "\n\n".join([
-        f"# Method comparison — {args.model} on Fashion-MNIST, budget {args.epochs} epochs",
-        "Every method at the same epoch budget (one model's full training); FLOPs relative to one dense "
+        f"# Method comparison — {args.model} on Fashion-MNIST, budget {args.epochs} epochs ({args.recipe} recipe)",
+        ("Every method at the same epoch budget (one model's full training), Adam at a constant rate; "
+         if args.recipe == "small" else
+         "SPEC §3's large-budget recipe scaled to this machine: SGD Nesterov 0.9, weight decay 5e-4, the "
+         "step-linear parent schedule, children one-cycle; each method at its paper budget ratio (see "
+         "plan() in benchmarks/compare.py); ") + f"lr {sorted({r.get('lr') for r in rows if r.get('lr')})} "
+        "(several candidates: chosen on validation); FLOPs relative to one dense "
         f"{args.model} trained {args.epochs} epochs, counted with torch.utils.flop_counter on a real training "
         "step (masked layers at their density); epochs summed over separately trained models; wall time on "
         "this machine. Test split (10,000 images); mean ± standard error over seeds "
