@@ -88,3 +88,14 @@ def test_a_store_keeps_finished_children_and_a_rerun_reuses_them(tiny_net, tiny_
     for a, b in zip(first.members, second.members):
         assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters()))
     assert all(masked_fraction_zero(eligible_parameters(c.model), c.mask) for c in again)
+
+
+def test_bagged_children_each_tune_on_their_own_seeded_share_of_train():
+    from evo_ensembles.data import ArrayData
+    from evo_ensembles.methods.sparse import bagged
+
+    data = ArrayData(torch.arange(100).float().view(100, 1, 1, 1), torch.arange(100))
+    a, b = bagged(data, 0.3, seed=0, index=0), bagged(data, 0.3, seed=0, index=1)
+    assert len(a) == len(b) == 30 and len(set(a.y.tolist())) == 30  # without replacement
+    assert a.y.tolist() != b.y.tolist()
+    assert bagged(data, 0.3, seed=0, index=0).y.tolist() == a.y.tolist()  # same seed, same share

@@ -114,6 +114,13 @@ class SparseRunConfig(EnsembleFields, ParentFields, DataFields, RuntimeFields):
     tune: str = option(
         "one-cycle", "children's lr schedule", choices=TUNE_SCHEDULES, group="children"
     )
+    child_bagging: float | None = option(
+        None,
+        "each child tunes on its own random fraction of train (NP + bagging, SPEC §5)",
+        check=check_fraction,
+        group="children",
+        default_help="off: all of train",
+    )
     workers: int = option(1, "tune children on N Ray workers (1: one after another in this process)",
                           check=check_positive_int, group="parallel tuning")
     ray_address: str | None = option(None, "an existing Ray cluster to tune on (with --workers)",

@@ -29,6 +29,7 @@ from torch import nn
 from ..data import ArrayData, Augment
 from ..data.loaders import TrainData, steps_per_epoch
 from ..ensemble import Ensemble
+from ..errors import UserError
 from ..subnet import ChildSpec, Mask, apply_mask, derive_seed, eligible_parameters
 from ..train import Callback, TrainConfig, TrainResult, fit
 
@@ -145,6 +146,17 @@ def child_train_config(cfg: TrainConfig, base_seed: int, index: int) -> TrainCon
     return replace(cfg, seed=derive_seed(base_seed, 2, index) % (2**31))
 
 
+def bagged(train: TrainData, fraction: float, seed: int, index: int) -> ArrayData:
+    """Child ``index``'s own random ``fraction`` of ``train`` (without replacement)."""
+    from ..checks import check_fraction
+
+    check_fraction(fraction, "bag fraction")
+    if not isinstance(train, ArrayData):
+        raise UserError("bagged children need the training data as ArrayData (in memory)")
+    g = torch.Generator().manual_seed(derive_seed(seed, 6, index) % (2**63))
+    return train.subset(torch.randperm(len(train), generator=g)[: max(1, round(fraction * len(train)))])
+
+
 def prune_and_tune(
     parent: nn.Module,
     specs: Sequence[ChildSpec],
@@ -163,6 +175,7 @@ def prune_and_tune(
     ensemble: Ensemble | None = None,
     child_factory: ChildFactory | None = None,
     first_index: int | None = None,
+    bag_fraction: float | None = None,
 ) -> Ensemble:
     """Build (or grow) a Sparse Subnetwork Ensemble from a trained ``parent``.
 
@@ -174,16 +187,19 @@ def prune_and_tune(
     are the same children a single call would make. With ``checkpoint_dir`` an interrupted
     child's tuning resumes where it stopped; a ``store`` (see :class:`ChildStore`) also keeps
     finished children, so a rerun reuses them. ``on_child`` receives each
-    :class:`TunedChild` as it is finished.
+    :class:`TunedChild` as it is finished. ``bag_fraction``: each child tunes on its own
+    random fraction of ``train`` (ArrayData; drawn without replacement, seeded by the child's
+    index), the "NP + bagging" children of SPEC §5.
     """
     ens = (
         ensemble if ensemble is not None else Ensemble(parent=parent, include_parent=include_parent)
     )
     start = len(ens) if first_index is None else int(first_index)
     factory = child_factory or pruned_child
-    steps = steps_per_epoch(train, cfg.batch_size)
     for i, spec in enumerate(specs):
         index = start + i
+        child_train = train if bag_fraction is None else bagged(train, bag_fraction, cfg.seed, index)
+        steps = steps_per_epoch(child_train, cfg.batch_size)
         child, keeper = factory(parent, spec, cfg, steps, eligible=eligible)
         result = None
         if store is None or not store.load(index, spec, child):
@@ -197,7 +213,7 @@ def prune_and_tune(
                     ckpt = Path(checkpoint_dir) / f"child_{index}"
             result = fit(
                 child,
-                train,
+                child_train,
                 child_train_config(cfg, cfg.seed, index),
                 callbacks=[keeper],
                 val=val,

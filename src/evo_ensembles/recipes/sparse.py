@@ -95,8 +95,10 @@ def run_sparse(cfg: SparseRunConfig, out: str | Path, *, progress: bool = True,
     children, densities, child_s, masks = _children(
         out, cfg, parent, parent_meta["model"], data, specs, device, progress
     )
+    share = cfg.child_bagging or 1.0  # a bagged child tunes on that share of train
     cost = subnetwork_cost(parent, parent_meta, data, cfg.batch_size,
-                           [(m, tuning_phases(s, cfg.child_epochs)) for m, s in zip(masks, specs)])
+                           [(m, [(e * share, x) for e, x in tuning_phases(s, cfg.child_epochs)])
+                            for m, s in zip(masks, specs)])
     t_eval = time.perf_counter()
     ens = Ensemble(children, parent=parent, include_parent=cfg.include_parent, combine=cfg.combine)
     test = ens.evaluate(data.test.x, data.test.y, ece_bins=cfg.ece_bins)
@@ -198,6 +200,8 @@ def _child_setup(out: Path, cfg: SparseRunConfig, parent, model_name: str, data)
     key: dict[str, Any] = {"tune": tune_cfg.to_dict(), "parent": parent_fingerprint(parent)}
     if augment is not data.augment:  # only then, so keys of earlier runs still match
         key["augment"] = augment is not None
+    if cfg.child_bagging is not None:  # likewise
+        key["bag_fraction"] = cfg.child_bagging
     store = ChildDirectory(out / "checkpoints" / "children", key, model_meta(model_name, data))
     return tune_cfg, augment, store
 
@@ -218,7 +222,8 @@ def tune_child_job(cfg: SparseRunConfig, out: str, index: int) -> float:
     done: list[TunedChild] = []
     prune_and_tune(parent, [cfg.child_specs()[index]], data.train, tune_cfg, val=data.val, augment=augment,
                    device=cfg.device, progress=False, store=store,
-                   child_factory=build_child, on_child=done.append, first_index=index)
+                   child_factory=build_child, on_child=done.append, first_index=index,
+                   bag_fraction=cfg.child_bagging)
     return done[0].seconds
 
 
@@ -282,6 +287,7 @@ def _children(out, cfg, parent, model_name, data, specs, device, progress):
         store=store,
         child_factory=build_child,
         on_child=done.append,
+        bag_fraction=cfg.child_bagging,
     )
     return (
         [c.model for c in done],
