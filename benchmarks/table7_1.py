@@ -1,0 +1,121 @@
+"""Table 7.1 analogue (issue 16): how different the members of each ensemble are.
+
+Part A reads the members' diversity (pairwise prediction disagreement, KL, output
+correlation; off-diagonal means, SPEC §5) from the comparison runs of benchmarks/compare.py
+(``--source compare`` or ``table5_2``): no training.
+
+Part B trains, per seed, one parent (lenet-s, 8 epochs, Adam 1e-3, as Table 5.1) and three
+Sparse Subnetwork Ensembles of 8 children x 1 epoch at density 0.5 from it, like the
+paper's Figure 7.1:
+  R         independent random masks
+  NP        neural partitioning (4 mask/anti-mask pairs)
+  NP + BAG  the same partitions, each child tuned on its own random 90% of train (the
+            paper's bagging share; without replacement)
+and reports each ensemble's accuracy and its members' output correlation (mean ± s.e. over
+seeds; the correlation matrix of seed 0 as a figure). Test split throughout.
+
+    .venv/bin/python benchmarks/table7_1.py --source compare --seeds 0 1 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from _common import RESULTS, RunLog, footer, header, mean_se, save
+
+from evo_ensembles.config.sparse import SparseRunConfig
+from evo_ensembles.devices import set_threads
+from evo_ensembles.recipes.sparse import run_sparse
+from evo_ensembles.reporting import markdown_table, plot_heatmap
+
+RUNS = Path(__file__).resolve().parent / "runs"
+VARIANTS = {"R": {"partition": False, "density": 0.5}, "NP": {"partition": True},
+            "NP + BAG": {"partition": True, "child_bagging": 0.9}}
+PAPER_A = {"sparse": (0.036, 0.090), "deep-ensemble": (0.032, 0.086), "snapshot": (0.034, 0.068)}
+PAPER_B = {"R": (0.840, 0.893), "NP": (0.844, 0.884), "NP + BAG": (0.839, 0.868)}
+
+
+def part_a(source: str, model: str, seeds: list[int]) -> tuple[list[str], list[list[object]]]:
+    rows = []
+    for method_dir in sorted({p.name.rsplit("_seed", 1)[0] for p in (RUNS / "compare" / source).glob(f"{model}_*")}):
+        method = method_dir[len(model) + 1:]
+        found = [json.loads(p.read_text()) for s in seeds
+                 if (p := RUNS / "compare" / source / f"{method_dir}_seed{s}" / "results.json").is_file()]
+        found = [r for r in found if len(r["members"]) > 1]
+        if not found:
+            continue
+        cells = []
+        for k in ("disagreement", "kl", "correlation"):
+            mu, se = mean_se([r["diversity"][k] for r in found])
+            cells.append(f"{mu:.4f} ± {se:.4f}")
+        paper = PAPER_A.get(method)
+        rows.append([method, len(found[0]["members"]), len(found), *cells,
+                     f"{paper[0]:.3f} / {paper[1]:.3f}" if paper else ""])
+    return ["method", "M", "seeds", "disagreement", "KL", "correlation", "paper (WRN-28-10, CIFAR-10)"], rows
+
+
+def part_b(seeds: list[int], threads: int, log: RunLog) -> None:
+    for seed in seeds:
+        first = RUNS / "table7_1" / f"R_seed{seed}"
+        for name, opts in VARIANTS.items():
+            if log.find(variant=name, seed=seed):
+                continue
+            parent = None if name == "R" else str(first / "checkpoints" / "parent.safetensors")
+            cfg = SparseRunConfig(model="lenet-s", parent_epochs=8, parent=parent, children=8, child_epochs=1,
+                                  seed=seed, threads=threads, **opts)
+            out = RUNS / "table7_1" / f"{name.replace(' + ', '_')}_seed{seed}"
+            r = run_sparse(cfg, out, progress=False)
+            row = log.append({"variant": name, "seed": seed, "accuracy": r["ensemble"]["accuracy"],
+                              "nll": r["ensemble"]["nll"], "correlation": r["diversity"]["correlation"],
+                              "disagreement": r["diversity"]["disagreement"],
+                              "matrix": r["diversity"]["matrices"]["correlation"]})
+            print(f"{name:9s} seed {seed}: acc {row['accuracy']:.4f} correlation {row['correlation']:.4f}", flush=True)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--source", default="compare", help="the compare.py run name to read diversity from")
+    ap.add_argument("--model", default="lenet-s")
+    ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--skip-training", action="store_true", help="part A only")
+    args = ap.parse_args()
+    set_threads(args.threads)
+    log = RunLog("table7_1")
+    if not args.skip_training:
+        part_b(args.seeds, args.threads, log)
+    head_a, rows_a = part_a(args.source, args.model, args.seeds)
+    rows_b = []
+    for name in VARIANTS:
+        rs = [r for r in log.where(variant=name) if r["seed"] in args.seeds]
+        if rs:
+            acc, corr = mean_se([r["accuracy"] for r in rs]), mean_se([r["correlation"] for r in rs])
+            dis = mean_se([r["disagreement"] for r in rs])
+            rows_b.append([name, len(rs), f"{acc[0]:.4f} ± {acc[1]:.4f}", f"{corr[0]:.4f} ± {corr[1]:.4f}",
+                           f"{dis[0]:.4f} ± {dis[1]:.4f}", f"{PAPER_B[name][0]:.3f} / {PAPER_B[name][1]:.3f}"])
+            if 0 in [r["seed"] for r in rs]:
+                m = next(r for r in rs if r["seed"] == 0)["matrix"]
+                plot_heatmap(RESULTS / f"table7_1_correlation_{name.replace(' + ', '_')}.png", m,
+                             f"{name}: member output correlation (seed 0)", "Pearson r")
+    info = header()
+    md = "\n\n".join([
+        "# Table 7.1 analogue — member diversity on Fashion-MNIST",
+        f"## A. Diversity of each ensemble's members ({args.model}, runs of compare.py `{args.source}`)",
+        "Off-diagonal means over member pairs on the test split: prediction disagreement, KL(f_i ‖ f_j), "
+        "Pearson correlation of the output vectors; mean ± s.e. over seeds.",
+        markdown_table(head_a, rows_a) if rows_a else "(no comparison runs yet)",
+        "## B. Random pruning vs neural partitioning vs partitioning + bagging (lenet-s, Figure 7.1)",
+        "One parent per seed (8 epochs, Adam 1e-3), 8 children x 1 epoch at density 0.5 each; ensemble "
+        "accuracy and the members' output correlation on the test split.",
+        markdown_table(["children", "seeds", "ensemble accuracy", "correlation", "disagreement",
+                        "paper acc / corr (ResNet-18, CIFAR-10)"], rows_b) if rows_b else "(not run yet)",
+        *footer(info),
+    ]) + "\n"
+    save("table7_1", {**info, "part_a": {"headers": head_a, "rows": rows_a},
+                      "part_b": [r for r in log if r["seed"] in args.seeds]}, md)
+
+
+if __name__ == "__main__":
+    main()
