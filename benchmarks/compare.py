@@ -39,7 +39,7 @@ from evo_ensembles.config.noisy import NoisyRunConfig
 from evo_ensembles.config.sparse import SparseRunConfig, StochasticRunConfig
 from evo_ensembles.devices import set_threads
 from evo_ensembles.recipes.baseline import TITLES
-from evo_ensembles.reporting import markdown_table
+from evo_ensembles.reporting import markdown_table, plot_lines
 
 SUBNETWORK = ("sparse", "stochastic", "noisy")
 DEFAULT_METHODS = [p for p in PEERS if p not in ("dropout", "mothernets")] + list(SUBNETWORK)
@@ -161,6 +161,40 @@ def table(rows: list[dict], methods: list[str]) -> tuple[list[str], list[list[ob
     return headers, out
 
 
+def plots(rows: list[dict], methods: list[str], name: str) -> list[str]:
+    """Accuracy vs corruption severity per method, and NLL vs training FLOPs (means over seeds)."""
+    from _common import RESULTS
+
+    def mean(values):
+        values = [v for v in values if v is not None]
+        return sum(values) / len(values) if values else None
+
+    out = []
+    by_sev, by_cost = {}, {}
+    for m in methods:
+        rs = [r for r in rows if r["method"] == m]
+        if not rs:
+            continue
+        label = LABELS.get(m, m)
+        sevs = [r["c_accuracy_by_severity"] for r in rs if r.get("c_accuracy_by_severity")]
+        if sevs:
+            keys = sorted(sevs[0], key=int)
+            by_sev[label] = ([0, *map(int, keys)], [mean(r["accuracy"] for r in rs),
+                                                   *(mean(s[k] for s in sevs) for k in keys)])
+        flops = mean(r["training_flops"] for r in rs)
+        if flops:
+            by_cost[label] = ([flops], [mean(r["nll"] for r in rs)])
+    if by_sev:
+        plot_lines(RESULTS / f"{name}_severity.png", by_sev, xlabel="corruption severity (0: clean test)",
+                   ylabel="accuracy", title="Accuracy vs severity (Fashion-MNIST-C)")
+        out.append(f"{name}_severity.png")
+    if by_cost:
+        plot_lines(RESULTS / f"{name}_nll_vs_flops.png", by_cost, xlabel="training FLOPs (x one model)",
+                   ylabel="test NLL", title="NLL vs training cost", logx=True, markers_only=True)
+        out.append(f"{name}_nll_vs_flops.png")
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default="lenet-s")
@@ -210,6 +244,7 @@ def main() -> None:
     rows = [r for r in log if r.get("kind") != "lr-probe" and r["model"] == args.model and r["seed"] in args.seeds]
     info = header()
     headers, body = table(rows, args.methods)
+    figures = plots(rows, args.methods, args.name)
     md = "\n\n".join([
         f"# Method comparison — {args.model} on Fashion-MNIST, budget {args.epochs} epochs ({args.recipe} recipe)",
         ("Every method at the same epoch budget (one model's full training), Adam at a constant rate; "
@@ -225,6 +260,7 @@ def main() -> None:
         f"types x 5 severities of Fashion-MNIST-C, the first {args.corrupted_examples} test images of each "
         "(evo_ensembles.data.corruptions; generate with `python -m evo_ensembles.data.corruptions fashion-mnist`).",
         markdown_table(headers, body),
+        *[f"![{name}]({name})" for name in figures],
         *footer(info),
     ]) + "\n"
     save(args.name, {**info, "model": args.model, "epochs": args.epochs, "rows": rows}, md)

@@ -121,3 +121,24 @@ def plot_accuracy_vs_kl(path: Path, series: dict[str, tuple[Sequence[float], Seq
     ax.set_title(title)
     ax.legend(fontsize=7, framealpha=0.8)
     _save(fig, path)
+
+
+def plot_lines(path: Path, series: dict[str, tuple[Sequence[float], Sequence[float]]], *, xlabel: str,
+               ylabel: str, title: str = "", logx: bool = False, markers_only: bool = False) -> None:
+    """One line (or point set) per name: ``series[name] = (xs, ys)`` (accuracy vs severity per
+    method, NLL vs training FLOPs)."""
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for name, (xs, ys) in series.items():
+        ax.plot(xs, ys, "o" if markers_only else "o-", ms=4, label=name)
+        if markers_only:
+            for x, y in zip(xs, ys):
+                ax.annotate(name, (x, y), fontsize=7, xytext=(3, 3), textcoords="offset points")
+    if logx:
+        ax.set_xscale("log")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=10)
+    if not markers_only:
+        ax.legend(fontsize=7, ncol=2)
+    ax.grid(alpha=0.3)
+    _save(fig, path)
