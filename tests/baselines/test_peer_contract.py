@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from evo_ensembles.baselines import PEERS, BaselineResult, get_peer
+from evo_ensembles.baselines.storage import ensemble_state, load_peer, rebuild_peer
 from evo_ensembles.cli import main
 from evo_ensembles.config.baseline import BaselineRunConfig
 from evo_ensembles.data import ArrayData, DataSplits
@@ -47,6 +48,16 @@ def test_every_peer_returns_members_scored_on_averaged_probabilities(name):
     assert out["ensemble"] == classification_metrics(probs.mean(0), data.test.y)  # never averaged logits
     if len(res.ensemble) > 1:
         assert not torch.allclose(probs[0], probs[1])  # members are not copies
+    # stored and rebuilt from its record, it is the same ensemble
+    opts = {"members": len(res.ensemble), **OPTIONS.get(name, {})}
+    if name in ("independent", "dropout"):
+        opts = {}
+    if name == "mc-dropout":
+        opts = {"passes": 2}
+    record = {"method": name, "model": model, "input_shape": [1, 16, 16], "num_classes": 3, "options": opts,
+              "members": res.members, "seed": 0}
+    back = rebuild_peer(record, ensemble_state(res.ensemble))
+    torch.testing.assert_close(back.member_probs(data.test.x), probs, rtol=0, atol=0)
 
 
 def test_baseline_command_writes_the_shared_schema_with_flops_and_epochs(tmp_path, capsys):
@@ -61,6 +72,8 @@ def test_baseline_command_writes_the_shared_schema_with_flops_and_epochs(tmp_pat
     assert results["training_cost"]["reference_epochs"] == 2 and results["parent"] is None
     assert len(results["members"]) == 2 and "lr" in results["members"][0]
     assert (out / "report.md").is_file() and (out / "figures" / "member_accuracy.png").is_file()
+    ens, record = load_peer(out / "checkpoints" / "ensemble.safetensors")
+    assert record["method"] == "snapshot" and len(ens) == 2
     # A finished run with the same settings is reported again, not retrained.
     mtime = (out / "results.json").stat().st_mtime_ns
     assert main(["baseline", "--method", "snapshot", "--model", "lenet-5", "--epochs", "2", "--members", "2",

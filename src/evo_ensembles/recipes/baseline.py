@@ -2,7 +2,8 @@
 subnetwork methods (same results.json keys, plus ``training_flops`` and ``epochs``).
 
 Writes into ``out``: ``config.json``, ``results.json``, ``report.md``, ``figures/`` and
-``checkpoints/`` (resume states of the method's training stages). Re-running the same
+``checkpoints/`` (resume states of the method's training stages, and ``ensemble.safetensors``:
+the trained ensemble, reloaded by :func:`evo_ensembles.baselines.storage.load_peer`). Re-running the same
 command resumes an interrupted training; a finished run with the same settings is reported
 again without training.
 
@@ -22,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from ..baselines import get_peer, reference_flops
+from ..baselines.storage import save_peer
 from ..config.baseline import BaselineRunConfig
 from ..data import DataSplits
 from ..devices import resolve_device, set_threads
@@ -88,6 +90,7 @@ def run_baseline(cfg: BaselineRunConfig, out: str | Path, *, progress: bool = Tr
         method = get_peer(cfg.method)
         res = method(cfg.model, data, cfg.method_train_config(), **cfg.method_options(), device=device,
                      progress=progress, workdir=out / "checkpoints")
+        save_peer(out / "checkpoints" / "ensemble.safetensors", res.ensemble, peer_record(cfg, data, res))
         t_eval = time.perf_counter()
         test = res.ensemble.evaluate(data.test.x, data.test.y, ece_bins=cfg.ece_bins)
         val = res.ensemble.evaluate(data.val.x, data.val.y, ece_bins=cfg.ece_bins) if len(data.val) else None
@@ -122,6 +125,13 @@ def run_baseline(cfg: BaselineRunConfig, out: str | Path, *, progress: bool = Tr
         return results
     finally:
         lock.release()
+
+
+def peer_record(cfg: BaselineRunConfig, data: DataSplits, res) -> dict[str, Any]:
+    """What :func:`evo_ensembles.baselines.storage.rebuild_peer` needs to rebuild the ensemble."""
+    return {"method": cfg.method, "model": cfg.model, "input_shape": list(data.input_shape),
+            "num_classes": data.num_classes, "options": cfg.method_options(), "members": res.members,
+            "seed": cfg.seed, "dataset": data.name}
 
 
 def _member_info(res, n: int) -> list[dict[str, Any]]:
