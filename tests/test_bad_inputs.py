@@ -52,7 +52,8 @@ JSON = st.recursive(
 # The arguments each command needs to get as far as building its config.
 BASE_ARGV = {"sparse": [], "stochastic": [], "noisy": [], "imagenet": ["--data", "nowhere", "--model", "resnet18"],
              "rl train": ["--env", "gym:CartPole-v1"],
-             "rl evaluate": ["--agent", "no-such-agent"], "baseline": ["--method", "snapshot", "--subset", "64"]}
+             "rl evaluate": ["--agent", "no-such-agent"], "baseline": ["--method", "snapshot", "--subset", "64"],
+             "analyze": ["no-such-run"]}
 
 
 def _value_fields(cmd) -> list[dataclasses.Field]:

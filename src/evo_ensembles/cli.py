@@ -19,6 +19,7 @@ from typing import Any
 
 from ._version import __version__
 from .config import add_config_arguments, config_from_args
+from .config.analyze import AnalyzeConfig
 from .config.baseline import BaselineRunConfig
 from .config.imagenet import ImageNetRunConfig
 from .config.noisy import NoisyRunConfig
@@ -51,6 +52,15 @@ class Command:
     show: Callable[[Any, str], None]
     default_out: str | None = None
     out_help: str = "output directory"
+    out_required: bool = True
+
+
+def _show_analysis(record: dict, out: str | None) -> None:
+    from .recipes.analyze import print_summary
+
+    print(print_summary(record))
+    where = out or f"{record['run_dir']}/analysis"
+    print(f"analysis: {where}/analysis.json, report: {where}/analysis.md")
 
 
 def _show_trained(info: dict, out: str) -> None:
@@ -119,6 +129,19 @@ COMMANDS = [
         "runs/baseline",
     ),
     Command(
+        "analyze",
+        AnalyzeConfig,
+        "evo_ensembles.recipes.analyze:run_analyze",
+        "why the ensemble works: t-SNE, feature visualisation, saliency, hashes, loss landscape",
+        "Analyse a finished run directory (sparse, stochastic, noisy, imagenet, baseline or rl evaluate): "
+        "t-SNE of the members' outputs, feature visualisations of one unit in every member, SmoothGrad "
+        "saliency, perceptual-hash and RMSE distances between members, and the loss landscape of parent, "
+        "pruned child and tuned child. Resumable; writes RUN_DIR/analysis/.",
+        _show_analysis,
+        out_help="output directory (default RUN_DIR/analysis)",
+        out_required=False,
+    ),
+    Command(
         "rl train",
         RLTrainConfig,
         "evo_ensembles.recipes.rl:run_rl_train",
@@ -154,7 +177,7 @@ def _add_command(sub, cmd: Command) -> None:
             "--out", default=cmd.default_out, help=f"{cmd.out_help} (default {cmd.default_out})"
         )
     else:
-        r.add_argument("--out", required=True, help=cmd.out_help)
+        r.add_argument("--out", required=cmd.out_required, default=None, help=cmd.out_help)
     r.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=lambda args: _run(cmd, args))
 

@@ -11,7 +11,7 @@ from evo_ensembles.config.sparse import SparseRunConfig, StochasticRunConfig
 from evo_ensembles.errors import UserError
 
 REQUIRED = {"rl train": ["--env", "gym:CartPole-v1"], "rl evaluate": ["--agent", "A"],
-            "imagenet": ["--data", "D", "--model", "resnet18"], "baseline": ["--method", "snapshot"]}
+            "imagenet": ["--data", "D", "--model", "resnet18"], "baseline": ["--method", "snapshot"], "analyze": ["RUN"]}
 
 
 @pytest.mark.parametrize("cmd", COMMANDS, ids=lambda c: c.name)
@@ -34,6 +34,7 @@ def test_every_field_is_a_flag_with_help(cmd):
         p = sub[part]
         sub = p._subparsers._group_actions[0].choices if p._subparsers else None
     flags = {s: a for a in p._actions for s in a.option_strings}
+    flags.update({a.dest: a for a in p._actions if not a.option_strings})  # positionals by name
     for f in dataclasses.fields(cmd.config):
         if f.metadata.get("cli"):
             flag = (

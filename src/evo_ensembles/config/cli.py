@@ -120,6 +120,10 @@ def add_config_arguments(
             kw["choices"] = md["choices"]
         if md["metavar"]:
             kw["metavar"] = md["metavar"]
+        if not flag_of(f).startswith("-"):  # a positional argument (e.g. analyze's RUN_DIR)
+            kw.pop("required", None)
+            g.add_argument(kw.pop("dest"), **kw)
+            continue
         g.add_argument(flag_of(f), **kw)
 
 
