@@ -33,7 +33,7 @@ import copy
 import importlib
 import json
 from collections.abc import Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import nullcontext
 from dataclasses import fields, replace
 from pathlib import Path
 from typing import Any
@@ -41,76 +41,18 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..baselines.common import MemberView
+from ..baselines.mc_dropout import MCDropoutPass
 from ..data import DataSplits
 from ..devices import resolve_device
 from ..ensemble import predict_probs
 from ..errors import CheckpointError, UserError, first_line
-from ..subnet import ChildSpec, Mask, add_noise_, derive_seed, eligible_parameters
+from ..subnet import ChildSpec, Mask, add_noise_, eligible_parameters
 from ..train import read_meta
 
 RUN_KINDS = ("sparse", "stochastic", "noisy", "imagenet", "baseline", "rl")
 EXPECTED = ("a run directory of this toolkit (config.json and results.json written by sparse, stochastic, "
             "noisy, imagenet, baseline or rl evaluate, or an rl train agent directory with agent.zip)")
-
-
-class MemberView(nn.Module):
-    """Member ``index`` of a network returning (M, B, C) logits, as a (B, C) module.
-
-    Gradients flow through the shared network (saliency, feature visualisation).
-    """
-
-    def __init__(self, module: nn.Module, index: int) -> None:
-        super().__init__()
-        self.module, self.index = module, int(index)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.module(x)[self.index]
-
-
-class MCDropoutPass(nn.Module):
-    """One MC Dropout pass: dropout stays on (in eval mode too) and every forward runs with
-    the global RNG forked and seeded with ``seed``: the same input gives the same output
-    each call, and gradients flow.
-
-    Example:
-        >>> net = nn.Sequential(nn.Linear(4, 8), nn.Dropout(0.5), nn.Linear(8, 3))
-        >>> x = torch.randn(2, 4)
-        >>> torch.equal(MCDropoutPass(net, 1)(x), MCDropoutPass(net, 1)(x)), torch.equal(
-        ...     MCDropoutPass(net, 1)(x), MCDropoutPass(net, 2)(x))
-        (True, False)
-    """
-
-    def __init__(self, model: nn.Module, seed: int) -> None:
-        super().__init__()
-        self.model, self.seed, self._seeded = model, int(seed), False
-        self.eval()  # the rest of the model as in evaluation; dropout on
-
-    def train(self, mode: bool = True) -> MCDropoutPass:
-        from ..baselines.mc_dropout import dropout_modules
-
-        super().train(mode)
-        for m in dropout_modules(self.model):
-            m.train()
-        return self
-
-    @contextmanager
-    def seeded(self) -> Iterator[None]:
-        """One seeding for every forward inside the block (how MCDropoutEnsemble runs a pass
-        over several batches)."""
-        device = next(self.model.parameters()).device
-        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
-            torch.manual_seed(self.seed)
-            self._seeded = True
-            try:
-                yield
-            finally:
-                self._seeded = False
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self._seeded:
-            return self.model(x)
-        with self.seeded():
-            return self.model(x)
 
 
 def _read_json(path: Path) -> dict[str, Any]:
@@ -361,7 +303,7 @@ class _PeerRun(AnalysisRun):
         if isinstance(ens, MultiOutputEnsemble):
             return MemberView(ens.module, i)
         if isinstance(ens, MCDropoutEnsemble):
-            return MCDropoutPass(ens.model, derive_seed(ens.seed, 11, i))  # as MCDropoutEnsemble seeds pass i
+            return ens.pass_module(i)
         return ens.members[i]
 
     def member_names(self) -> list[str]:

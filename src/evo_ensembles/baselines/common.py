@@ -97,6 +97,20 @@ class MultiOutputEnsemble(BaseEnsemble):
         return torch.cat(outs, dim=1) if outs else torch.empty(len(self), 0)
 
 
+class MemberView(nn.Module):
+    """Member ``index`` of a network returning (M, B, C) logits, as a (B, C) module.
+
+    Gradients flow through the shared network (saliency, feature visualisation).
+    """
+
+    def __init__(self, module: nn.Module, index: int) -> None:
+        super().__init__()
+        self.module, self.index = module, int(index)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.module(x)[self.index]
+
+
 def members_cross_entropy(model: nn.Module, x: torch.Tensor, y: torch.Tensor):
     """Objective of a model returning (M, B, C) logits on one batch: the sum over members of
     each member's mean cross-entropy (TreeNet's joint loss)."""
@@ -165,5 +179,5 @@ def fit_stage(model: nn.Module, train, cfg: TrainConfig, *, workdir: str | Path 
     return res
 
 
-__all__ = ["BaselineResult", "MultiOutputEnsemble", "fit_stage", "masked_training_flops", "members_cross_entropy", "reference_flops",
+__all__ = ["BaselineResult", "MemberView", "MultiOutputEnsemble", "fit_stage", "masked_training_flops", "members_cross_entropy", "reference_flops",
            "sample_batch", "stage_dir", "training_flops"]

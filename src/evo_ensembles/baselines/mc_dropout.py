@@ -18,6 +18,9 @@ Example:
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import torch
 from torch import nn
 
@@ -43,6 +46,50 @@ def dropout_modules(model: nn.Module) -> list[nn.Module]:
     return [m for m in model.modules() if isinstance(m, nn.modules.dropout._DropoutNd)]
 
 
+class MCDropoutPass(nn.Module):
+    """One MC Dropout pass: dropout stays on (in eval mode too) and every forward runs with
+    the global RNG forked and seeded with ``seed``: the same input gives the same output
+    each call, and gradients flow.
+
+    Example:
+        >>> net = nn.Sequential(nn.Linear(4, 8), nn.Dropout(0.5), nn.Linear(8, 3))
+        >>> x = torch.randn(2, 4)
+        >>> torch.equal(MCDropoutPass(net, 1)(x), MCDropoutPass(net, 1)(x)), torch.equal(
+        ...     MCDropoutPass(net, 1)(x), MCDropoutPass(net, 2)(x))
+        (True, False)
+    """
+
+    def __init__(self, model: nn.Module, seed: int) -> None:
+        super().__init__()
+        self.model, self.seed, self._seeded = model, int(seed), False
+        self.eval()  # the rest of the model as in evaluation; dropout on
+
+    def train(self, mode: bool = True) -> MCDropoutPass:
+        super().train(mode)
+        for m in dropout_modules(self.model):
+            m.train()
+        return self
+
+    @contextmanager
+    def seeded(self) -> Iterator[None]:
+        """One seeding for every forward inside the block (how MCDropoutEnsemble runs a pass
+        over several batches)."""
+        device = next(self.model.parameters()).device
+        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+            torch.manual_seed(self.seed)
+            self._seeded = True
+            try:
+                yield
+            finally:
+                self._seeded = False
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self._seeded:
+            return self.model(x)
+        with self.seeded():
+            return self.model(x)
+
+
 class MCDropoutEnsemble(BaseEnsemble):
     """``passes`` stochastic forward passes of one dropout model as the members."""
 
@@ -56,6 +103,14 @@ class MCDropoutEnsemble(BaseEnsemble):
     def __len__(self) -> int:
         return self.passes
 
+    def pass_seed(self, i: int) -> int:
+        """The seed of pass ``i``'s dropout masks."""
+        return derive_seed(self.seed, 11, i)
+
+    def pass_module(self, i: int) -> MCDropoutPass:
+        """Pass ``i`` as a module of its own (the same masks for the same input, gradients flow)."""
+        return MCDropoutPass(self.model, self.pass_seed(i))
+
     @torch.no_grad()
     def _own_member_probs(self, x: torch.Tensor, batch_size: int) -> torch.Tensor:
         device = next(self.model.parameters()).device
@@ -66,8 +121,7 @@ class MCDropoutEnsemble(BaseEnsemble):
         try:
             out = []
             for i in range(self.passes):
-                with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
-                    torch.manual_seed(derive_seed(self.seed, 11, i))
+                with self.pass_module(i).seeded():
                     out.append(torch.cat([torch.softmax(self.model(x[j:j + batch_size].to(device)).float(), 1).cpu()
                                           for j in range(0, len(x), batch_size)]))
         finally:
@@ -94,4 +148,4 @@ def mc_dropout(model_name: str, data: DataSplits, cfg: TrainConfig, *, passes: i
                           members=[{"pass": i, "dropout": p} for i in range(passes)], history=res.history)
 
 
-__all__ = ["MCDropoutEnsemble", "default_dropout", "dropout_modules", "mc_dropout"]
+__all__ = ["MCDropoutEnsemble", "MCDropoutPass", "default_dropout", "dropout_modules", "mc_dropout"]
