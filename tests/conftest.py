@@ -1,7 +1,27 @@
+import atexit
 import os
+import shutil
+import tempfile
 
 import pytest
 import torch
+
+
+def _hermetic_data_root() -> str:
+    """A data root with the machine's clean data sets only: corrupted sets generated on this
+    machine (fashion-mnist-c, ...) would otherwise be picked up by every run, so tests would
+    see a different machine than CI."""
+    real = os.environ.get("EVO_ENSEMBLES_DATA_ROOT", "/usr/share/datasets")
+    root = tempfile.mkdtemp(prefix="evo-data-root-")
+    atexit.register(shutil.rmtree, root, ignore_errors=True)
+    if os.path.isdir(real):
+        for name in os.listdir(real):
+            if not name.lower().endswith("-c"):
+                os.symlink(os.path.join(real, name), os.path.join(root, name))
+    return root
+
+
+os.environ["EVO_ENSEMBLES_DATA_ROOT"] = _hermetic_data_root()
 
 # Tests are tiny: one thread avoids oversubscription when the machine is busy.
 torch.set_num_threads(1)

@@ -160,12 +160,11 @@ class EnsembleFields(RunConfig):
         group="ensemble",
     )
     corrupted_examples: int | None = option(
-        None,
+        1000,
         "score the corrupted test set (when the data set has one) on the first N images of each "
-        "type x severity",
+        "type x severity (every image: 10000); all 115 cells are always scored",
         check=check_positive_int,
         group="ensemble",
-        default_help="all",
     )
 
 
