@@ -63,3 +63,11 @@ def test_bad_input_gets_exit_2_and_one_line(run_dir, argv, message, capsys, tmp_
     assert main([*argv, *QUICK, "--out", str(tmp_path / "a")]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and message in err
+
+
+def test_analyze_an_rl_evaluation_draws_what_applies(run_dir, tmp_path):
+    out = tmp_path / "analysis"
+    assert main(["analyze", str(run_dir("rl")), *QUICK, "--out", str(out)]) == 0
+    parts = json.loads((out / "analysis.json").read_text())["parts"]
+    assert "result" in parts["tsne"]  # members' action distributions on observations of the parent policy
+    assert "skipped" in parts["landscape"]

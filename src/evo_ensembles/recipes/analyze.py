@@ -121,8 +121,14 @@ def part_tsne(run, cfg, out, progress):
     return {"examples": int(x.shape[0]), "members": int(probs.shape[0]), "figure": "figures/tsne.png"}
 
 
+def _need_images(shape: tuple, part: str) -> None:
+    if len(shape) != 3:
+        raise UserError(f"{part} draws images; this run's inputs have shape {tuple(shape)}, not (C, H, W)")
+
+
 def part_features(run, cfg, out, progress):
     x, _, shape, mean, std = _inputs(run, 1, cfg.seed)
+    _need_images(shape, "feature visualisation")
     models = _models(run)
     first = models[0][1]()
     if isinstance(first, MemberView) and cfg.layer is None:  # one network, several heads
@@ -144,7 +150,8 @@ def part_features(run, cfg, out, progress):
 
 
 def part_saliency(run, cfg, out, progress):
-    x, y, *_ = _inputs(run, cfg.images, cfg.seed)
+    x, y, shape, *_ = _inputs(run, cfg.images, cfg.seed)
+    _need_images(shape, "saliency")
     settings = {"images": int(x.shape[0]), "seed": cfg.seed}
     models = _models(run)
     rows = []
