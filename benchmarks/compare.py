@@ -252,7 +252,7 @@ def main() -> None:
          "SPEC §3's large-budget recipe scaled to this machine: SGD Nesterov 0.9, weight decay 5e-4, the "
          "step-linear parent schedule, children one-cycle; each method at its paper budget ratio (see "
          "plan() in benchmarks/compare.py); ") + f"lr {sorted({r.get('lr') for r in rows if r.get('lr')})} "
-        "(several candidates: chosen on validation); FLOPs relative to one dense "
+        "(when several were given, chosen on seed 0's validation); FLOPs relative to one dense "
         f"{args.model} trained {args.epochs} epochs, counted with torch.utils.flop_counter on a real training "
         "step (masked layers at their density); epochs summed over separately trained models; wall time on "
         "this machine. Test split (10,000 images); mean ± standard error over seeds "
