@@ -134,7 +134,15 @@ def plot_lines(path: Path, series: dict[str, tuple[Sequence[float], Sequence[flo
             for x, y in zip(xs, ys):
                 ax.annotate(name, (x, y), fontsize=7, xytext=(3, 3), textcoords="offset points")
     if logx:
+        from matplotlib.ticker import FixedLocator, NullFormatter, NullLocator
+
         ax.set_xscale("log")
+        xs_all = [x for xs, _ in series.values() for x in xs]
+        ticks = [t for t in (0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 20) if min(xs_all) / 1.5 <= t <= max(xs_all) * 1.5]
+        ax.xaxis.set_major_locator(FixedLocator(ticks))
+        ax.xaxis.set_minor_locator(NullLocator())
+        ax.xaxis.set_minor_formatter(NullFormatter())
+        ax.set_xticklabels([f"{t:g}" for t in ticks])
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.set_title(title, fontsize=10)
