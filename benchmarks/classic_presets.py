@@ -1,7 +1,8 @@
 """Do the gymnasium presets train classic control reliably? (issue #13, item 5)
 
 For each environment, train PPO with its preset (``classic`` by default) from ``--seeds``
-training seeds for ``--timesteps`` steps, then score the agent (sampled actions) and a
+training seeds for ``--timesteps`` steps (or the preset's own for an environment it has
+settings for, e.g. MountainCar's 1M), then score the agent (sampled actions) and a
 uniform-random policy over the same evaluation episodes. A seed "learns" when its mean
 return beats random by more than ``--margin`` of the random policy's spread plus the 95%
 interval of both means. Target: at least 9 of 10 seeds per environment. Resumable.
@@ -19,7 +20,7 @@ from pathlib import Path
 from _common import RunLog, footer, header, save
 from rl_minatar import RandomPolicy
 
-from evo_ensembles.agents import RLTrainConfig, load_agent, train_agent
+from evo_ensembles.agents import RLTrainConfig, get_preset, load_agent, train_agent
 from evo_ensembles.agents.ensemble_policy import PolicyPredictor
 from evo_ensembles.agents.evaluate import run_episodes
 from evo_ensembles.devices import set_threads
@@ -31,6 +32,12 @@ ENVS = ["gym:CartPole-v1", "gym:Acrobot-v1", "gym:MountainCar-v0", "gym:Pendulum
 
 def ci95(r: dict) -> float:
     return 1.96 * r["std_return"] / math.sqrt(r["episodes"])
+
+
+def steps_for(env: str, preset: str, default: int) -> int:
+    """``default``, unless the preset sets this environment's own step count."""
+    own, base = get_preset(preset, env).timesteps, get_preset(preset).timesteps
+    return own if own != base else default
 
 
 def main() -> None:
@@ -46,18 +53,19 @@ def main() -> None:
     set_threads(args.threads)
     log = RunLog(args.name)
     for env in args.envs:
+        steps = steps_for(env, args.preset, args.timesteps)
         for seed in args.seeds:
-            if log.find(env=env, seed=seed, preset=args.preset, timesteps=args.timesteps):
+            if log.find(env=env, seed=seed, preset=args.preset, timesteps=steps):
                 continue
             out = RUNS / args.name / f"{env.split(':')[1]}_s{seed}"
-            info = train_agent(RLTrainConfig(env, args.preset, timesteps=args.timesteps, seed=seed,
-                                             checkpoint_every=args.timesteps), out, progress=False)
+            info = train_agent(RLTrainConfig(env, args.preset, timesteps=steps, seed=seed,
+                                             checkpoint_every=min(steps, 100_000)), out, progress=False)
             model, meta = load_agent(out)
             agent = run_episodes(PolicyPredictor(model.policy, seed=seed), meta, episodes=args.episodes, seed=seed)
             rand = run_episodes(RandomPolicy(model.action_space.n, seed), meta, episodes=args.episodes, seed=seed) \
                 if hasattr(model.action_space, "n") else None
             learned = rand is not None and agent["mean_return"] - ci95(agent) > rand["mean_return"] + ci95(rand)
-            row = log.append({"env": env, "seed": seed, "preset": args.preset, "timesteps": args.timesteps,
+            row = log.append({"env": env, "seed": seed, "preset": args.preset, "timesteps": steps,
                               "agent": agent["mean_return"], "agent_ci": ci95(agent),
                               "random": None if rand is None else rand["mean_return"],
                               "random_ci": None if rand is None else ci95(rand), "learned": learned,
@@ -66,19 +74,23 @@ def main() -> None:
                   f"{row['random']}, learned {learned}", flush=True)
     body = []
     for env in args.envs:
-        rows = log.where(env=env, preset=args.preset, timesteps=args.timesteps)
+        steps = steps_for(env, args.preset, args.timesteps)
+        rows = log.where(env=env, preset=args.preset, timesteps=steps)
         if rows:
             ok = sum(r["learned"] for r in rows)
-            body.append([env, args.preset, args.timesteps, f"{ok} / {len(rows)}",
+            body.append([env, args.preset, steps, f"{ok} / {len(rows)}",
                          ", ".join(f"{r['agent']:.0f}" for r in rows), f"{rows[0]['random']:.1f}",
-                         "yes" if ok >= 0.9 * len(rows) else "**no**"])
+                         "yes" if ok >= 0.9 * len(rows) else "**no**",
+                         f"{sum(r['train_seconds'] for r in rows) / len(rows):.0f}"])
     info = header()
     md = "\n\n".join([
         "# Classic-control presets: does PPO learn from every seed?",
-        f"{args.timesteps} steps per seed; {args.episodes} evaluation episodes (sampled actions) per agent and "
+        f"Steps per seed as in the table ({args.timesteps}, or the preset's own for an environment it has "
+        f"settings for); {args.episodes} evaluation episodes (sampled actions) per agent and "
         "for a uniform-random policy on the same seeds; a seed learns when the two 95% intervals of the means "
         "do not overlap and the agent is above. Target: ≥ 9 of 10 seeds.",
-        markdown_table(["env", "preset", "steps", "seeds that learn", "agent returns", "random", "target met"], body),
+        markdown_table(["env", "preset", "steps", "seeds that learn", "agent returns", "random", "target met",
+                                "train s / seed"], body),
         *footer(info),
     ]) + "\n"
     save(args.name, {**info, "args": vars(args), "rows": log.rows}, md)

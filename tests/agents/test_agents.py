@@ -160,3 +160,33 @@ def test_head_scope_perturbs_only_the_action_head(cartpole_agent):
         assert changed == (name == "head.weight"), name  # biases are never perturbed
     with pytest.raises(UserError, match="perturbation scope"):
         actor_dense_layers(pol, "critic")
+
+
+def test_per_env_preset_settings_merge_over_the_preset():
+    base, car = get_preset("classic", "gym:CartPole-v1"), get_preset("classic", "gym:MountainCar-v0")
+    assert not base.normalize_obs and car.normalize_obs
+    assert car.timesteps > base.timesteps and car.n_envs == 16
+    assert car.ppo["gae_lambda"] == 0.98 and car.ppo["clip_range"] == base.ppo["clip_range"]  # ppo merged key by key
+    assert get_preset("classic").to_dict()["normalize_obs"] is False
+
+
+def test_observation_normalisation_is_saved_and_frozen_for_evaluation(tmp_path):
+    from evo_ensembles.agents.evaluate import eval_env
+    from evo_ensembles.envs import make_vec_env
+
+    out = tmp_path / "car"
+    train_agent(RLTrainConfig("gym:MountainCar-v0", "smoke", timesteps=128, overrides={"normalize_obs": True}),
+                out, progress=False)
+    _, meta = load_agent(out)
+    norm = meta["normalization"]
+    assert meta["preset"]["normalize_obs"] and len(norm["obs_mean"]) == 2 and norm["obs_count"] > 128
+    env, raw = eval_env(meta, seed=3), make_vec_env("gym:MountainCar-v0", 1, 3 + 1_000_003)
+    mean, var = np.array(norm["obs_mean"]), np.array(norm["obs_var"])
+    for _ in range(3):
+        got, want = env.reset(), raw.reset()
+        np.testing.assert_allclose(got, np.clip((want - mean) / np.sqrt(var + 1e-8), -10, 10), rtol=1e-5)
+        env.step(np.array([0])), raw.step(np.array([0]))
+    np.testing.assert_array_equal(env.obs_rms.mean, mean)  # frozen: evaluation never updates the statistics
+    meta["normalization"] = None
+    with pytest.raises(CheckpointError, match="observation statistics"):
+        eval_env(meta)

@@ -27,12 +27,17 @@ from ..config.rl import LEVEL_SETS
 from ..envs import make_vec_env
 from ..errors import UserError
 from .presets import get_preset
+from .train import load_normalization_state
 
 _SEED_OFFSET = {"train": 0, "held-out": 1_000_003, "all": 2_000_003}
 
 
 def eval_env(meta: dict[str, Any], *, levels: str = "held-out", seed: int = 0, n_envs: int = 1) -> VecEnv:
-    """The agent's environment stack for evaluation: no reward normalisation, same frame stack."""
+    """The agent's environment stack for evaluation.
+
+    No reward normalisation; the same frame stack; observations standardised with the
+    training statistics, frozen, when the agent was trained that way.
+    """
     if levels not in LEVEL_SETS:
         raise UserError(f"unknown level set {levels!r}; choose from {LEVEL_SETS}")
     preset = get_preset(meta["preset"]["name"], meta["env"])
@@ -41,9 +46,12 @@ def eval_env(meta: dict[str, Any], *, levels: str = "held-out", seed: int = 0, n
         start_level, num_levels = start_level + num_levels, 0
     elif levels in ("held-out", "all"):
         start_level, num_levels = 0, 0
+    normalize_obs = bool(meta["preset"].get("normalize_obs", False))  # as trained, overrides included
     env = make_vec_env(meta["env"], n_envs, seed + _SEED_OFFSET[levels], frame_stack=preset.frame_stack,
-                       normalize_reward=False, distribution_mode=preset.distribution_mode,
+                       normalize_reward=False, normalize_obs=normalize_obs, distribution_mode=preset.distribution_mode,
                        num_levels=num_levels, start_level=start_level)
+    if normalize_obs:
+        load_normalization_state(env, meta.get("normalization"), frozen=True)
     space = env.observation_space
     if is_image_space(space) and not is_image_space_channels_first(space):
         env = VecTransposeImage(env)  # what SB3 did to the training env

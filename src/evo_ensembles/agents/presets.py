@@ -29,6 +29,7 @@ class Preset:
     frame_stack: int
     normalize_reward: bool
     timesteps: int
+    normalize_obs: bool = False
     ppo: dict[str, Any] = field(default_factory=dict)
     impala_channels: tuple[int, ...] = (32, 64, 128)
     mlp: tuple[int, ...] = (64, 64)
@@ -59,7 +60,8 @@ class Preset:
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "families": list(self.families), "policy": self.policy,
                 "n_envs": self.n_envs, "frame_stack": self.frame_stack,
-                "normalize_reward": self.normalize_reward, "timesteps": self.timesteps, "ppo": dict(self.ppo),
+                "normalize_reward": self.normalize_reward, "normalize_obs": self.normalize_obs,
+                "timesteps": self.timesteps, "ppo": dict(self.ppo),
                 "impala_channels": list(self.impala_channels), "mlp": list(self.mlp),
                 "distribution_mode": self.distribution_mode}
 
@@ -73,23 +75,34 @@ def available_presets() -> list[str]:
 
 
 def get_preset(name: str, env_id: str | EnvId | None = None, **overrides: Any) -> Preset:
-    """The preset ``name``; with ``env_id`` it must fit that environment family."""
+    """The preset ``name``; with ``env_id`` it must fit that environment family.
+
+    A preset may hold per-environment settings (``[<name>.envs."<env name>"]``, RL Zoo
+    style: MountainCar needs observation normalisation and far more steps than CartPole);
+    with ``env_id`` they are merged over the preset's own, ``ppo`` key by key.
+    """
     table = _load()
     if name not in table:
         raise UnknownNameError(f"unknown preset {name!r}; choose from {', '.join(table)}")
     raw = dict(table[name])
+    per_env = raw.pop("envs", {})
+    eid = None
+    if env_id is not None:
+        eid = env_id if isinstance(env_id, EnvId) else parse_env_id(env_id)
+        if eid.family not in raw["families"]:
+            fitting = [n for n, t in table.items() if eid.family in t["families"]]
+            raise UserError(f"preset {name!r} is for {'/'.join(raw['families'])} environments, not {eid}; "
+                            f"use one of: {', '.join(fitting)}")
+        specific = dict(per_env.get(eid.name, {}))
+        raw["ppo"] = {**raw.get("ppo", {}), **specific.pop("ppo", {})}
+        raw.update(specific)
     preset = Preset(name=name, families=tuple(raw.pop("families")), policy=raw.pop("policy"),
                     n_envs=int(raw.pop("n_envs")), frame_stack=int(raw.pop("frame_stack")),
                     normalize_reward=bool(raw.pop("normalize_reward")), timesteps=int(raw.pop("timesteps")),
+                    normalize_obs=bool(raw.pop("normalize_obs", False)),
                     ppo=dict(raw.pop("ppo", {})),
                     impala_channels=tuple(raw.pop("impala_channels", (32, 64, 128))),
                     mlp=tuple(raw.pop("mlp", (64, 64))), distribution_mode=raw.pop("distribution_mode", "easy"))
     if raw:
         raise UserError(f"preset {name!r} has unknown keys {sorted(raw)}")
-    if env_id is not None:
-        eid = env_id if isinstance(env_id, EnvId) else parse_env_id(env_id)
-        if eid.family not in preset.families:
-            fitting = [n for n, t in table.items() if eid.family in t["families"]]
-            raise UserError(f"preset {name!r} is for {'/'.join(preset.families)} environments, not {eid}; "
-                            f"use one of: {', '.join(fitting)}")
     return replace(preset, **overrides) if overrides else preset

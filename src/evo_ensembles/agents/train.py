@@ -6,7 +6,7 @@ with ``weights_only``), ``checkpoints/latest.{zip,json}`` (written every
 ``checkpoint_every`` steps, atomically) and ``logs/`` (``progress.csv``, one row per
 rollout across resumed runs, and TensorBoard events). Running the same training again resumes from the latest checkpoint.
 
-Reward-normalisation statistics are stored as JSON numbers rather than SB3's pickled
+Reward- and observation-normalisation statistics are stored as JSON numbers rather than SB3's pickled
 ``VecNormalize`` file, so loading an agent never unpickles anything.
 
 Example:
@@ -46,7 +46,8 @@ def build_env(env_id: str, preset: Preset, *, n_envs: int, seed: int, num_levels
               start_level: int = 0) -> VecEnv:
     """The preset's environment stack for ``env_id``."""
     return make_vec_env(env_id, n_envs, seed, frame_stack=preset.frame_stack,
-                        normalize_reward=preset.normalize_reward, gamma=preset.ppo.get("gamma", 0.99),
+                        normalize_reward=preset.normalize_reward, normalize_obs=preset.normalize_obs,
+                        gamma=preset.ppo.get("gamma", 0.99),
                         distribution_mode=preset.distribution_mode, num_levels=num_levels,
                         start_level=start_level)
 
@@ -60,21 +61,41 @@ def _find_vecnormalize(env: VecEnv) -> VecNormalize | None:
 
 
 def normalization_state(env: VecEnv) -> dict | None:
+    """The running statistics of the stack's ``VecNormalize`` as JSON numbers (None without one)."""
     vn = _find_vecnormalize(env)
     if vn is None:
         return None
     r = vn.ret_rms
-    return {"ret_mean": float(r.mean), "ret_var": float(r.var), "ret_count": float(r.count),
-            "clip_reward": vn.clip_reward, "epsilon": vn.epsilon, "gamma": vn.gamma}
+    state = {"ret_mean": float(r.mean), "ret_var": float(r.var), "ret_count": float(r.count),
+             "clip_reward": vn.clip_reward, "epsilon": vn.epsilon, "gamma": vn.gamma}
+    if vn.norm_obs:
+        o = vn.obs_rms
+        state |= {"obs_mean": np.asarray(o.mean).tolist(), "obs_var": np.asarray(o.var).tolist(),
+                  "obs_count": float(o.count), "clip_obs": vn.clip_obs}
+    return state
 
 
-def load_normalization_state(env: VecEnv, state: dict | None) -> None:
+def load_normalization_state(env: VecEnv, state: dict | None, *, frozen: bool = False) -> None:
+    """Restore :func:`normalization_state` into ``env``; ``frozen`` stops further updates (evaluation)."""
     vn = _find_vecnormalize(env)
-    if vn is None or not state:
+    if vn is None:
         return
-    vn.ret_rms.mean = np.float64(state["ret_mean"])
-    vn.ret_rms.var = np.float64(state["ret_var"])
-    vn.ret_rms.count = state["ret_count"]
+    if vn.norm_obs and not (state and "obs_mean" in state):
+        raise CheckpointError("the agent normalises observations but its record holds no observation "
+                              "statistics; retrain it")
+    if state:
+        vn.ret_rms.mean = np.float64(state["ret_mean"])
+        vn.ret_rms.var = np.float64(state["ret_var"])
+        vn.ret_rms.count = state["ret_count"]
+        if vn.norm_obs:
+            shape = vn.obs_rms.mean.shape
+            mean, var = np.asarray(state["obs_mean"], np.float64), np.asarray(state["obs_var"], np.float64)
+            if mean.shape != shape or var.shape != shape:
+                raise CheckpointError(f"observation statistics of shape {mean.shape} do not fit "
+                                      f"observations of shape {shape}")
+            vn.obs_rms.mean, vn.obs_rms.var, vn.obs_rms.count = mean, var, float(state["obs_count"])
+    if frozen:
+        vn.training = False
 
 
 class _Checkpoint(BaseCallback):

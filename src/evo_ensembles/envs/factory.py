@@ -2,9 +2,10 @@
 
 The standard wrapper stack (SB3 wrappers, no re-implementation):
 ``VecMonitor`` (raw episode returns and lengths, before any normalisation) →
-``VecNormalize`` (rewards only; observations untouched) → ``VecFrameStack``.
-ProcGen defaults to reward normalisation and 2 stacked frames (the paper's Table 4.2);
-MinAtar and gymnasium ids default to neither. Presets can change both.
+``VecNormalize`` (rewards; observations only when asked, for low-dimensional states such as
+MountainCar's) → ``VecFrameStack``. ProcGen defaults to reward normalisation and 2 stacked
+frames (the paper's Table 4.2); MinAtar and gymnasium ids default to neither. Presets can
+change all three.
 
 Example:
     >>> env = make_vec_env("gym:CartPole-v1", num_envs=2, seed=0)
@@ -66,6 +67,7 @@ def make_vec_env(
     *,
     frame_stack: int | None = None,
     normalize_reward: bool | None = None,
+    normalize_obs: bool = False,
     gamma: float = 0.99,
     distribution_mode: str = "easy",
     num_levels: int = 0,
@@ -77,6 +79,8 @@ def make_vec_env(
 
     ``seed`` seeds ProcGen's level sampling (``rand_seed``) or each gymnasium copy
     (``seed + i``). ``frame_stack``/``normalize_reward`` default per family (see module doc).
+    ``normalize_obs`` standardises observations with running statistics (``VecNormalize``);
+    evaluation loads the training statistics and freezes them.
     ``max_episode_steps`` caps MinAtar/gym episodes (gymnasium ``TimeLimit``).
     """
     eid = env_id if isinstance(env_id, EnvId) else parse_env_id(env_id)
@@ -102,8 +106,10 @@ def make_vec_env(
         venv = DummyVecEnv([thunk(i) for i in range(num_envs)])
         venv.seed(seed)
     venv = VecMonitor(venv)
-    if normalize_reward:
-        venv = VecNormalize(venv, norm_obs=False, norm_reward=True, gamma=gamma)
+    if normalize_reward or normalize_obs:
+        if normalize_obs and is_procgen:
+            raise UserError("observation normalisation is for low-dimensional states, not ProcGen images")
+        venv = VecNormalize(venv, norm_obs=normalize_obs, norm_reward=normalize_reward, gamma=gamma)
     if frame_stack > 1:
         venv = VecFrameStack(venv, frame_stack)
     return venv
