@@ -8,6 +8,10 @@ with the regime study's settings; snapshot: 4 cosine cycles of 4 epochs), runs
 ``evo-ensembles analyze`` on each (feature visualisation of one unit of the last conv layer
 in every member, Adam lr 0.05, 1,024 steps; SmoothGrad maps of 8 test images; hashes) and
 compares the mean pairwise distance between members, per hash and for RMSE, over seeds.
+For the README it then completes the first seed's sparse analysis with the t-SNE and
+loss-landscape parts and copies one figure of each kind to
+``results/analyze_<figure>.png`` (``--no-gallery`` skips this; with ``--name`` other than
+the default the copies are named ``<name>_analyze_<figure>.png``).
 
     .venv/bin/python benchmarks/hash_siblings.py --seeds 0 1 2
 """
@@ -15,17 +19,39 @@ compares the mean pairwise distance between members, per hash and for RMSE, over
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 
 from _common import RESULTS, RunLog, footer, header, mean_se, save
 
+from evo_ensembles.baselines import PEERS
 from evo_ensembles.config.analyze import AnalyzeConfig
+from evo_ensembles.config.baseline import BaselineRunConfig
 from evo_ensembles.recipes.analyze import run_analyze
+from evo_ensembles.recipes.baseline import run_baseline
 from evo_ensembles.reporting import markdown_table
 
 RUNS = Path(__file__).resolve().parent / "runs"
 METHODS = ("sparse", "snapshot")
 KINDS = ("average", "perceptual", "difference", "wavelet", "colour", "rmse")
+
+
+def with_checkpoint(run_dir: Path, retrain: Path) -> Path:
+    """``run_dir``, or the same peer run redone in ``retrain`` when ``run_dir`` kept no weights.
+
+    Peer runs of compare.py made before peers saved their ensembles hold only results; the
+    same config and seed retrains the same ensemble (its test accuracy is checked to match).
+    """
+    config = json.loads((run_dir / "config.json").read_text())
+    if config.get("method") not in PEERS or (run_dir / "checkpoints" / "ensemble.safetensors").is_file():
+        return run_dir
+    print(f"{run_dir.name} kept no weights: retraining it in {retrain}", flush=True)
+    again = run_baseline(BaselineRunConfig(**config), retrain, progress=False)
+    before = json.loads((run_dir / "results.json").read_text())["ensemble"]["accuracy"]
+    if abs(again["ensemble"]["accuracy"] - before) > 1e-9:
+        raise SystemExit(f"{retrain}: retrained accuracy {again['ensemble']['accuracy']} is not the compare "
+                         f"run's {before}; the code changed in between")
+    return retrain
 
 
 def main() -> None:
@@ -37,8 +63,11 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=1024)
     ap.add_argument("--images", type=int, default=8)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--name", default="hash_siblings", help="results/<name>.*, runs/<name>/ and its run log")
+    ap.add_argument("--gallery", action=argparse.BooleanOptionalAction, default=True,
+                    help="every part on the first seed's sparse run, its figures copied to results/")
     args = ap.parse_args()
-    log = RunLog("hash_siblings")
+    log = RunLog(args.name)
     for seed in args.seeds:
         for method in METHODS:
             if log.find(method=method, seed=seed, channel=args.channel, steps=args.steps):
@@ -47,9 +76,10 @@ def main() -> None:
             if not (run_dir / "results.json").is_file():
                 print(f"skip {method} seed {seed}: {run_dir} has not finished", flush=True)
                 continue
+            run_dir = with_checkpoint(run_dir, RUNS / args.name / "train" / f"{method}_seed{seed}")
             cfg = AnalyzeConfig(run_dir=str(run_dir), parts=("features", "saliency", "hashes"), channel=args.channel,
                                 steps=args.steps, images=args.images, seed=seed, threads=args.threads)
-            record = run_analyze(cfg, RUNS / "hash_siblings" / f"{method}_seed{seed}", progress=False)
+            record = run_analyze(cfg, RUNS / args.name / f"{method}_seed{seed}", progress=False)
             h = record["parts"]["hashes"]["result"]
             log.append({"method": method, "seed": seed, "channel": args.channel, "steps": args.steps,
                         "members": len(h["models"]) - int("parent" in h["models"]),
@@ -57,12 +87,13 @@ def main() -> None:
             print(f"{method} seed {seed}: " + ", ".join(f"{k} {v:.3g}" for k, v in h["features"].items()), flush=True)
 
     rows, verdict = [], {}
-    seeds = sorted({r["seed"] for r in log if r["seed"] in args.seeds})
+    mine = [r for r in log.where(channel=args.channel, steps=args.steps) if r["seed"] in args.seeds]
+    seeds = sorted({r["seed"] for r in mine})
     for images in ("features", "saliency"):
         for kind in KINDS:
             cells, per = [], {}
             for method in METHODS:
-                vals = {r["seed"]: r[images][kind] for r in log.where(method=method) if r["seed"] in args.seeds}
+                vals = {r["seed"]: r[images][kind] for r in mine if r["method"] == method}
                 per[method] = vals
                 mu, se = mean_se(list(vals.values())) if vals else (float("nan"), float("nan"))
                 cells.append(f"{mu:.4g} ± {se:.2g}")
@@ -85,14 +116,41 @@ def main() -> None:
         f"{'holds' if holds else 'does not hold'} here, in every seed.",
         *footer(info),
     ]) + "\n"
-    save("hash_siblings", {**info, "rows": [r for r in log if r["seed"] in args.seeds],
+    save(args.name, {**info, "rows": mine,
                            "verdict": {k: list(v) for k, v in verdict.items()}, "claim_holds": holds}, md)
     if seeds:  # the figures of seed 0's analyses, for the README
         for method in METHODS:
-            src = RUNS / "hash_siblings" / f"{method}_seed{seeds[0]}" / "figures" / "features.png"
+            src = RUNS / args.name / f"{method}_seed{seeds[0]}" / "figures" / "features.png"
             if src.is_file():
-                (RESULTS / f"hash_siblings_{method}_features.png").write_bytes(src.read_bytes())
+                (RESULTS / f"{args.name}_{method}_features.png").write_bytes(src.read_bytes())
+    if seeds and args.gallery:
+        gallery(args, seeds[0])
 
+
+def gallery(args: argparse.Namespace, seed: int) -> None:
+    """Every part of ``analyze`` on one sparse run; one figure of each kind copied to results/."""
+    run_dir = RUNS / "compare" / args.source / f"{args.model}_sparse_seed{seed}"
+    out = RUNS / args.name / f"sparse_seed{seed}"
+    cfg = AnalyzeConfig(run_dir=str(run_dir), parts=("tsne", "features", "saliency", "hashes", "landscape"),
+                        channel=args.channel, steps=args.steps, images=args.images, seed=seed, threads=args.threads)
+    record = run_analyze(cfg, out, progress=False)  # the parts hashed above are reused, not redone
+    info = header()
+    lines = ["# `analyze` on a sparse ensemble: one figure of each kind",
+             f"`evo-ensembles analyze` on the {args.model} sparse run of compare.py `{args.source}`, seed {seed} "
+             f"(parent 8 epochs + 4 children x 2 epochs on Fashion-MNIST), with --channel {args.channel} "
+             f"--steps {args.steps} --images {args.images} --seed {seed}."]
+    for name in ("tsne", "features", "saliency", "hashes_features", "landscape"):
+        src = out / "figures" / f"{name}.png"
+        if src.is_file():
+            target = f"analyze_{name}.png" if args.name == "hash_siblings" else f"{args.name}_analyze_{name}.png"
+            (RESULTS / target).write_bytes(src.read_bytes())
+            lines.append(f"![{name}]({target})")
+    landscape = record["parts"].get("landscape", {}).get("result")
+    if landscape:
+        lines.append("Loss at the landscape's origin (training subset): " + ", ".join(
+            f"{k} {v:.4f}" for k, v in landscape["loss_at_origin"].items()) + ".")
+    name = "analyze_gallery" if args.name == "hash_siblings" else f"{args.name}_analyze_gallery"
+    save(name, {**info, "record": record}, "\n\n".join([*lines, *footer(info)]) + "\n")
 
 if __name__ == "__main__":
     main()

@@ -209,7 +209,7 @@ def part_landscape(run, cfg, out, progress):
         surfaces[name] = loss_surface(model, landscape_directions(model, seed=cfg.seed, mask=m), x, y,
                                       alphas=axis, betas=axis)
     plot_landscapes(out / "figures" / "landscape.png", surfaces, axis, axis,
-                    title=f"loss f(α, β) on {len(x)} training examples (child {cfg.child})")
+                    title=f"loss f(α, β) on {len(x)} training examples ({run.member_names()[cfg.child]})")
     return {"child": cfg.child, "grid": cfg.grid, "span": cfg.span, "examples": int(len(x)),
             "loss_at_origin": {k: float(v[cfg.grid // 2, cfg.grid // 2]) for k, v in surfaces.items()},
             "surfaces": {k: v.tolist() for k, v in surfaces.items()}, "figure": "figures/landscape.png"}
