@@ -29,6 +29,7 @@ ratio (see :func:`plan`), the rate chosen on validation from ``--lr`` candidates
 from __future__ import annotations
 
 import argparse
+import statistics
 import time
 from pathlib import Path
 
@@ -143,7 +144,7 @@ def table(rows: list[dict], methods: list[str]) -> tuple[list[str], list[list[ob
     if corrupted:
         keys += ["c_accuracy", "c_nll", "c_ece"]
     names = {"accuracy": "Acc", "nll": "NLL", "ece": "ECE", "c_accuracy": "cAcc", "c_nll": "cNLL", "c_ece": "cECE"}
-    headers = ["method", "M", "seeds", *(names[k] for k in keys), "FLOPs", "epochs", "wall (min, fastest)"]
+    headers = ["method", "M", "seeds", *(names[k] for k in keys), "FLOPs", "epochs", "wall (min, median)"]
     out = []
     for m in methods:
         rs = [r for r in rows if r["method"] == m]
@@ -157,7 +158,7 @@ def table(rows: list[dict], methods: list[str]) -> tuple[list[str], list[list[ob
         flops = [r["training_flops"] for r in rs if r["training_flops"] is not None]
         out.append([LABELS.get(m, m), rs[0]["members"], len(rs), *cells,
                     f"{sum(flops) / len(flops):.2f}x" if flops else "n/a", f"{rs[0]['epochs']:g}",
-                    f"{min(r['wall_seconds'] for r in rs) / 60:.1f}"])
+                    f"{statistics.median(r['wall_seconds'] for r in rs) / 60:.1f}"])
     return headers, out
 
 
@@ -255,7 +256,8 @@ def main() -> None:
         "(when several were given, chosen on seed 0's validation); FLOPs relative to one dense "
         f"{args.model} trained {args.epochs} epochs, counted with torch.utils.flop_counter on a real training "
         "step (masked layers at their density); epochs summed over separately trained models; wall time on "
-        "this machine, the fastest seed's (a seed that shared the box with other work runs slower). Test split (10,000 images); mean ± standard error over seeds "
+        "this machine, the median over seeds (a seed that shared the box ran slower; a resumed one counts only "
+        "its last part). Test split (10,000 images); mean ± standard error over seeds "
         f"{sorted({r['seed'] for r in rows})}; ECE with 15 bins. cAcc/cNLL/cECE: means over the 23 corruption "
         f"types x 5 severities of Fashion-MNIST-C, the first {args.corrupted_examples} test images of each "
         "(evo_ensembles.data.corruptions; generate with `python -m evo_ensembles.data.corruptions fashion-mnist`).",

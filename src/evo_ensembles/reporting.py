@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import tempfile
 from collections.abc import Sequence
@@ -123,6 +124,22 @@ def plot_accuracy_vs_kl(path: Path, series: dict[str, tuple[Sequence[float], Seq
     _save(fig, path)
 
 
+def _annotate_points(ax, series: dict[str, tuple[Sequence[float], Sequence[float]]], logx: bool) -> None:
+    """Each point's name beside it; a label whose point nearly coincides with an earlier one
+    goes one line lower, so tied methods stay readable."""
+    points = [(name, x, y) for name, (xs, ys) in series.items() for x, y in zip(xs, ys)]
+    if not points:
+        return
+    tx = (lambda v: math.log(v)) if logx else (lambda v: v)
+    xs, ys = [tx(x) for _, x, _ in points], [y for _, _, y in points]
+    wx, wy = (max(xs) - min(xs)) or 1.0, (max(ys) - min(ys)) or 1.0
+    placed: list[tuple[float, float]] = []
+    for (name, x, y), u, v in zip(points, xs, ys):
+        near = sum(abs(u - pu) / wx < 0.05 and abs(v - pv) / wy < 0.03 for pu, pv in placed)
+        ax.annotate(name, (x, y), fontsize=7, xytext=(3, 3 - 9 * near), textcoords="offset points")
+        placed.append((u, v))
+
+
 def plot_lines(path: Path, series: dict[str, tuple[Sequence[float], Sequence[float]]], *, xlabel: str,
                ylabel: str, title: str = "", logx: bool = False, markers_only: bool = False) -> None:
     """One line (or point set) per name: ``series[name] = (xs, ys)`` (accuracy vs severity per
@@ -130,9 +147,8 @@ def plot_lines(path: Path, series: dict[str, tuple[Sequence[float], Sequence[flo
     fig, ax = plt.subplots(figsize=(6, 4))
     for name, (xs, ys) in series.items():
         ax.plot(xs, ys, "o" if markers_only else "o-", ms=4, label=name)
-        if markers_only:
-            for x, y in zip(xs, ys):
-                ax.annotate(name, (x, y), fontsize=7, xytext=(3, 3), textcoords="offset points")
+    if markers_only:
+        _annotate_points(ax, series, logx)
     if logx:
         from matplotlib.ticker import FixedLocator, NullFormatter, NullLocator
 
