@@ -57,7 +57,7 @@ def main() -> None:
         for seed in args.seeds:
             if log.find(env=env, seed=seed, preset=args.preset, timesteps=steps):
                 continue
-            out = RUNS / args.name / f"{env.split(':')[1]}_s{seed}"
+            out = RUNS / args.name / f"{env.split(':')[1]}_{steps}steps_s{seed}"
             info = train_agent(RLTrainConfig(env, args.preset, timesteps=steps, seed=seed,
                                              checkpoint_every=min(steps, 100_000)), out, progress=False)
             model, meta = load_agent(out)

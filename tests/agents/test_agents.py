@@ -83,6 +83,18 @@ def test_smoke_training_writes_and_resumes(cartpole_agent):
     assert info["timesteps_done"] >= 256  # continued from the checkpoint, not from zero
 
 
+def test_resuming_with_other_settings_is_refused(tmp_path):
+    out = tmp_path / "car"
+    train_agent(RLTrainConfig("gym:MountainCar-v0", "smoke", timesteps=64), out, progress=False)
+    with pytest.raises(UserError, match=r"other settings \(normalize_obs\)"):
+        train_agent(RLTrainConfig("gym:MountainCar-v0", "smoke", timesteps=128, overrides={"normalize_obs": True}),
+                    out, progress=False)
+    with pytest.raises(UserError, match=r"other settings \(n_envs\)"):
+        train_agent(RLTrainConfig("gym:MountainCar-v0", "smoke", timesteps=128, n_envs=3), out, progress=False)
+    assert train_agent(RLTrainConfig("gym:MountainCar-v0", "smoke", timesteps=128), out,
+                       progress=False)["timesteps_done"] >= 128  # a larger step target resumes
+
+
 def test_agent_dir_checks(cartpole_agent, tmp_path):
     with pytest.raises(CheckpointError):
         load_agent(tmp_path / "missing")

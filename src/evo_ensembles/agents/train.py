@@ -191,6 +191,16 @@ def save_checkpoint(model: PPO, stem: Path, meta: dict) -> None:
                    {**meta, "normalization": normalization_state(model.get_env())})
 
 
+def _check_same_settings(record: dict, preset: Preset, n_envs: int, what: str) -> None:
+    """Resuming continues one training: the preset's settings (all but the step target, which may
+    grow) and the number of environments must be the ones it was trained with."""
+    before = {"normalize_obs": False, **record.get("preset", {}), "n_envs": record.get("n_envs", n_envs)}
+    now = {**preset.to_dict(), "n_envs": n_envs}
+    changed = sorted(k for k in now if k != "timesteps" and k in before and before[k] != now[k])
+    if changed:
+        raise UserError(f"{what} trained with other settings ({', '.join(changed)}); use a new --out")
+
+
 def train_agent(cfg: RLTrainConfig, out: str | Path, *, progress: bool = True) -> dict[str, Any]:
     """Train (or resume training) a PPO agent into ``out``; returns ``agent.json``'s content."""
     preset = cfg.preset_spec()
@@ -207,6 +217,7 @@ def train_agent(cfg: RLTrainConfig, out: str | Path, *, progress: bool = True) -
         if old.get("env") != cfg.env or old.get("preset", {}).get("name") != preset.name:
             raise UserError(f"{out} holds an agent for {old.get('env')} ({old.get('preset', {}).get('name')}); "
                             "use a new --out")
+        _check_same_settings(old, preset, n_envs, f"{out} holds an agent")
     env = build_env(cfg.env, preset, n_envs=n_envs, seed=cfg.seed, num_levels=cfg.num_levels,
                     start_level=cfg.start_level)
     done = 0
@@ -214,6 +225,7 @@ def train_agent(cfg: RLTrainConfig, out: str | Path, *, progress: bool = True) -
     if saved is not None:
         if saved.get("env") != cfg.env or saved.get("preset", {}).get("name") != preset.name:
             raise UserError(f"{out} holds a checkpoint for another environment or preset; use a new --out")
+        _check_same_settings(saved, preset, n_envs, f"{out} holds a checkpoint")
         model = PPO.load(latest.with_suffix(".zip"), env=env, device=resolve_device(cfg.device))
         load_normalization_state(env, saved.get("normalization"))
         done = int(saved["timesteps_done"])
