@@ -263,6 +263,8 @@ def main() -> None:
         "(evo_ensembles.data.corruptions; generate with `python -m evo_ensembles.data.corruptions fashion-mnist`).",
         markdown_table(headers, body),
         *[f"![{name}]({name})" for name in figures],
+        "Runs trained at commit " + ", ".join(sorted({str(r.get("commit", "?"))[:7] for r in rows}))
+        + "; this page was written by the footer's.",
         *footer(info),
     ]) + "\n"
     save(args.name, {**info, "model": args.model, "epochs": args.epochs, "rows": rows}, md)
