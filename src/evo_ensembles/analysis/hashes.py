@@ -149,8 +149,8 @@ def plot_distance_matrices(
     m = len(next(iter(matrices.values()))) if names else 0
     ticks = list(labels) if labels else [str(i + 1) for i in range(m)]
     side = 1.2 + 0.35 * m
-    fig, axes = plt.subplots(1, len(names), figsize=(side * len(names) + 0.5, side + 0.6),
-                             squeeze=False)
+    fig, axes = plt.subplots(1, len(names), figsize=((side + 0.45) * len(names) + 0.5, side + 0.6),
+                             squeeze=False, layout="constrained")  # room for each colour bar and row labels
     for ax, name in zip(axes[0], names):
         mat = np.asarray(matrices[name], dtype=np.float64)
         im = ax.imshow(mat, cmap="viridis")
@@ -163,6 +163,6 @@ def plot_distance_matrices(
         ax.set_xticks(range(m), ticks, fontsize=6)
         ax.set_yticks(range(m), ticks, fontsize=6)
         ax.set_title(name, fontsize=9)
-        fig.colorbar(im, ax=ax, shrink=0.7)
+        fig.colorbar(im, ax=ax, shrink=0.7).ax.tick_params(labelsize=6)
     fig.suptitle(title, fontsize=10)
     _save(fig, Path(path))
