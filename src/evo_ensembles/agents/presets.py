@@ -86,7 +86,6 @@ def get_preset(name: str, env_id: str | EnvId | None = None, **overrides: Any) -
         raise UnknownNameError(f"unknown preset {name!r}; choose from {', '.join(table)}")
     raw = dict(table[name])
     per_env = raw.pop("envs", {})
-    eid = None
     if env_id is not None:
         eid = env_id if isinstance(env_id, EnvId) else parse_env_id(env_id)
         if eid.family not in raw["families"]:
