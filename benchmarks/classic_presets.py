@@ -52,8 +52,9 @@ def main() -> None:
     args = ap.parse_args()
     set_threads(args.threads)
     log = RunLog(args.name)
+    steps_of = {env: steps_for(env, args.preset, args.timesteps) for env in args.envs}
     for env in args.envs:
-        steps = steps_for(env, args.preset, args.timesteps)
+        steps = steps_of[env]
         for seed in args.seeds:
             if log.find(env=env, seed=seed, preset=args.preset, timesteps=steps):
                 continue
@@ -74,7 +75,7 @@ def main() -> None:
                   f"{row['random']}, learned {learned}", flush=True)
     body = []
     for env in args.envs:
-        steps = steps_for(env, args.preset, args.timesteps)
+        steps = steps_of[env]
         rows = log.where(env=env, preset=args.preset, timesteps=steps)
         if rows:
             ok = sum(r["learned"] for r in rows)
@@ -90,7 +91,7 @@ def main() -> None:
         "for a uniform-random policy on the same seeds; a seed learns when the two 95% intervals of the means "
         "do not overlap and the agent is above. Target: ≥ 9 of 10 seeds.",
         markdown_table(["env", "preset", "steps", "seeds that learn", "agent returns", "random", "target met",
-                                "train s / seed"], body),
+                        "train s / seed"], body),
         *footer(info),
     ]) + "\n"
     save(args.name, {**info, "args": vars(args), "rows": log.rows}, md)

@@ -102,7 +102,9 @@ def main() -> None:
             verdict[f"{images}/{kind}"] = (wins, len(both))
             rows.append([images, kind, *cells, f"{wins}/{len(both)}"])
     info = header()
-    holds = all(w == n and n > 0 for k, (w, n) in verdict.items() if k.startswith("features/") and "rmse" not in k)
+    hashes = [k for k in verdict if k.startswith("features/") and not k.endswith("/rmse")]
+    held = [k.split("/")[1] for k in hashes if verdict[k][0] == verdict[k][1] > 0]
+    holds = len(held) == len(hashes)
     md = "\n\n".join([
         "# Do sparse-subnetwork siblings differ more than snapshot checkpoints?",
         f"Mean pairwise distance between the members of each ensemble ({args.model} on Fashion-MNIST, the "
@@ -114,13 +116,11 @@ def main() -> None:
         markdown_table(["images", "distance", "sparse siblings", "snapshot checkpoints", "sparse > snapshot"], rows),
         "The paper's claim (siblings differ more on every hash of the feature visualisations), asked of "
         f"every hash in every seed: {'it holds' if holds else 'it does not hold'} here"
-        + ("." if holds else "; the hashes where it held in every seed: " + (", ".join(
-            k.split("/")[1] for k, (w, n) in verdict.items()
-            if k.startswith("features/") and "rmse" not in k and w == n and n > 0) or "none") + "."),
+        + ("." if holds else f"; the hashes where it held in every seed: {', '.join(held) or 'none'}."),
         *footer(info),
     ]) + "\n"
     save(args.name, {**info, "rows": mine,
-                           "verdict": {k: list(v) for k, v in verdict.items()}, "claim_holds": holds}, md)
+                     "verdict": {k: list(v) for k, v in verdict.items()}, "claim_holds": holds}, md)
     if seeds:  # the figures of seed 0's analyses, for the README
         for method in METHODS:
             src = RUNS / args.name / f"{method}_seed{seeds[0]}" / "figures" / "features.png"
@@ -137,23 +137,26 @@ def gallery(args: argparse.Namespace, seed: int) -> None:
     cfg = AnalyzeConfig(run_dir=str(run_dir), parts=("tsne", "features", "saliency", "hashes", "landscape"),
                         channel=args.channel, steps=args.steps, images=args.images, seed=seed, threads=args.threads)
     record = run_analyze(cfg, out, progress=False)  # the parts hashed above are reused, not redone
+    prefix = "" if args.name == "hash_siblings" else f"{args.name}_"
+    run = json.loads((run_dir / "config.json").read_text())
     info = header()
     lines = ["# `analyze` on a sparse ensemble: one figure of each kind",
              f"`evo-ensembles analyze` on the {args.model} sparse run of compare.py `{args.source}`, seed {seed} "
-             f"(parent 8 epochs + 4 children x 2 epochs on Fashion-MNIST), with --channel {args.channel} "
+             f"(parent {run['parent_epochs']} epochs + {run['children']} children x {run['child_epochs']} epochs "
+             f"at density {run['density']} on {run['dataset']}), with --channel {args.channel} "
              f"--steps {args.steps} --images {args.images} --seed {seed}."]
     for name in ("tsne", "features", "saliency", "hashes_features", "landscape"):
         src = out / "figures" / f"{name}.png"
         if src.is_file():
-            target = f"analyze_{name}.png" if args.name == "hash_siblings" else f"{args.name}_analyze_{name}.png"
+            target = f"{prefix}analyze_{name}.png"
             (RESULTS / target).write_bytes(src.read_bytes())
             lines.append(f"![{name}]({target})")
     landscape = record["parts"].get("landscape", {}).get("result")
     if landscape:
         lines.append("Loss at the landscape's origin (training subset): " + ", ".join(
             f"{k} {v:.4f}" for k, v in landscape["loss_at_origin"].items()) + ".")
-    name = "analyze_gallery" if args.name == "hash_siblings" else f"{args.name}_analyze_gallery"
-    save(name, {**info, "record": record}, "\n\n".join([*lines, *footer(info)]) + "\n")
+    save(f"{prefix}analyze_gallery", {**info, "record": record}, "\n\n".join([*lines, *footer(info)]) + "\n")
+
 
 if __name__ == "__main__":
     main()
