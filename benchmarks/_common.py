@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 import os
 import statistics
@@ -25,10 +26,25 @@ def header() -> dict:
     return {**prov, "command": " ".join(["python", *sys.argv]), "date": dt.date.today().isoformat()}
 
 
+@functools.cache
+def _commit() -> str:
+    return header()["commit"]
+
+
 def footer(info: dict) -> list[str]:
     """The provenance lines every results page ends with (hardware, commit, date, command)."""
     return [f"Hardware: {info['hardware'].get('cpu')}; commit {info['commit']}; date {info['date']}.",
             f"Command: `{info['command']}`"]
+
+
+def made_at(rows: list[dict], by: str | None = None) -> str:
+    """Which commits made ``rows``: "commit X" or, grouped ``by`` a key, "a: X; b: Y, Z"."""
+    def commits(rs: list[dict]) -> str:
+        return ", ".join(sorted({str(r.get("commit") or "unrecorded")[:7] for r in rs}))
+    if by is None:
+        return f"commit {commits(rows)}"
+    groups = {r.get(by) for r in rows}
+    return "; ".join(f"{g}: {commits([r for r in rows if r.get(by) == g])}" for g in sorted(groups, key=str))
 
 
 def save(name: str, payload: dict, markdown: str) -> None:
@@ -88,9 +104,14 @@ class RunLog:
         return rows[0] if rows else None
 
     def append(self, row: dict) -> dict:
-        """Record a finished unit of work (atomically) and return it."""
+        """Record a finished unit of work (atomically) and return it.
+
+        A row without a ``commit`` gets the one this process runs (see ``header``), so a table
+        whose rows were made over several sessions can say which code made each.
+        """
         from evo_ensembles.train.checkpoint import write_text
 
+        row.setdefault("commit", _commit())
         self.rows.append(row)
         write_text(self.path, "".join(json.dumps(r) + "\n" for r in self.rows))
         return row

@@ -33,7 +33,7 @@ import statistics
 import time
 from pathlib import Path
 
-from _common import RunLog, footer, header, mean_se, save
+from _common import RunLog, footer, header, made_at, mean_se, save
 
 from evo_ensembles.config.baseline import PEERS, BaselineRunConfig
 from evo_ensembles.config.noisy import NoisyRunConfig
@@ -263,7 +263,7 @@ def main() -> None:
         "(evo_ensembles.data.corruptions; generate with `python -m evo_ensembles.data.corruptions fashion-mnist`).",
         markdown_table(headers, body),
         *[f"![{name}]({name})" for name in figures],
-        "Runs trained at commit " + ", ".join(sorted({str(r.get("commit", "?"))[:7] for r in rows}))
+        f"Runs trained at {made_at(rows)}"
         + "; this page was written by the footer's.",
         *footer(info),
     ]) + "\n"

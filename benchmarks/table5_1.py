@@ -22,7 +22,7 @@ import argparse
 import time
 from dataclasses import replace
 
-from _common import RunLog, header, mean_se, save
+from _common import RunLog, header, made_at, mean_se, save
 
 from evo_ensembles import TrainConfig, build_model, combine, fit, load_dataset, make_child_specs
 from evo_ensembles.baselines import bagging, dropout_model, independent
@@ -160,8 +160,9 @@ def main() -> None:
         f"{args.seeds}; mean ± standard error. ECE with 15 equal-width bins.",
         f"Hardware: {info['hardware'].get('cpu')} ({info['hardware']['cpu_count']} cores, "
         f"torch {info['hardware']['torch']}, {info['hardware']['torch_threads']} threads); "
-        f"commit {info['commit']}; date {info['date']}; summed training time {wall / 60:.1f} min "
-        f"(this invocation {(time.perf_counter() - t0) / 60:.1f} min).",
+        f"date {info['date']}; summed training time {wall / 60:.1f} min "
+        f"(this invocation {(time.perf_counter() - t0) / 60:.1f} min). Runs made with the code of "
+        f"{made_at(rows, by='model')}; this page written at commit {info['commit']}.",
         md_table,
         f"Command: `{info['command']}`",
     ]) + "\n"
