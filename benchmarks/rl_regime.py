@@ -103,9 +103,15 @@ class Study:
         return out
 
     def find(self, stage: str, game: str, seed: int, cfg: dict) -> dict | None:
+        """The logged evaluation of ``cfg`` in ``stage``; a screening stage reuses the same
+        setting's evaluation from an earlier stage (same validation episodes, same seeds: the
+        same numbers), so the setting each stage carries in is not evaluated twice."""
         k = ckey(cfg)
-        return next((r for r in self.rows if (r["stage"], r["game"], r["train_seed"], r["key"])
-                     == (stage, game, seed, k)), None)
+        same = [r for r in self.rows if (r["game"], r["train_seed"], r["key"]) == (game, seed, k)]
+        exact = next((r for r in same if r["stage"] == stage), None)
+        if exact is not None or stage == "confirm":
+            return exact
+        return next((r for r in same if r["stage"] != "confirm"), None)
 
     def evaluate(self, stage: str, game: str, seed: int, cfg: dict) -> dict:
         """One parent-vs-ensemble evaluation (cached in the log)."""

@@ -93,3 +93,18 @@ def test_a_damaged_agent_exits_2_with_one_line(agent, tmp_path, capsys, damage):
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "Traceback" not in err and "agent" in err
     assert not (out / "results.json").exists()
+
+
+def test_same_settings_same_evaluation(agent, tmp_path):
+    # benchmarks/rl_regime.py reuses an evaluation across screening stages on this promise:
+    # the same agent, settings and seed give the same children, σ and returns.
+    argv = ["rl", "evaluate", "--agent", str(agent), "--episodes", "3", "--members", "2", "--probe-steps", "64",
+            "--quiet", "--out"]
+    runs = []
+    for name in ("a", "b"):
+        assert main([*argv, str(tmp_path / name)]) == 0
+        runs.append(json.loads((tmp_path / name / "results.json").read_text()))
+    a, b = runs
+    assert a["sigma"] == b["sigma"] and a["members"] == b["members"]
+    assert a["parent"]["returns"] == b["parent"]["returns"]
+    assert a["ensemble"]["returns"] == b["ensemble"]["returns"]
