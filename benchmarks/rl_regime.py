@@ -139,15 +139,16 @@ class Study:
               f"ens {row['ensemble']:7.2f} (σ {row['sigma']:.4g}, {row['seconds']:.0f}s)", flush=True)
         return row
 
-    def choose(self, stage: str, cfgs: list[dict]) -> dict:
-        """The stage's best configuration: mean relative validation gain over games and seeds."""
+    def choose(self, stage: str, cfgs: list[dict], carried: dict) -> dict:
+        """The stage's best configuration: mean relative validation gain over games and seeds
+        (a tie keeps the setting carried in)."""
         scored = []
         for cfg in cfgs:
             rows = [self.find(stage, g, s, cfg) for g in self.args.games for s in self.args.seeds]
             rows = [r for r in rows if r is not None]
             if rows:
-                scored.append((statistics.fmean(rel_gain(r) for r in rows), cfg))
-        return max(scored, key=lambda x: x[0])[1] if scored else cfgs[0]
+                scored.append((statistics.fmean(rel_gain(r) for r in rows), cfg == carried, cfg))
+        return max(scored, key=lambda x: x[:2])[2] if scored else carried
 
     def run(self, only_report: bool) -> dict:
         """Screen every stage in order (or, with ``only_report``, replay the choices)."""
@@ -159,7 +160,7 @@ class Study:
                     for seed in self.args.seeds:
                         for cfg in cfgs:
                             self.evaluate(stage, game, seed, cfg)
-            carried = self.choose(stage, cfgs)
+            carried = self.choose(stage, cfgs, carried)
             chosen[stage] = carried
             print(f"{stage}: carried {label(carried)}", flush=True)
         if not only_report:
