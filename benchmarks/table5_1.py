@@ -10,8 +10,9 @@ Every method gets a 16-epoch budget with Adam at a constant lr 1e-3 (SPEC §3):
                (density 0.75, first/last layers dense, one-cycle at 3x lr)
 SSE (R) and SSE (NP) of one seed share their parent (it is the same 8-epoch training).
 Metrics on the untouched test split: accuracy, NLL, ECE (15 bins); mean ± standard error
-over seeds. Each finished (model, seed, method) is appended to runs.jsonl, so an
-interrupted run resumes where it stopped.
+over seeds. Each finished (model, seed, method) is appended to runs.jsonl, and every
+training keeps a checkpoint under runs/<name>/ while it runs, so an interrupted run resumes
+where it stopped, down to the epoch (a resumed method's time counts only its last part).
 
     .venv/bin/python benchmarks/table5_1.py --models lenet-s lenet-l --seeds 0 1 2
 """
@@ -19,17 +20,21 @@ interrupted run resumes where it stopped.
 from __future__ import annotations
 
 import argparse
+import shutil
 import time
 from dataclasses import replace
+from pathlib import Path
 
 from _common import RunLog, header, made_at, mean_se, save
 
-from evo_ensembles import TrainConfig, build_model, combine, fit, load_dataset, make_child_specs
+from evo_ensembles import TrainConfig, build_model, combine, load_dataset, make_child_specs
 from evo_ensembles.baselines import bagging, dropout_model, independent
+from evo_ensembles.baselines.common import fit_stage
 from evo_ensembles.methods.sparse import prune_and_tune
 from evo_ensembles.metrics import classification_metrics
 from evo_ensembles.reporting import markdown_table
 
+RUNS = Path(__file__).resolve().parent / "runs"
 METHODS = ["independent", "dropout", "bagging", "sse_r", "sse_np", "sse_study"]
 LABELS = {"independent": "Independent", "dropout": "Dropout", "bagging": "Bagging",
           "sse_r": "SSE (R)", "sse_np": "SSE (NP)", "sse_study": "SSE (study)"}
@@ -39,30 +44,32 @@ def evaluate(ensemble, data) -> dict:
     return classification_metrics(combine(ensemble.member_probs(data.test.x)), data.test.y)
 
 
-def run_seed(model: str, seed: int, data, done: set, log: RunLog, progress: bool) -> None:
+def run_seed(model: str, seed: int, data, done: set, log: RunLog, progress: bool, work: Path) -> None:
     cfg = TrainConfig(epochs=16, lr=1e-3, optimizer="adam", schedule="constant", seed=seed)
 
     def record(method: str, ens, epochs: float, seconds: float) -> None:
         row = {"model": model, "seed": seed, "method": method, **evaluate(ens, data),
                "members": len(ens), "epochs": epochs, "train_seconds": seconds}
         log.append(row)
+        shutil.rmtree(work / method, ignore_errors=True)  # logged: its checkpoints are not needed
         print(f"  {model} seed {seed} {method:12s} acc {row['accuracy']:.4f} nll {row['nll']:.4f} "
               f"ece {row['ece']:.4f} ({seconds:.0f}s)", flush=True)
 
     if "independent" not in done:
-        r = independent(model, data, cfg, progress=progress)
+        r = independent(model, data, cfg, progress=progress, workdir=work / "independent")
         record("independent", r.ensemble, r.epochs, r.seconds)
     if "dropout" not in done:
-        r = dropout_model(model, data, cfg, p=0.5, progress=progress)
+        r = dropout_model(model, data, cfg, p=0.5, progress=progress, workdir=work / "dropout")
         record("dropout", r.ensemble, r.epochs, r.seconds)
     if "bagging" not in done:
-        r = bagging(model, data, replace(cfg, epochs=2), members=8, fraction=0.9, progress=progress)
+        r = bagging(model, data, replace(cfg, epochs=2), members=8, fraction=0.9, progress=progress,
+                    workdir=work / "bagging")
         record("bagging", r.ensemble, r.epochs, r.seconds)
     if {"sse_r", "sse_np", "sse_study"} - done:
         parent = build_model(model, data.input_shape, data.num_classes, seed=seed)
         t0 = time.perf_counter()
-        fit(parent, data.train, replace(cfg, epochs=8), augment=data.augment, progress=progress,
-            desc="parent")
+        fit_stage(parent, data.train, replace(cfg, epochs=8), workdir=work, stage="parent",
+                  augment=data.augment, progress=progress, desc="parent")
         parent_s = time.perf_counter() - t0
         tune = replace(cfg, epochs=1)
         for method, partition in (("sse_r", False), ("sse_np", True)):
@@ -71,7 +78,7 @@ def run_seed(model: str, seed: int, data, done: set, log: RunLog, progress: bool
             specs = make_child_specs(8, 0.5, partition=partition, seed=seed)
             t0 = time.perf_counter()
             ens = prune_and_tune(parent, specs, data.train, tune, augment=data.augment,
-                                 progress=progress)
+                                 progress=progress, checkpoint_dir=work / method)
             # Budget: 8 parent epochs + 8 child epochs (children at density 0.5 are counted
             # as full epochs here, as in the paper's epoch accounting).
             record(method, ens, 16.0, parent_s + time.perf_counter() - t0)
@@ -83,8 +90,10 @@ def run_seed(model: str, seed: int, data, done: set, log: RunLog, progress: bool
             t0 = time.perf_counter()
             ens = prune_and_tune(parent, specs, data.train,
                                  replace(cfg, epochs=1, lr=3e-3, schedule="one-cycle"),
-                                 augment=data.augment, progress=progress)
+                                 augment=data.augment, progress=progress,
+                                 checkpoint_dir=work / "sse_study")
             record("sse_study", ens, 16.0, parent_s + time.perf_counter() - t0)
+    shutil.rmtree(work, ignore_errors=True)  # every method of this seed is logged
 
 
 def table(rows: list[dict], models: list[str]) -> tuple[str, dict]:
@@ -147,7 +156,7 @@ def main() -> None:
             if set(METHODS) <= done:
                 continue
             print(f"{model} seed {seed}: train {len(data.train)}, test {len(data.test)}", flush=True)
-            run_seed(model, seed, data, done, log, args.progress)
+            run_seed(model, seed, data, done, log, args.progress, RUNS / args.name / f"{model}_s{seed}")
     rows = log.rows
     md_table, summary = table(rows, args.models)
     wall = sum(r["train_seconds"] for r in rows)
