@@ -15,6 +15,7 @@ and reports each ensemble's accuracy and its members' output correlation (mean �
 seeds; the correlation matrix of seed 0 as a figure). Test split throughout.
 
     .venv/bin/python benchmarks/table7_1.py --source compare --seeds 0 1 2
+    .venv/bin/python benchmarks/table7_1.py --source compare table5_2 --skip-training   # after the large run
 """
 
 from __future__ import annotations
@@ -76,7 +77,8 @@ def part_b(seeds: list[int], threads: int, log: RunLog) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--source", default="compare", help="the compare.py run name to read diversity from")
+    ap.add_argument("--source", nargs="+", default=["compare"],
+                    help="the compare.py run names to read diversity from (compare: small budget; table5_2: large)")
     ap.add_argument("--model", default="lenet-s")
     ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     ap.add_argument("--threads", type=int, default=2)
@@ -86,7 +88,7 @@ def main() -> None:
     log = RunLog("table7_1")
     if not args.skip_training:
         part_b(args.seeds, args.threads, log)
-    head_a, rows_a = part_a(args.source, args.model, args.seeds)
+    parts_a = {src: part_a(src, args.model, args.seeds) for src in args.source}
     rows_b = []
     for name in VARIANTS:
         rs = [r for r in log.where(variant=name) if r["seed"] in args.seeds]
@@ -100,12 +102,17 @@ def main() -> None:
                 plot_heatmap(RESULTS / f"table7_1_correlation_{name.replace(' + ', '_')}.png", m,
                              f"{name}: member output correlation (seed 0)", "Pearson r")
     info = header()
+    section_a = []
+    for src, (head_a, rows_a) in parts_a.items():
+        section_a += [f"### compare.py `{src}` ({args.model})",
+                      markdown_table(head_a, rows_a) if rows_a else "(no comparison runs yet)"]
     md = "\n\n".join([
         "# Table 7.1 analogue — member diversity on Fashion-MNIST",
-        f"## A. Diversity of each ensemble's members ({args.model}, runs of compare.py `{args.source}`)",
+        "## A. Diversity of each ensemble's members",
         "Off-diagonal means over member pairs on the test split: prediction disagreement, KL(f_i ‖ f_j), "
-        "Pearson correlation of the output vectors; mean ± s.e. over seeds.",
-        markdown_table(head_a, rows_a) if rows_a else "(no comparison runs yet)",
+        "Pearson correlation of the output vectors; mean ± s.e. over seeds. `compare` is the small-budget "
+        "comparison (equal epochs, Adam), `table5_2` the large-budget one (SPEC §3 recipe, paper budget ratios).",
+        *section_a,
         "## B. Random pruning vs neural partitioning vs partitioning + bagging (lenet-s, Figure 7.1)",
         "One parent per seed (8 epochs, Adam 1e-3), 8 children x 1 epoch at density 0.5 each; ensemble "
         "accuracy and the members' output correlation on the test split.",
@@ -113,7 +120,7 @@ def main() -> None:
                         "paper acc / corr (ResNet-18, CIFAR-10)"], rows_b) if rows_b else "(not run yet)",
         *footer(info),
     ]) + "\n"
-    save("table7_1", {**info, "part_a": {"headers": head_a, "rows": rows_a},
+    save("table7_1", {**info, "part_a": {src: {"headers": h, "rows": r} for src, (h, r) in parts_a.items()},
                       "part_b": [r for r in log if r["seed"] in args.seeds]}, md)
 
 
