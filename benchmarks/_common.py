@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import fcntl
 import functools
 import json
 import os
@@ -37,6 +39,24 @@ def footer(info: dict) -> list[str]:
             f"Command: `{info['command']}`"]
 
 
+@contextlib.contextmanager
+def claim(path: Path, *, wait: bool):
+    """Hold an exclusive lock on ``path`` while the body runs; yields whether it is held.
+
+    Several processes of one benchmark share its work this way: each claims a unit before
+    doing it and skips (``wait=False``) or waits for (``wait=True``) units another process
+    holds. The OS drops the lock when its holder dies, so a crash leaves no stale claim.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        except BlockingIOError:
+            yield False
+            return
+        yield True
+
+
 def made_at(rows: list[dict], by: str | None = None) -> str:
     """Which commits made ``rows``: "commit X" or, grouped ``by`` a key, "a: X; b: Y, Z"."""
     def commits(rs: list[dict]) -> str:
@@ -67,7 +87,9 @@ class RunLog:
 
     Every script reads what is done from here and appends what it finishes, so an interrupted
     benchmark resumes where it stopped. Appends are atomic (the whole file is rewritten to a
-    temporary file and renamed over it), so a crash never leaves a torn row.
+    temporary file and renamed over it), so a crash never leaves a torn row; they hold a lock
+    and first read back what other processes appended, so several shards of one benchmark
+    may share a log (:meth:`reload` sees their rows).
 
     Example:
         >>> log = RunLog("example")                                   # doctest: +SKIP
@@ -79,6 +101,11 @@ class RunLog:
         self.name = name
         self.path = RESULTS / f"{name}.runs.jsonl"
         self.rows: list[dict] = []
+        self.reload()
+
+    def reload(self) -> None:
+        """Re-read the rows from disk (rows other processes appended since)."""
+        self.rows.clear()
         if self.path.is_file():
             for i, line in enumerate(self.path.read_text().splitlines()):
                 if not line.strip():
@@ -112,6 +139,10 @@ class RunLog:
         from evo_ensembles.train.checkpoint import write_text
 
         row.setdefault("commit", _commit())
-        self.rows.append(row)
-        write_text(self.path, "".join(json.dumps(r) + "\n" for r in self.rows))
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.path.with_name(self.path.name + ".lock"), "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            self.reload()
+            self.rows.append(row)
+            write_text(self.path, "".join(json.dumps(r) + "\n" for r in self.rows))
         return row

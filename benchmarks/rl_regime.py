@@ -22,9 +22,13 @@ A setting is chosen by the mean over (game, training seed) of the relative gain
 (ensemble − parent) / max(|parent|, 1) on validation; per-game effects are reported too.
 Intervals: 95% over episodes (pooled over training seeds) and 95% over training seeds
 (Student t on the per-seed gains). Each finished evaluation is appended to
-results/<name>.runs.jsonl, so an interrupted study resumes where it stopped.
+results/<name>.runs.jsonl, so an interrupted study resumes where it stopped. Several copies
+of the same command share the study: each claims an agent or an evaluation (a lock file) before
+it does it and waits for the others at the end of every stage, so two copies of one thread each
+use both cores of a 2-core machine; the numbers do not depend on how many copies ran.
 
     .venv/bin/python benchmarks/rl_regime.py --threads 1
+    .venv/bin/python benchmarks/rl_regime.py --threads 1 &     # a second copy shares the work
     .venv/bin/python benchmarks/rl_regime.py --report          # rebuild tables and plots only
     .venv/bin/python benchmarks/rl_regime.py --preset smoke --timesteps 2048 --games breakout \
         --seeds 0 --val-episodes 4 --test-episodes 4 --name rl_regime_smoke   # minutes
@@ -40,9 +44,10 @@ import statistics
 import time
 from pathlib import Path
 
-from _common import RESULTS, RunLog, header, save
+from _common import RESULTS, RunLog, claim, header, save
 
 from evo_ensembles.agents import RLTrainConfig, train_agent
+from evo_ensembles.agents.train import read_agent_record
 from evo_ensembles.devices import set_threads
 from evo_ensembles.recipes.rl import RLEvalConfig, run_rl_evaluate
 from evo_ensembles.reporting import _save, markdown_table, plt
@@ -92,15 +97,54 @@ class Study:
         self.log = RunLog(args.name)
         self.rows = self.log.rows
         self.runs = RUNS if args.name == "rl_regime" else RUNS.parent / args.name
+        self.pairs = [(g, s) for g in args.games for s in args.seeds]
+
+    def train_config(self, game: str, seed: int) -> RLTrainConfig:
+        return RLTrainConfig(f"minatar:{game}", self.args.preset, timesteps=self.args.timesteps, seed=seed,
+                             checkpoint_every=100_000)
 
     def agent(self, game: str, seed: int) -> Path:
-        """The trained agent directory of (game, training seed) (trained or resumed here)."""
+        """The agent directory of (game, training seed), once its training is complete."""
         out = self.runs / "agents" / f"minatar_{game}_s{seed}"
-        info = train_agent(RLTrainConfig(f"minatar:{game}", self.args.preset, timesteps=self.args.timesteps,
-                                         seed=seed, checkpoint_every=100_000), out, progress=self.args.progress)
-        if not info["complete"]:
-            raise SystemExit(f"{out}: training incomplete")
+        record = read_agent_record(out / "agent.zip") if (out / "agent.zip").is_file() else None
+        cfg = self.train_config(game, seed)
+        if record is None or not record.get("complete") or \
+                record.get("timesteps_target") != (cfg.timesteps or cfg.preset_spec().timesteps):
+            raise LookupError(out)
         return out
+
+    def train_agents(self) -> None:
+        """Train (or resume) every agent of the study, sharing them with other copies: first
+        the agents nobody holds, then wait for those another copy is training."""
+        for wait in (False, True):
+            for game, seed in self.pairs:
+                out = self.runs / "agents" / f"minatar_{game}_s{seed}"
+                with claim(out.with_name(out.name + ".lock"), wait=wait) as mine:
+                    if not mine:
+                        continue
+                    try:
+                        self.agent(game, seed)
+                    except LookupError:
+                        info = train_agent(self.train_config(game, seed), out, progress=self.args.progress)
+                        if not info["complete"]:
+                            raise SystemExit(f"{out}: training incomplete") from None
+
+    def work(self, stage: str, items: list[tuple[str, int, dict]]) -> None:
+        """Evaluate ``items`` (game, seed, config) of ``stage``, sharing them with other copies:
+        claim each unlogged one before evaluating it, then wait for those others hold."""
+        for wait in (False, True):
+            for game, seed, cfg in items:
+                if self.find(stage, game, seed, cfg) is not None:
+                    continue
+                with claim(self.eval_dir(stage, game, seed, cfg).with_suffix(".lock"), wait=wait) as mine:
+                    if not mine:
+                        continue
+                    self.log.reload()  # another copy may have logged it since
+                    self.evaluate(stage, game, seed, cfg)
+        self.log.reload()
+
+    def eval_dir(self, stage: str, game: str, seed: int, cfg: dict) -> Path:
+        return self.runs / "evals" / f"{game}_s{seed}" / f"{stage}_{hashlib.sha1(ckey(cfg).encode()).hexdigest()[:10]}"
 
     def find(self, stage: str, game: str, seed: int, cfg: dict) -> dict | None:
         """The logged evaluation of ``cfg`` in ``stage``; a screening stage reuses the same
@@ -123,7 +167,7 @@ class Study:
         eval_seed = self.args.test_seed if test else self.args.val_seed
         levels = "held-out" if test else "train"
         agent = self.agent(game, seed)
-        out = self.runs / "evals" / f"{game}_s{seed}" / f"{stage}_{hashlib.sha1(ckey(cfg).encode()).hexdigest()[:10]}"
+        out = self.eval_dir(stage, game, seed, cfg)
         t0 = time.perf_counter()
         res = run_rl_evaluate(RLEvalConfig(agent=str(agent), episodes=episodes, seed=eval_seed, levels=levels,
                                            probe_steps=self.args.probe_steps, **cfg), out, progress=False)
@@ -153,21 +197,17 @@ class Study:
     def run(self, only_report: bool) -> dict:
         """Screen every stage in order (or, with ``only_report``, replay the choices)."""
         carried, chosen = dict(START), {}
+        if not only_report:
+            self.train_agents()
         for stage in STAGES:
             cfgs = stages(carried)[stage]
             if not only_report:
-                for game in self.args.games:
-                    for seed in self.args.seeds:
-                        for cfg in cfgs:
-                            self.evaluate(stage, game, seed, cfg)
+                self.work(stage, [(g, s, c) for g, s in self.pairs for c in cfgs])
             carried = self.choose(stage, cfgs, carried)
             chosen[stage] = carried
             print(f"{stage}: carried {label(carried)}", flush=True)
         if not only_report:
-            for game in self.args.games:
-                for seed in self.args.seeds:
-                    for cfg in (carried, START):
-                        self.evaluate("confirm", game, seed, cfg)
+            self.work("confirm", [(g, s, c) for g, s in self.pairs for c in (carried, START)])
         return chosen
 
 
@@ -315,7 +355,8 @@ def main() -> None:
     set_threads(args.threads)
     study = Study(args)
     chosen = study.run(only_report=args.report)
-    report(study, chosen, header())
+    with claim(RESULTS / f"{args.name}.report.lock", wait=True):  # copies write the pages one at a time
+        report(study, chosen, header())
 
 
 if __name__ == "__main__":
