@@ -103,9 +103,12 @@ class Study:
         return RLTrainConfig(f"minatar:{game}", self.args.preset, timesteps=self.args.timesteps, seed=seed,
                              checkpoint_every=100_000)
 
+    def agent_dir(self, game: str, seed: int) -> Path:
+        return self.runs / "agents" / f"minatar_{game}_s{seed}"
+
     def agent(self, game: str, seed: int) -> Path:
         """The agent directory of (game, training seed), once its training is complete."""
-        out = self.runs / "agents" / f"minatar_{game}_s{seed}"
+        out = self.agent_dir(game, seed)
         record = read_agent_record(out / "agent.zip") if (out / "agent.zip").is_file() else None
         cfg = self.train_config(game, seed)
         if record is None or not record.get("complete") or \
@@ -118,7 +121,7 @@ class Study:
         the agents nobody holds, then wait for those another copy is training."""
         for wait in (False, True):
             for game, seed in self.pairs:
-                out = self.runs / "agents" / f"minatar_{game}_s{seed}"
+                out = self.agent_dir(game, seed)
                 with claim(out.with_name(out.name + ".lock"), wait=wait) as mine:
                     if not mine:
                         continue
