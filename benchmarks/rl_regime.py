@@ -18,8 +18,11 @@ best setting forward, then confirm on HELD-OUT episodes (another seed stream):
   confirm     the chosen settings and the previous default, ``--test-episodes`` held-out
               episodes per training seed
 
-A setting is chosen by the mean over (game, training seed) of the relative gain
-(ensemble − parent) / max(|parent|, 1) on validation; per-game effects are reported too.
+A setting is chosen by the mean over (game, training seed) of the ensemble's validation return
+relative to the parent of the setting carried in, (ensemble − parent₀) / max(|parent₀|, 1):
+within one action rule that is the gain over the parent; across rules it picks the rule whose
+ensemble policy scores higher (each row still compares parent and ensemble under one rule).
+Per-game gains under one rule are reported for every setting.
 Intervals: 95% over episodes (pooled over training seeds) and 95% over training seeds
 (Student t on the per-seed gains). Each finished evaluation is appended to
 results/<name>.runs.jsonl, so an interrupted study resumes where it stopped. Several copies
@@ -187,14 +190,20 @@ class Study:
         return row
 
     def choose(self, stage: str, cfgs: list[dict], carried: dict) -> dict:
-        """The stage's best configuration: mean relative validation gain over games and seeds
-        (a tie keeps the setting carried in)."""
+        """The stage's best configuration: the mean over games and seeds of the ensemble's
+        validation return relative to the parent of the setting carried in (a tie keeps that
+        setting). Within one action rule this ranks settings by their gain over the parent;
+        across rules it asks which rule gives the user the better ensemble policy, while each
+        row still compares parent and ensemble under one rule."""
         scored = []
         for cfg in cfgs:
-            rows = [self.find(stage, g, s, cfg) for g in self.args.games for s in self.args.seeds]
-            rows = [r for r in rows if r is not None]
-            if rows:
-                scored.append((statistics.fmean(rel_gain(r) for r in rows), cfg == carried, cfg))
+            pairs = [(self.find(stage, g, s, cfg), self.find(stage, g, s, carried))
+                     for g in self.args.games for s in self.args.seeds]
+            pairs = [(r, ref) for r, ref in pairs if r is not None and ref is not None]
+            if pairs:
+                score = statistics.fmean((r["ensemble"] - ref["parent"]) / max(abs(ref["parent"]), 1.0)
+                                         for r, ref in pairs)
+                scored.append((score, cfg == carried, cfg))
         return max(scored, key=lambda x: x[:2])[2] if scored else carried
 
     def run(self, only_report: bool) -> dict:
@@ -254,26 +263,33 @@ def report(study: Study, chosen: dict, meta: dict) -> None:
         cfgs = stages(carried)[stage]
         body = []
         for cfg in cfgs:
-            per_game, cells, rels = {}, [], []
+            per_game, cells, rels, rels0 = {}, [], [], []
             for g in games:
                 rs = [r for s in study.args.seeds if (r := study.find(stage, g, s, cfg))]
                 if rs:
                     st = gain_stats(rs)
                     per_game[g] = st
                     rels += [rel_gain(r) for r in rs]
+                    for s in study.args.seeds:
+                        r, ref = study.find(stage, g, s, cfg), study.find(stage, g, s, carried)
+                        if r is not None and ref is not None:
+                            rels0.append((r["ensemble"] - ref["parent"]) / max(abs(ref["parent"]), 1.0))
                     cells.append(f"{st['parent']:.2f} → {st['ensemble']:.2f} ({st['gain']:+.2f})")
                 else:
                     cells.append("–")
             if not per_game:
                 continue
             mark = " **(chosen)**" if cfg == chosen.get(stage) else ""
-            body.append([label(cfg) + mark, *cells, f"{100 * statistics.fmean(rels):+.1f}%"])
+            vs0 = statistics.fmean(rels0) if rels0 else float("nan")
+            body.append([label(cfg) + mark, *cells, f"{100 * statistics.fmean(rels):+.1f}%", f"{100 * vs0:+.1f}%"])
             summary["stages"].setdefault(stage, []).append({"config": cfg, "per_game": per_game,
-                                                            "mean_rel_gain": statistics.fmean(rels)})
+                                                            "mean_rel_gain": statistics.fmean(rels),
+                                                            "mean_rel_vs_carried_parent": vs0})
         if body:
             parts.append(f"### Stage `{stage}` (validation episodes; parent → ensemble (gain), mean over "
                          "training seeds)\n\n"
-                         + markdown_table(["setting", *games, "mean relative gain"], body))
+                         + markdown_table(["setting", *games, "mean relative gain",
+                                            f"ensemble vs parent of `{label(carried)}`"], body))
         carried = chosen.get(stage, carried)
     conf = []
     for name, cfg in (("chosen", carried), ("previous default", START)):
@@ -301,7 +317,8 @@ def report(study: Study, chosen: dict, meta: dict) -> None:
         f"Games {games}; training seeds {study.args.seeds}; agents: `{study.args.preset}` preset, "
         f"{rows[0]['agent_timesteps']} steps. Screening on {study.args.val_episodes} validation episodes "
         f"(training seed stream, env seed {study.args.val_seed}) per (game, training seed, setting); each "
-        "stage carries its best setting (mean relative gain over games and seeds) forward.",
+        "stage carries forward the setting whose ensemble scores best relative to the parent of the setting "
+        "carried in (mean over games and seeds; the last column).",
         *parts,
         f"![gain vs σ]({study.args.name}_sigma.png)",
         f"Hardware: {meta['hardware'].get('cpu')}; commit {meta['commit']}; date {meta['date']}; "
