@@ -310,6 +310,19 @@ def report(study: Study, chosen: dict, meta: dict) -> None:
                      "episodes (pooled), and over training seeds (Student t on the per-seed gains).\n\n"
                      + markdown_table(["settings", "game", "training seeds", "parent", "ensemble",
                                        "gain", "relative", "σ"], conf))
+    rule = rule_effect(study)
+    if rule:
+        summary["rule_effect"] = rule
+        parts.append(
+            "### The action rule alone (the parent under arg-max vs sampling, same validation "
+            "episodes)\n\nWhat a comparison gains when the ensemble acts more greedily than the parent "
+            "it is compared with; every row above compares both under one rule.\n\n"
+            + markdown_table(
+                ["game", "parent, sample", "parent, argmax", "difference (seeds ±95%)"],
+                [[g, f"{r['sample']:.2f}", f"{r['argmax']:.2f}",
+                  f"{r['gain']:+.2f} ± {r['ci_seeds']:.2f}"] for g, r in rule.items()],
+            )
+        )
     plot(study, RESULTS / f"{study.args.name}_sigma.png")
     wall = sum(r["seconds"] for r in rows)
     md = "\n\n".join([
@@ -326,6 +339,29 @@ def report(study: Study, chosen: dict, meta: dict) -> None:
         f"Command: `{meta['command']}`",
     ]) + "\n"
     save(study.args.name, {**meta, "args": vars(study.args), "summary": summary}, md)
+
+
+def rule_effect(study: Study) -> dict:
+    """Per game: the parent's validation return under each action rule and their difference
+    (mean over training seeds, 95% Student-t interval over seeds)."""
+    out = {}
+    for g in study.args.games:
+        per = {}
+        for s in study.args.seeds:
+            got = {}
+            for r in study.rows:
+                if r["stage"] != "confirm" and r["game"] == g and r["train_seed"] == s:
+                    got.setdefault(r["config"]["action"], r["parent"])
+            if len(got) == 2:
+                per[s] = got
+        if per:
+            diffs = [v["argmax"] - v["sample"] for v in per.values()]
+            n = len(diffs)
+            out[g] = {"sample": statistics.fmean(v["sample"] for v in per.values()),
+                      "argmax": statistics.fmean(v["argmax"] for v in per.values()),
+                      "gain": statistics.fmean(diffs), "per_seed": diffs,
+                      "ci_seeds": t95(n) * statistics.stdev(diffs) / math.sqrt(n) if n > 1 else float("nan")}
+    return out
 
 
 def plot(study: Study, path: Path) -> None:
