@@ -47,7 +47,7 @@ import statistics
 import time
 from pathlib import Path
 
-from _common import RESULTS, RunLog, claim, header, save
+from _common import RESULTS, RunLog, claim, header, made_at, save
 
 from evo_ensembles.agents import RLTrainConfig, train_agent
 from evo_ensembles.agents.train import read_agent_record
@@ -175,8 +175,9 @@ class Study:
         agent = self.agent(game, seed)
         out = self.eval_dir(stage, game, seed, cfg)
         t0 = time.perf_counter()
+        settings = {**cfg, "population": cfg["population"] or cfg["members"]}  # None: no selection
         res = run_rl_evaluate(RLEvalConfig(agent=str(agent), episodes=episodes, seed=eval_seed, levels=levels,
-                                           probe_steps=self.args.probe_steps, **cfg), out, progress=False)
+                                           probe_steps=self.args.probe_steps, **settings), out, progress=False)
         p, e = res["parent"], res["ensemble"]
         row = {"stage": stage, "game": game, "train_seed": seed, "key": ckey(cfg), "config": cfg,
                "levels": levels, "eval_seed": eval_seed, "episodes": episodes,
@@ -336,7 +337,8 @@ def report(study: Study, chosen: dict, meta: dict) -> None:
         f"![gain vs σ]({study.args.name}_sigma.png)",
         f"Hardware: {meta['hardware'].get('cpu')}; commit {meta['commit']}; date {meta['date']}; "
         f"summed evaluation time {wall / 3600:.2f} h.",
-        f"Command: `{meta['command']}`",
+        "Run: `.venv/bin/python benchmarks/rl_regime.py --threads 1` (one or more copies share the work); "
+        f"this page: `{meta['command']}`; evaluations made at {made_at(rows)}.",
     ]) + "\n"
     save(study.args.name, {**meta, "args": vars(study.args), "summary": summary}, md)
 

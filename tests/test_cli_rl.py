@@ -17,7 +17,8 @@ def agent(tmp_path_factory):
 def test_train_then_noisy_evaluate(agent, tmp_path, capsys):
     out = tmp_path / "eval"
     code = main(["rl", "evaluate", "--agent", str(agent), "--episodes", "4", "--members", "2", "--population", "4",
-                 "--selection-episodes", "2", "--probe-steps", "64", "--quiet", "--out", str(out)])
+                 "--selection-episodes", "2", "--sigma", "auto", "--density", "0.2", "--probe-steps", "64",
+                 "--quiet", "--out", str(out)])
     assert code == 0, capsys.readouterr().err
     res = json.loads((out / "results.json").read_text())
     assert RLResults.__required_keys__ <= set(res)  # the documented schema (evo_ensembles.results)
@@ -99,7 +100,7 @@ def test_same_settings_same_evaluation(agent, tmp_path):
     # benchmarks/rl_regime.py reuses an evaluation across screening stages on this promise:
     # the same agent, settings and seed give the same children, σ and returns.
     argv = ["rl", "evaluate", "--agent", str(agent), "--episodes", "3", "--members", "2", "--probe-steps", "64",
-            "--quiet", "--out"]
+            "--sigma", "auto", "--selection-episodes", "2", "--quiet", "--out"]
     runs = []
     for name in ("a", "b"):
         assert main([*argv, str(tmp_path / name)]) == 0

@@ -7,6 +7,7 @@ import pytest
 from evo_ensembles.cli import COMMANDS, build_parser, main
 from evo_ensembles.config import RunConfig, config_from_args, flag_of
 from evo_ensembles.config.noisy import NoisyRunConfig
+from evo_ensembles.config.rl import RLEvalConfig
 from evo_ensembles.config.sparse import SparseRunConfig, StochasticRunConfig
 from evo_ensembles.errors import UserError
 
@@ -87,6 +88,7 @@ def test_a_bad_value_is_refused_where_it_enters_naming_its_flag(cls, kw, msg):
             ["rl", "evaluate", "--agent", "A", "--members", "4", "--population", "2"],
             "--population (2) must be >= --members (4)",
         ),
+        (["rl", "evaluate", "--agent", "A", "--sigma", "-0.1"], "--sigma must be >= 0"),
     ],
 )
 def test_cli_refuses_bad_values_with_exit_2_and_writes_nothing(argv, msg, tmp_path, capsys):
@@ -130,3 +132,31 @@ def test_run_config_validates_at_construction_only_through_its_fields():
         x: int = 1  # no option(): not checked, not a flag
 
     assert Plain(x=-5).x == -5
+
+
+def test_rl_evaluate_defaults_are_the_regime_studys_choice():
+    # Issue 11: `rl evaluate --ensemble noisy` uses the settings benchmarks/rl_regime.py chose
+    # on validation episodes; rerunning the study with another outcome must move these too.
+    import json
+    from pathlib import Path
+
+    study = Path(__file__).resolve().parents[2] / "benchmarks" / "results" / "rl_regime.json"
+    chosen = json.loads(study.read_text())["summary"]["chosen"]["scope"]
+    cfg = RLEvalConfig(agent="A")
+    population = chosen["population"] or chosen["members"]
+    assert (cfg.action, cfg.sigma, cfg.density, cfg.members, cfg.population, cfg.perturb) == (
+        chosen["action"], chosen["sigma"], chosen["density"], chosen["members"], population, chosen["perturb"])
+    if chosen["sigma"] is None:
+        assert cfg.target_kl == chosen["target_kl"]
+
+
+def test_rl_sigma_auto_is_the_trust_region_and_population_follows_k():
+    parse = build_parser().parse_args
+    argv = ["rl", "evaluate", "--agent", "A", "--out", "O"]
+    cfg = config_from_args(RLEvalConfig, parse([*argv, "--sigma", "auto", "--members", "5"]))
+    assert cfg.sigma is None and cfg.population == 10
+    assert config_from_args(RLEvalConfig, parse([*argv, "--sigma", "0"])).sigma == 0.0
+    assert RLEvalConfig(agent="A", members=3, population=3).population == 3  # N = K: no selection
+    with pytest.raises(SystemExit) as e:  # argparse: usage and one error line, exit 2
+        parse([*argv, "--sigma", "big"])
+    assert e.value.code == 2

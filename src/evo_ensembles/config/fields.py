@@ -50,6 +50,7 @@ def option(
     bool_flag: str | None = None,
     default_help: str | None = None,
     cli: bool = True,
+    nullable: bool = False,
 ) -> Any:
     """A config field with its CLI flag, help, choices and validation declared together.
 
@@ -59,13 +60,15 @@ def option(
         flag: the CLI flag (default ``--`` + the field name with ``-`` for ``_``).
         choices: allowed values (checked in the config, offered by the CLI).
         check: ``check(value, flag)`` raising :class:`UserError` (see :mod:`evo_ensembles.checks`);
-            not called for ``None`` when ``None`` is the default.
+            not called for ``None`` when ``None`` is the default or ``nullable``.
         parse: turns the flag's text into the value (default: from the field's type).
         group: the ``--help`` section.
         bool_flag: for booleans: ``"store_true"`` (default when the default is False),
             ``"both"`` (``--x/--no-x``), or a negative flag such as ``"--no-mirror"``.
         default_help: how the default reads in ``--help`` (e.g. ``"3 x --lr"``).
         cli: False keeps the field out of the CLI (library-only settings).
+        nullable: ``None`` is a valid value although the default is not (e.g. a flag's
+            ``auto``, parsed to ``None``).
     """
     metadata = {
         "help": help,
@@ -78,6 +81,7 @@ def option(
         "bool_flag": bool_flag,
         "default_help": default_help,
         "cli": cli,
+        "nullable": nullable,
     }
     if isinstance(default, (list, dict, set)):
         return dataclasses.field(default_factory=lambda: type(default)(default), metadata=metadata)
@@ -97,7 +101,7 @@ def validate_fields(cfg: Any) -> None:
             continue
         value = getattr(cfg, f.name)
         if value is None:
-            if f.default is None:
+            if f.default is None or md.get("nullable"):
                 continue
             raise UserError(f"{flag_of(f)} must be set")
         if md["choices"]:

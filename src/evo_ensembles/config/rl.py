@@ -5,7 +5,9 @@ This module imports nothing heavy: SB3, gym and ProcGen load only when a config 
 environment and preset, or when a run starts.
 
 Example:
-    >>> RLEvalConfig(agent="runs/agent", members=4).population is None
+    >>> RLEvalConfig(agent="runs/agent", members=4).population  # the top 4 of 2K = 8 children
+    8
+    >>> RLEvalConfig(agent="runs/agent", sigma=None).sigma is None  # the KL trust region
     True
     >>> RLEvalConfig(agent="runs/agent", members=4, population=2)
     Traceback (most recent call last):
@@ -95,11 +97,27 @@ class RLTrainConfig(RuntimeFields):
         return get_preset(self.preset, self.env, **(self.overrides or {}))
 
 
+def sigma_or_auto(text: str) -> float | None:
+    """``--sigma`` syntax: a number, or ``auto`` for the KL trust region (``None``)."""
+    import argparse
+
+    if text.strip().lower() == "auto":
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number or auto, got {text!r}") from None
+
+
 @dataclass
 class RLEvalConfig(RuntimeFields):
     """Settings of ``evo-ensembles rl evaluate``; each field is one CLI flag.
 
     Parent and ensemble are always scored under the same action rule on the same episodes.
+    The ensemble defaults are the RL regime study's choice (benchmarks/results/rl_regime.md,
+    chosen on validation episodes of 4 MinAtar games x 3 training seeds): act on the
+    arg-max of the averaged distribution, fixed σ 0.01 on half the actor's weights, the top
+    8 of 16 children by selection episodes.
     """
 
     agent: str = option(help="directory written by rl train")
@@ -114,20 +132,25 @@ class RLEvalConfig(RuntimeFields):
     members: int = option(8, "ensemble size K", check=check_positive_int)
     population: int | None = option(
         None,
-        "N > K: keep the top K of N children by validation episodes",
+        "N children; keep the top K by selection episodes (N = K: no selection)",
         check=check_positive_int,
-        default_help="K, no selection",
+        default_help="2K",
     )
     selection_episodes: int = option(
         10, "episodes per child when selecting", check=check_positive_int
     )
     sigma: float | None = option(
-        None, "noise σ", check=check_nonneg, default_help="KL trust region"
+        0.01,
+        "noise σ, or auto: the KL trust region at --target-kl",
+        check=check_nonneg,
+        parse=sigma_or_auto,
+        nullable=True,
+        metavar="SIGMA|auto",
     )
     target_kl: float = option(
-        0.02, "trust-region target KL of the action distribution", check=check_positive
+        0.02, "trust-region target KL of the action distribution (--sigma auto)", check=check_positive
     )
-    density: float = option(0.2, "fraction of actor weights perturbed", check=check_fraction)
+    density: float = option(0.5, "fraction of actor weights perturbed", check=check_fraction)
     mirrored: bool = option(True, "no −N children", bool_flag="--no-mirror")
     perturb: str = option(
         "actor",
@@ -138,9 +161,14 @@ class RLEvalConfig(RuntimeFields):
         1024, "parent rollout steps for the σ probe", check=check_positive_int
     )
     action: str = option(
-        "sample", "act by sampling the averaged distribution, or its arg-max", choices=ACTION_RULES
+        "argmax", "act on the arg-max of the averaged distribution, or sample it", choices=ACTION_RULES
     )
     n_envs: int = option(4, "parallel evaluation envs", check=check_positive_int)
+
+    def resolve(self) -> None:
+        super().resolve()
+        if self.population is None:
+            self.population = 2 * self.members
 
     def check(self) -> None:
         super().check()
@@ -157,5 +185,6 @@ __all__ = [
     "PERTURB_SCOPES",
     "PRESET_BY_FAMILY",
     "RLEvalConfig",
+    "sigma_or_auto",
     "RLTrainConfig",
 ]

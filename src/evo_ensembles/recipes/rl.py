@@ -1,11 +1,12 @@
 """The ``rl evaluate`` run: a trained agent vs its Noisy Subnetwork Ensemble policy.
 
-Steps (SPEC §2, Table 4.2): load the agent; choose σ (``sigma``, or the KL trust region on
-the *action distribution* over probe observations from the parent's own rollouts); draw a
-population of mirrored noisy children of the actor (density 0.2 by default); optionally keep
-the top K of N by mean return on validation episodes (training levels, a fixed seed: common
-random numbers for every child); then evaluate parent and ensemble on the same evaluation
-episodes (held-out levels by default). Writes ``config.json``, ``results.json``,
+Steps (SPEC §2, Table 4.2): load the agent; choose σ (``sigma``, fixed 0.01 by default, or
+``None``: the KL trust region on the *action distribution* over probe observations from the
+parent's own rollouts); draw a population of mirrored noisy children of the actor (density 0.5
+by default); keep the top K of N (default 2K) by mean return on validation episodes (training
+levels, a fixed seed: common random numbers for every child); then evaluate parent and
+ensemble under one action rule (arg-max by default) on the same evaluation episodes (held-out
+levels by default). The defaults are the RL regime study's (benchmarks/results/rl_regime.md). Writes ``config.json``, ``results.json``,
 ``report.md`` and ``ensemble.json`` (descriptors) into ``out``.
 """
 
