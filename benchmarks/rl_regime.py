@@ -326,6 +326,9 @@ def report(study: Study, chosen: dict, meta: dict) -> None:
         )
     plot(study, RESULTS / f"{study.args.name}_sigma.png")
     wall = sum(r["seconds"] for r in rows)
+    zips = [study.agent_dir(g, s) / "agent.zip" for g, s in study.pairs]
+    records = [read_agent_record(z) for z in zips if z.is_file()]
+    train_h = sum(r.get("train_seconds_this_run") or 0.0 for r in records) / 3600
     md = "\n\n".join([
         "# RL regime study: PPO parent vs Noisy Subnetwork Ensemble policy (MinAtar)",
         f"Games {games}; training seeds {study.args.seeds}; agents: `{study.args.preset}` preset, "
@@ -336,7 +339,8 @@ def report(study: Study, chosen: dict, meta: dict) -> None:
         *parts,
         f"![gain vs σ]({study.args.name}_sigma.png)",
         f"Hardware: {meta['hardware'].get('cpu')}; commit {meta['commit']}; date {meta['date']}; "
-        f"summed evaluation time {wall / 3600:.2f} h.",
+        f"summed evaluation time {wall / 3600:.2f} h; agent training {train_h:.2f} h summed over "
+        f"{len(records)} agents (their last training run).",
         "Run: `.venv/bin/python benchmarks/rl_regime.py --threads 1` (one or more copies share the work); "
         f"this page: `{meta['command']}`; evaluations made at {made_at(rows)}.",
     ]) + "\n"
