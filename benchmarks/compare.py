@@ -29,6 +29,8 @@ ratio (see :func:`plan`), the rate chosen on validation from ``--lr`` candidates
 from __future__ import annotations
 
 import argparse
+import json
+import math
 import statistics
 import time
 from pathlib import Path
@@ -196,6 +198,53 @@ def plots(rows: list[dict], methods: list[str], name: str) -> list[str]:
     return out
 
 
+def run_dir(args, method: str, seed: int, lr: float, base_lr: float) -> Path:
+    tail = "" if lr == base_lr else f"_lr{lr:g}"
+    return RUNS / args.name / f"{args.model}_{method}_seed{seed}{tail}"
+
+
+def diverged(row: dict, args) -> bool:
+    """Whether a run's training diverged: its validation NLL is not finite (rows logged before
+    ``val_nll`` was recorded read it from their run's results.json)."""
+    nll = row.get("val_nll")
+    if "val_nll" not in row:
+        path = run_dir(args, row["method"], row["seed"], row["lr"], row.get("base_lr", row["lr"])) / "results.json"
+        nll = json.loads(path.read_text())["validation"]["ensemble"]["nll"] if path.is_file() else 0.0
+    return nll is None or not math.isfinite(nll)
+
+
+def run_seed(log: RunLog, args, base: dict, method: str, seed: int, lrs: list[float]) -> None:
+    """One (method, seed), resumable. A run whose training diverges (non-finite validation NLL)
+    is run again at the next lower learning rate of the grid: the rule sees no test number.
+    A method starts at the rate at which its seed 0 trained, so later seeds skip a known failure."""
+    key = {"method": method, "model": args.model, "seed": seed}
+    lower = sorted((lr for lr in lrs if lr < base["lr"]), reverse=True)
+    candidates = [base["lr"], *lower]
+    if seed != args.seeds[0]:
+        first = [r for r in log.where(method=method, model=args.model, seed=args.seeds[0])
+                 if not diverged(r, args)]
+        if first:
+            candidates = [lr for lr in candidates if lr <= first[-1]["lr"]]
+    for lr in candidates:
+        row = log.find(**key, lr=lr)
+        if row is None:
+            t0 = time.perf_counter()
+            kwargs = plan(method, args.epochs, args.recipe)
+            if args.recipe == "large" and method in ("sparse", "stochastic"):
+                kwargs["child_lr"] = lr  # one-cycle to the parent's peak rate (SPEC §3)
+            results = run_method(method, kwargs, {**base, "lr": lr, "seed": seed},
+                                 run_dir(args, method, seed, lr, base["lr"]))
+            row = log.append({**row_of(method, args.model, seed, results, time.perf_counter() - t0),
+                              "lr": lr, "base_lr": base["lr"],
+                              "val_nll": results["validation"]["ensemble"]["nll"]})
+            print(f"{method:14s} seed {seed}: lr {lr:g} acc {row['accuracy']:.4f} nll {row['nll']:.4f} "
+                  f"ece {row['ece']:.4f} flops {row['training_flops'] or float('nan'):.2f}x "
+                  f"({row['wall_seconds'] / 60:.1f} min)", flush=True)
+        if not diverged(row, args):
+            return
+        print(f"{method} seed {seed}: diverged at lr {lr:g} (validation NLL not finite)", flush=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default="lenet-s")
@@ -228,21 +277,10 @@ def main() -> None:
         base["lr"] = choose_lr(log, lrs, args, base) if len(lrs) > 1 else lrs[0]
         for seed in args.seeds:  # seed-major: a partial run still compares every method
             for method in args.methods:
-                key = {"method": method, "model": args.model, "seed": seed}
-                if log.find(**key):
-                    continue
-                out = RUNS / args.name / f"{args.model}_{method}_seed{seed}"
-                t0 = time.perf_counter()
-                kwargs = plan(method, args.epochs, args.recipe)
-                if args.recipe == "large" and method in ("sparse", "stochastic"):
-                    kwargs["child_lr"] = base["lr"]  # one-cycle to the parent's peak rate (SPEC §3)
-                results = run_method(method, kwargs, {**base, "seed": seed}, out)
-                row = log.append({**row_of(method, args.model, seed, results, time.perf_counter() - t0),
-                                  "lr": base["lr"]})
-                print(f"{method:14s} seed {seed}: acc {row['accuracy']:.4f} nll {row['nll']:.4f} "
-                      f"ece {row['ece']:.4f} flops {row['training_flops'] or float('nan'):.2f}x "
-                      f"({row['wall_seconds'] / 60:.1f} min)", flush=True)
+                run_seed(log, args, base, method, seed, lrs)
     rows = [r for r in log if r.get("kind") != "lr-probe" and r["model"] == args.model and r["seed"] in args.seeds]
+    failed = [r for r in rows if diverged(r, args)]
+    rows = [r for r in rows if not diverged(r, args)]
     info = header()
     headers, body = table(rows, args.methods)
     figures = plots(rows, args.methods, args.name)
@@ -264,6 +302,13 @@ def main() -> None:
         f"types x 5 severities of Fashion-MNIST-C, the first {args.corrupted_examples} test images of each "
         "(evo_ensembles.data.corruptions; generate with `python -m evo_ensembles.data.corruptions fashion-mnist`).",
         markdown_table(headers, body),
+        *([("Runs whose training diverged (validation NLL not finite), each run again at the next lower "
+            "learning rate of the grid and left out of the table: "
+            + "; ".join(f"{LABELS.get(r['method'], r['method'])} seed {r['seed']} at lr {r['lr']:g}"
+                        for r in failed) + ". Learning rate per method: "
+            + "; ".join(f"{LABELS.get(m, m)} {', '.join(f'{v:g}' for v in sorted({r['lr'] for r in rows if r['method'] == m}))}"
+                        for m in args.methods if any(r["method"] == m for r in rows)) + ".")]
+          if failed else []),
         *[f"![{name}]({name})" for name in figures],
         f"Runs trained at {made_at(rows)}"
         + "; this page was written by the footer's.",
