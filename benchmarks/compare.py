@@ -279,8 +279,8 @@ def main() -> None:
             for method in args.methods:
                 run_seed(log, args, base, method, seed, lrs)
     rows = [r for r in log if r.get("kind") != "lr-probe" and r["model"] == args.model and r["seed"] in args.seeds]
-    failed = [r for r in rows if diverged(r, args)]
-    rows = [r for r in rows if not diverged(r, args)]
+    bad = [diverged(r, args) for r in rows]
+    failed, rows = [r for r, b in zip(rows, bad) if b], [r for r, b in zip(rows, bad) if not b]
     info = header()
     headers, body = table(rows, args.methods)
     figures = plots(rows, args.methods, args.name)
