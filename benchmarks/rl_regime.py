@@ -90,8 +90,13 @@ def ckey(cfg: dict) -> str:
     return json.dumps({k: cfg[k] for k in sorted(START)}, sort_keys=True)
 
 
+def rel_return(row: dict, ref: dict) -> float:
+    """The ensemble's return in ``row`` relative to the parent's in ``ref``."""
+    return (row["ensemble"] - ref["parent"]) / max(abs(ref["parent"]), 1.0)
+
+
 def rel_gain(row: dict) -> float:
-    return (row["ensemble"] - row["parent"]) / max(abs(row["parent"]), 1.0)
+    return rel_return(row, row)
 
 
 class Study:
@@ -202,8 +207,7 @@ class Study:
                      for g in self.args.games for s in self.args.seeds]
             pairs = [(r, ref) for r, ref in pairs if r is not None and ref is not None]
             if pairs:
-                score = statistics.fmean((r["ensemble"] - ref["parent"]) / max(abs(ref["parent"]), 1.0)
-                                         for r, ref in pairs)
+                score = statistics.fmean(rel_return(r, ref) for r, ref in pairs)
                 scored.append((score, cfg == carried, cfg))
         return max(scored, key=lambda x: x[:2])[2] if scored else carried
 
@@ -274,7 +278,7 @@ def report(study: Study, chosen: dict, meta: dict) -> None:
                     for s in study.args.seeds:
                         r, ref = study.find(stage, g, s, cfg), study.find(stage, g, s, carried)
                         if r is not None and ref is not None:
-                            rels0.append((r["ensemble"] - ref["parent"]) / max(abs(ref["parent"]), 1.0))
+                            rels0.append(rel_return(r, ref))
                     cells.append(f"{st['parent']:.2f} → {st['ensemble']:.2f} ({st['gain']:+.2f})")
                 else:
                     cells.append("–")
