@@ -204,12 +204,16 @@ def run_dir(args, method: str, seed: int, lr: float, base_lr: float) -> Path:
 
 
 def diverged(row: dict, args) -> bool:
-    """Whether a run's training diverged: its validation NLL is not finite (rows logged before
-    ``val_nll`` was recorded read it from their run's results.json)."""
+    """Whether a run's training diverged: its validation NLL is not finite.
+
+    Rows logged before ``val_nll`` was recorded read it from their run's results.json; when
+    that run directory is gone (a fresh machine), from whether the row's own NLL is finite: a
+    network that diverged to NaN is NaN on every split, and only finiteness is read, never
+    the value."""
     nll = row.get("val_nll")
     if "val_nll" not in row:
         path = run_dir(args, row["method"], row["seed"], row["lr"], row.get("base_lr", row["lr"])) / "results.json"
-        nll = json.loads(path.read_text())["validation"]["ensemble"]["nll"] if path.is_file() else 0.0
+        nll = json.loads(path.read_text())["validation"]["ensemble"]["nll"] if path.is_file() else row.get("nll")
     return nll is None or not math.isfinite(nll)
 
 
