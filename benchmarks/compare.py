@@ -137,7 +137,8 @@ def row_of(method: str, model: str, seed: int, results: dict, seconds: float) ->
             "c_accuracy_by_severity": c.get("accuracy_by_severity"), "members": e["size"], "training_flops": results.get("training_flops"),
             "epochs": results.get("epochs"), "wall_seconds": seconds,
             "parent_accuracy": (results.get("parent") or {}).get("accuracy"),
-            "disagreement": results["diversity"]["disagreement"], "commit": results.get("commit")}
+            **{k: results["diversity"][k] for k in ("disagreement", "kl", "correlation")},
+            "commit": results.get("commit")}
 
 
 def table(rows: list[dict], methods: list[str]) -> tuple[list[str], list[list[object]]]:
