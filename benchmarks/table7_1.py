@@ -1,8 +1,8 @@
 """Table 7.1 analogue (issue 16): how different the members of each ensemble are.
 
 Part A reads the members' diversity (pairwise prediction disagreement, KL, output
-correlation; off-diagonal means, SPEC §5) from the comparison runs of benchmarks/compare.py
-(``--source compare`` or ``table5_2``): no training.
+correlation; off-diagonal means, SPEC §5) from the run logs of benchmarks/compare.py
+(``--source compare`` or ``table5_2``, results/<source>.runs.jsonl): no training.
 
 Part B trains, per seed, one parent (lenet-s, 8 epochs, Adam 1e-3, as Table 5.1) and three
 Sparse Subnetwork Ensembles of 8 children x 1 epoch at density 0.5 from it, like the
@@ -38,21 +38,44 @@ PAPER_A = {"sparse": (0.036, 0.090), "deep-ensemble": (0.032, 0.086), "snapshot"
 PAPER_B = {"R": (0.840, 0.893), "NP": (0.844, 0.884), "NP + BAG": (0.839, 0.868)}
 
 
+def member_diversity(source: str, model: str, seeds: list[int]) -> dict[str, list[dict]]:
+    """Per method, one diversity record per seed (disagreement, KL, correlation, members), from
+    the rows of ``results/<source>.runs.jsonl`` that compare.py logged (rows logged before it
+    kept KL and correlation read them from their run's results.json, when it still exists).
+    Rows of diverged runs and single-member methods are left out."""
+    from types import SimpleNamespace
+
+    from compare import diverged, run_dir
+
+    args = SimpleNamespace(name=source, model=model)
+    keys = ("disagreement", "kl", "correlation")
+    found: dict[str, dict[int, dict]] = {}
+    for row in RunLog(source):
+        if row.get("kind") == "lr-probe" or row.get("model") != model or row.get("seed") not in seeds:
+            continue
+        if (row.get("members") or 0) < 2 or ("lr" in row and diverged(row, args)):
+            continue
+        record = {k: row.get(k) for k in keys}
+        if record["kl"] is None:
+            lr = row.get("lr")
+            path = (run_dir(args, row["method"], row["seed"], lr, row.get("base_lr", lr)) if lr is not None
+                    else RUNS / "compare" / source / f"{model}_{row['method']}_seed{row['seed']}") / "results.json"
+            if not path.is_file():
+                continue
+            record = {k: json.loads(path.read_text())["diversity"][k] for k in keys}
+        found.setdefault(row["method"], {})[row["seed"]] = {**record, "members": row["members"]}
+    return {m: [by_seed[s] for s in sorted(by_seed)] for m, by_seed in sorted(found.items())}
+
+
 def part_a(source: str, model: str, seeds: list[int]) -> tuple[list[str], list[list[object]]]:
     rows = []
-    for method_dir in sorted({p.name.rsplit("_seed", 1)[0] for p in (RUNS / "compare" / source).glob(f"{model}_*")}):
-        method = method_dir[len(model) + 1:]
-        found = [json.loads(p.read_text()) for s in seeds
-                 if (p := RUNS / "compare" / source / f"{method_dir}_seed{s}" / "results.json").is_file()]
-        found = [r for r in found if len(r["members"]) > 1]
-        if not found:
-            continue
+    for method, found in member_diversity(source, model, seeds).items():
         cells = []
         for k in ("disagreement", "kl", "correlation"):
-            mu, se = mean_se([r["diversity"][k] for r in found])
+            mu, se = mean_se([r[k] for r in found])
             cells.append(f"{mu:.4f} ± {se:.4f}")
         paper = PAPER_A.get(method)
-        rows.append([method, len(found[0]["members"]), len(found), *cells,
+        rows.append([method, found[0]["members"], len(found), *cells,
                      f"{paper[0]:.3f} / {paper[1]:.3f}" if paper else ""])
     return ["method", "M", "seeds", "disagreement", "KL", "correlation", "paper (WRN-28-10, CIFAR-10)"], rows
 
@@ -89,6 +112,14 @@ def main() -> None:
     if not args.skip_training:
         part_b(args.seeds, args.threads, log)
     parts_a = {src: part_a(src, args.model, args.seeds) for src in args.source}
+    # A source whose rows and run directories are gone (a fresh machine) keeps its section from
+    # the previous table7_1.json, and the page says so.
+    before = json.loads((RESULTS / "table7_1.json").read_text()) if (RESULTS / "table7_1.json").is_file() else {}
+    kept = {}
+    for src, section in before.get("part_a", {}).items():
+        if src not in parts_a or not parts_a[src][1]:
+            parts_a[src] = (section["headers"], section["rows"])
+            kept[src] = section.get("written") or f"{before.get('date')}, commit {str(before.get('commit'))[:12]}"
     rows_b = []
     for name in VARIANTS:
         rs = [r for r in log.where(variant=name) if r["seed"] in args.seeds]
@@ -105,6 +136,8 @@ def main() -> None:
     section_a = []
     for src, (head_a, rows_a) in parts_a.items():
         section_a += [f"### compare.py `{src}` ({args.model})",
+                      *([f"(kept from the run of {kept[src]}: its run directories are not on this machine)"]
+                        if src in kept else []),
                       markdown_table(head_a, rows_a) if rows_a else "(no comparison runs yet)"]
     md = "\n\n".join([
         "# Table 7.1 analogue — member diversity on Fashion-MNIST",
@@ -120,7 +153,9 @@ def main() -> None:
                         "paper acc / corr (ResNet-18, CIFAR-10)"], rows_b) if rows_b else "(not run yet)",
         *footer(info),
     ]) + "\n"
-    save("table7_1", {**info, "part_a": {src: {"headers": h, "rows": r} for src, (h, r) in parts_a.items()},
+    written = {src: kept.get(src, f"{info['date']}, commit {str(info['commit'])[:12]}") for src in parts_a}
+    save("table7_1", {**info, "part_a": {src: {"headers": h, "rows": r, "written": written[src]}
+                                         for src, (h, r) in parts_a.items()},
                       "part_b": [r for r in log if r["seed"] in args.seeds]}, md)
 
 
