@@ -199,6 +199,16 @@ def plots(rows: list[dict], methods: list[str], name: str) -> list[str]:
     return out
 
 
+def vs_budget(row: dict, args) -> dict:
+    """``row`` with its training FLOPs relative to one dense model trained the budget's
+    ``--epochs`` E. A peer's run reports them relative to its own ``epochs`` (which the large
+    recipe sets to 1.25E for TreeNet, BatchEnsemble and MIMO and to 4.25E for EDST), so those
+    are rescaled by epochs / E; the subnetwork runs already count against E."""
+    run_epochs = plan(row["method"], args.epochs, args.recipe).get("epochs", args.epochs)
+    flops = row.get("training_flops")
+    return {**row, "training_flops": None if flops is None else flops * run_epochs / args.epochs}
+
+
 def run_dir(args, method: str, seed: int, lr: float, base_lr: float) -> Path:
     tail = "" if lr == base_lr else f"_lr{lr:g}"
     return RUNS / args.name / f"{args.model}_{method}_seed{seed}{tail}"
@@ -243,7 +253,7 @@ def run_seed(log: RunLog, args, base: dict, method: str, seed: int, lrs: list[fl
                               "lr": lr, "base_lr": base["lr"],
                               "val_nll": results["validation"]["ensemble"]["nll"]})
             print(f"{method:14s} seed {seed}: lr {lr:g} acc {row['accuracy']:.4f} nll {row['nll']:.4f} "
-                  f"ece {row['ece']:.4f} flops {row['training_flops'] or float('nan'):.2f}x "
+                  f"ece {row['ece']:.4f} flops {vs_budget(row, args)['training_flops'] or float('nan'):.2f}x "
                   f"({row['wall_seconds'] / 60:.1f} min)", flush=True)
         if not diverged(row, args):
             return
@@ -285,7 +295,7 @@ def main() -> None:
                 run_seed(log, args, base, method, seed, lrs)
     rows = [r for r in log if r.get("kind") != "lr-probe" and r["model"] == args.model and r["seed"] in args.seeds]
     bad = [diverged(r, args) for r in rows]
-    failed, rows = [r for r, b in zip(rows, bad) if b], [r for r, b in zip(rows, bad) if not b]
+    failed, rows = [r for r, b in zip(rows, bad) if b], [vs_budget(r, args) for r, b in zip(rows, bad) if not b]
     info = header()
     headers, body = table(rows, args.methods)
     figures = plots(rows, args.methods, args.name)
