@@ -214,8 +214,17 @@ def run_dir(args, method: str, seed: int, lr: float, base_lr: float) -> Path:
     return RUNS / args.name / f"{args.model}_{method}_seed{seed}{tail}"
 
 
+def collapsed(results: dict) -> bool:
+    """Whether a member of the run collapsed in training: its validation NLL is no better than
+    chance (ln C, a uniform prediction), which averaging hides from the ensemble's own NLL."""
+    members = (results.get("validation") or {}).get("members") or []
+    chance = math.log(results["data"]["num_classes"])
+    return any(not math.isfinite(m["nll"]) or m["nll"] >= chance - 1e-3 for m in members)
+
+
 def diverged(row: dict, args) -> bool:
-    """Whether a run's training diverged: its validation NLL is not finite.
+    """Whether a run's training diverged: its validation NLL is not finite, or a member's
+    validation NLL is no better than chance (:func:`collapsed`).
 
     Rows logged before ``val_nll`` was recorded read it from their run's results.json; when
     that run directory is gone (a fresh machine), from whether the row's own NLL is finite: a
@@ -225,11 +234,11 @@ def diverged(row: dict, args) -> bool:
     if "val_nll" not in row:
         path = run_dir(args, row["method"], row["seed"], row["lr"], row.get("base_lr", row["lr"])) / "results.json"
         nll = json.loads(path.read_text())["validation"]["ensemble"]["nll"] if path.is_file() else row.get("nll")
-    return nll is None or not math.isfinite(nll)
+    return nll is None or not math.isfinite(nll) or bool(row.get("val_collapsed"))
 
 
 def run_seed(log: RunLog, args, base: dict, method: str, seed: int, lrs: list[float]) -> None:
-    """One (method, seed), resumable. A run whose training diverges (non-finite validation NLL)
+    """One (method, seed), resumable. A run whose training diverges (:func:`diverged`)
     is run again at the next lower learning rate of the grid: the rule sees no test number.
     A method starts at the rate at which its seed 0 trained, so later seeds skip a known failure."""
     key = {"method": method, "model": args.model, "seed": seed}
@@ -251,13 +260,15 @@ def run_seed(log: RunLog, args, base: dict, method: str, seed: int, lrs: list[fl
                                  run_dir(args, method, seed, lr, base["lr"]))
             row = log.append({**row_of(method, args.model, seed, results, time.perf_counter() - t0),
                               "lr": lr, "base_lr": base["lr"],
-                              "val_nll": results["validation"]["ensemble"]["nll"]})
+                              "val_nll": results["validation"]["ensemble"]["nll"],
+                              "val_collapsed": collapsed(results)})
             print(f"{method:14s} seed {seed}: lr {lr:g} acc {row['accuracy']:.4f} nll {row['nll']:.4f} "
                   f"ece {row['ece']:.4f} flops {vs_budget(row, args)['training_flops'] or float('nan'):.2f}x "
                   f"({row['wall_seconds'] / 60:.1f} min)", flush=True)
         if not diverged(row, args):
             return
-        print(f"{method} seed {seed}: diverged at lr {lr:g} (validation NLL not finite)", flush=True)
+        print(f"{method} seed {seed}: diverged at lr {lr:g} (validation NLL not finite or a member no better "
+              "than chance)", flush=True)
 
 
 def main() -> None:
@@ -317,7 +328,8 @@ def main() -> None:
         f"types x 5 severities of Fashion-MNIST-C, the first {args.corrupted_examples} test images of each "
         "(evo_ensembles.data.corruptions; generate with `python -m evo_ensembles.data.corruptions fashion-mnist`).",
         markdown_table(headers, body),
-        *([("Runs whose training diverged (validation NLL not finite), each run again at the next lower "
+        *([("Runs whose training diverged (validation NLL not finite, or a member's validation NLL no better "
+            "than chance, ln C), each run again at the next lower "
             "learning rate of the grid and left out of the table: "
             + "; ".join(f"{LABELS.get(r['method'], r['method'])} seed {r['seed']} at lr {r['lr']:g}"
                         for r in failed) + ". Learning rate per method: "

@@ -58,7 +58,7 @@ class ClassifierResults(Provenance):
     # cAcc/cNLL/cECE of parent and ensemble on the data set's corrupted test set (None without
     # one): {"set": ..., "parent": ..., "ensemble": {accuracy, nll, ece, accuracy_by_severity, ...}}
     corrupted: dict[str, Any] | None
-    validation: dict[str, Any] | None  # parent and ensemble on the validation split
+    validation: dict[str, Any] | None  # parent and ensemble (baseline: and members) on the validation split
     config: dict[str, Any]  # the resolved run config
     seed: int
     data: dict[str, Any]  # data set, sizes, subset, augmentation

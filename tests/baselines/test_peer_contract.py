@@ -70,6 +70,8 @@ def test_baseline_command_writes_the_shared_schema_with_flops_and_epochs(tmp_pat
     assert results["training_flops"] == pytest.approx(1.0) and results["epochs"] == 2
     assert results["training_cost"]["reference_epochs"] == 2 and results["parent"] is None
     assert len(results["members"]) == 2 and "lr" in results["members"][0]
+    # each member is scored on validation too, so a collapsed member is seen without the test split
+    assert [set(m) >= {"accuracy", "nll", "ece"} for m in results["validation"]["members"]] == [True, True]
     assert (out / "report.md").is_file() and (out / "figures" / "member_accuracy.png").is_file()
     ens, record = load_peer(out / "checkpoints" / "ensemble.safetensors")
     assert record["method"] == "snapshot" and len(ens) == 2
