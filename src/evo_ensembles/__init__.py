@@ -45,6 +45,14 @@ _TOP = {
     "Ensemble": ".ensemble",
     "combine": ".ensemble",
     "predict_probs": ".ensemble",
+    "predict_logits": ".ensemble",
+    # calibration and uncertainty
+    "TemperatureFit": ".calibration",
+    "fit_temperature": ".calibration",
+    "tempered_probs": ".calibration",
+    "Uncertainty": ".uncertainty",
+    "uncertainty": ".uncertainty",
+    "selective_predict": ".uncertainty",
     # children
     "ChildSpec": ".subnet.descriptor",
     "make_child_specs": ".subnet.descriptor",
@@ -56,6 +64,15 @@ _TOP = {
     "diversity": ".metrics",
     "ece": ".metrics",
     "nll": ".metrics",
+    "adaptive_ece": ".metrics",
+    "auroc": ".metrics",
+    "aupr": ".metrics",
+    "fpr_at_tpr": ".metrics",
+    "ood_metrics": ".metrics",
+    "aurc": ".metrics",
+    "augrc": ".metrics",
+    "risk_at_coverage": ".metrics",
+    "selective_metrics": ".metrics",
     # data and models
     "ArrayData": ".data",
     "DataSplits": ".data",
@@ -122,13 +139,31 @@ def __dir__() -> list[str]:
 if TYPE_CHECKING:  # static checkers and IDEs see the real names
     from .data import ArrayData, DataSplits, available_datasets, load_dataset  # noqa: F401
     from .devices import resolve_device  # noqa: F401
-    from .ensemble import Ensemble, combine, predict_probs  # noqa: F401
+    from .calibration import TemperatureFit, fit_temperature, tempered_probs  # noqa: F401
+    from .ensemble import Ensemble, combine, predict_logits, predict_probs  # noqa: F401
     from .errors import CheckpointError, DataNotFoundError, UnknownNameError, UserError  # noqa: F401
     from .es.population import make_noisy_specs  # noqa: F401
     from .methods.noisy import NoisyEnsemble, noisy_ensemble  # noqa: F401
     from .methods.sparse import prune_and_tune  # noqa: F401
     from .methods.stochastic import anneal_and_tune  # noqa: F401
-    from .metrics import accuracy, brier, classification_metrics, diversity, ece, nll  # noqa: F401
+    from .metrics import (  # noqa: F401
+        accuracy,
+        adaptive_ece,
+        augrc,
+        aupr,
+        auroc,
+        aurc,
+        brier,
+        classification_metrics,
+        diversity,
+        ece,
+        fpr_at_tpr,
+        nll,
+        ood_metrics,
+        risk_at_coverage,
+        selective_metrics,
+    )
     from .models import available_models, build_model  # noqa: F401
     from .subnet.descriptor import ChildSpec, make_child_specs  # noqa: F401
+    from .uncertainty import Uncertainty, selective_predict, uncertainty  # noqa: F401
     from .train import Callback, TrainConfig, fit, save_model  # noqa: F401

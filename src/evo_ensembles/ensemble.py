@@ -11,13 +11,17 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 import torch
 from torch import nn
 
 from .checks import check_choice
 from .errors import UserError
+
+if TYPE_CHECKING:
+    from .calibration import TemperatureFit
+    from .uncertainty import Uncertainty
 
 COMBINE_METHODS = ("mean", "vote")
 
@@ -39,6 +43,25 @@ def combine(member_probs: torch.Tensor, method: str = "mean") -> torch.Tensor:
 
 
 @torch.no_grad()
+def predict_logits(
+    model: nn.Module,
+    x: torch.Tensor,
+    *,
+    batch_size: int = 1024,
+    device: torch.device | str | None = None,
+) -> torch.Tensor:
+    """Raw outputs (B, C) of ``model`` in eval mode on ``x``, as float32 on CPU."""
+    device = torch.device(device) if device is not None else next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    try:
+        outs = [model(x[i : i + batch_size].to(device, non_blocking=True)).float().cpu()
+                for i in range(0, len(x), batch_size)]
+    finally:
+        model.train(was_training)
+    return torch.cat(outs) if outs else torch.empty(0)
+
+
 def predict_probs(
     model: nn.Module,
     x: torch.Tensor,
@@ -47,17 +70,8 @@ def predict_probs(
     device: torch.device | str | None = None,
 ) -> torch.Tensor:
     """Softmax outputs (B, C) of ``model`` in eval mode on ``x``, returned on CPU."""
-    device = torch.device(device) if device is not None else next(model.parameters()).device
-    was_training = model.training
-    model.eval()
-    try:
-        outs = [
-            torch.softmax(model(x[i : i + batch_size].to(device, non_blocking=True)).float(), 1).cpu()
-            for i in range(0, len(x), batch_size)
-        ]
-    finally:
-        model.train(was_training)
-    return torch.cat(outs) if outs else torch.empty(0)
+    logits = predict_logits(model, x, batch_size=batch_size, device=device)
+    return torch.softmax(logits, 1) if logits.numel() else logits
 
 
 def voters(member_probs: torch.Tensor, parent_probs: torch.Tensor | None, include_parent: bool) -> torch.Tensor:
@@ -83,24 +97,44 @@ class Members(Protocol):
 class BaseEnsemble:
     """Members plus an optional voting parent, combined on probabilities.
 
-    A subclass says how to compute its members' probabilities (:meth:`_own_member_probs`);
-    whether the parent votes, how votes are combined and how the ensemble is scored are
-    decided here, once, for every kind.
+    A subclass says how to compute its members' logits (:meth:`_own_member_logits`);
+    whether the parent votes, how votes are combined, the temperature and how the ensemble
+    is scored are decided here, once, for every kind.
+
+    ``temperature``: a :class:`~evo_ensembles.calibration.TemperatureFit` (or ``None``) set by
+    :meth:`fit_temperature` on validation data, saved with the ensemble, and applied when a
+    prediction asks for ``calibrated=True``.
     """
 
     def __init__(self, *, parent: nn.Module | None = None, include_parent: bool = False,
-                 combine: str = "mean") -> None:
+                 combine: str = "mean", temperature: TemperatureFit | None = None) -> None:
         check_choice(combine, COMBINE_METHODS, "combine")
         if include_parent and parent is None:
             raise UserError("include_parent=True needs a parent")
         self.parent, self.include_parent, self.combine_method = parent, include_parent, combine
+        self.temperature = temperature
 
     def __len__(self) -> int:
         raise NotImplementedError
 
+    def _own_member_logits(self, x: torch.Tensor, batch_size: int) -> torch.Tensor:
+        """(M, B, C) logits of the members alone (never the parent)."""
+        raise NotImplementedError
+
     def _own_member_probs(self, x: torch.Tensor, batch_size: int) -> torch.Tensor:
         """(M, B, C) probabilities of the members alone (never the parent)."""
-        raise NotImplementedError
+        logits = self._own_member_logits(x, batch_size)
+        return torch.softmax(logits, -1) if logits.numel() else logits
+
+    def _voting(self, own, parent_fn, x: torch.Tensor, batch_size: int, with_parent: bool | None) -> torch.Tensor:
+        include = self.include_parent if with_parent is None else with_parent
+        if len(self) == 0 and not include:
+            raise UserError("the ensemble has no members")
+        members = own(x, batch_size) if len(self) else None
+        parent = parent_fn(self.parent, x, batch_size=batch_size) if include and self.parent is not None else None
+        if members is None:
+            return voters(torch.empty(0, *parent.shape), parent, include)
+        return voters(members, parent, include)
 
     def member_probs(self, x: torch.Tensor, *, batch_size: int = 1024,
                      with_parent: bool | None = None) -> torch.Tensor:
@@ -108,18 +142,60 @@ class BaseEnsemble:
 
         ``with_parent`` overrides ``include_parent`` for this call (``False``: members only).
         """
-        include = self.include_parent if with_parent is None else with_parent
-        if len(self) == 0 and not include:
-            raise UserError("the ensemble has no members")
-        members = self._own_member_probs(x, batch_size) if len(self) else None
-        parent = predict_probs(self.parent, x, batch_size=batch_size) if include and self.parent is not None else None
-        if members is None:
-            return voters(torch.empty(0, *parent.shape), parent, include)
-        return voters(members, parent, include)
+        return self._voting(self._own_member_probs, predict_probs, x, batch_size, with_parent)
 
-    def predict_proba(self, x: torch.Tensor, *, batch_size: int = 1024) -> torch.Tensor:
-        """(B, C) combined probabilities."""
-        return combine(self.member_probs(x, batch_size=batch_size), self.combine_method)
+    def member_logits(self, x: torch.Tensor, *, batch_size: int = 1024,
+                      with_parent: bool | None = None) -> torch.Tensor:
+        """(M, B, C) raw outputs of the voting members (parent first when it votes)."""
+        return self._voting(self._own_member_logits, predict_logits, x, batch_size, with_parent)
+
+    @property
+    def temperature_where(self) -> str:
+        """How the temperature applies: to every member's logits for the mean, to the combined
+        probabilities for the vote (see :mod:`evo_ensembles.calibration`)."""
+        return "members" if self.combine_method == "mean" else "combined"
+
+    def predict_proba(self, x: torch.Tensor, *, batch_size: int = 1024, calibrated: bool = False) -> torch.Tensor:
+        """(B, C) combined probabilities; ``calibrated=True`` applies the fitted temperature."""
+        if not calibrated:
+            return combine(self.member_probs(x, batch_size=batch_size), self.combine_method)
+        if self.temperature is None:
+            raise UserError("no temperature fitted: call fit_temperature(x_val, y_val) first")
+        from .calibration import tempered_probs
+
+        return tempered_probs(self.member_logits(x, batch_size=batch_size), self.temperature.temperature,
+                              where=self.temperature_where, combine=self.combine_method)
+
+    def fit_temperature(self, x, y: torch.Tensor | None = None, *, batch_size: int = 1024) -> TemperatureFit:
+        """Fit one temperature on validation data ``(x, y)`` (or an ArrayData, ``Dataset`` or
+        ``DataLoader``) by NLL, keep it (``self.temperature``) and return it.
+
+        Example:
+            >>> import torch, torch.nn as nn
+            >>> ens = Ensemble([nn.Linear(4, 3), nn.Linear(4, 3)])
+            >>> fit = ens.fit_temperature(torch.randn(64, 4), torch.arange(64) % 3)
+            >>> ens.predict_proba(torch.randn(5, 4), calibrated=True).shape
+            torch.Size([5, 3])
+        """
+        from .calibration import fit_temperature
+        from .data.loaders import as_tensors
+
+        x, y = as_tensors(x, y, batch_size=batch_size)
+        self.temperature = fit_temperature(self.member_logits(x, batch_size=batch_size), y,
+                                           where=self.temperature_where, combine=self.combine_method)
+        return self.temperature
+
+    def uncertainty(self, x: torch.Tensor, *, batch_size: int = 1024, calibrated: bool = False) -> Uncertainty:
+        """Probabilities and per-input uncertainty scores (:func:`evo_ensembles.uncertainty.uncertainty`)
+        of the voting members on ``x``; ``calibrated=True`` applies the fitted temperature."""
+        from .uncertainty import uncertainty
+
+        t = 1.0
+        if calibrated:
+            if self.temperature is None:
+                raise UserError("no temperature fitted: call fit_temperature(x_val, y_val) first")
+            t = self.temperature.temperature
+        return uncertainty(self.member_logits(x, batch_size=batch_size), temperature=t)
 
     def evaluate(self, x, y: torch.Tensor | None = None, *, ece_bins: int | None = None,
                  batch_size: int = 1024) -> dict:
@@ -165,8 +241,9 @@ class Ensemble(BaseEnsemble):
         combine: str = "mean",
         descriptors: Sequence[dict] | None = None,
         batched: bool | str = "auto",
+        temperature: TemperatureFit | None = None,
     ) -> None:
-        super().__init__(parent=parent, include_parent=include_parent, combine=combine)
+        super().__init__(parent=parent, include_parent=include_parent, combine=combine, temperature=temperature)
         if batched not in (True, False, "auto"):
             raise UserError(f"batched must be True, False or 'auto', got {batched!r}")
         self.members: list[nn.Module] = list(members)
@@ -183,14 +260,14 @@ class Ensemble(BaseEnsemble):
         self.descriptors.append(descriptor or {})
 
     def _looped(self, x: torch.Tensor, batch_size: int) -> torch.Tensor:
-        return torch.stack([predict_probs(m, x, batch_size=batch_size) for m in self.members])
+        return torch.stack([predict_logits(m, x, batch_size=batch_size) for m in self.members])
 
-    def _own_member_probs(self, x: torch.Tensor, batch_size: int) -> torch.Tensor:
+    def _own_member_logits(self, x: torch.Tensor, batch_size: int) -> torch.Tensor:
         use = self._use_batched
         if use is None:  # "auto": by device, so numbers never depend on timing
             use = next(self.members[0].parameters()).is_cuda
         if use and len(self.members) > 1 and same_architecture(self.members):
-            return stacked_member_probs(self.members, x, batch_size=batch_size)
+            return stacked_member_logits(self.members, x, batch_size=batch_size)
         return self._looped(x, batch_size)
 
 
@@ -204,8 +281,8 @@ def same_architecture(members: Sequence[nn.Module]) -> bool:
 
 
 @torch.no_grad()
-def stacked_member_probs(members: Sequence[nn.Module], x: torch.Tensor, *, batch_size: int = 1024) -> torch.Tensor:
-    """(M, B, C) softmax outputs of same-architecture members in one vmapped forward per batch
+def stacked_member_logits(members: Sequence[nn.Module], x: torch.Tensor, *, batch_size: int = 1024) -> torch.Tensor:
+    """(M, B, C) raw outputs of same-architecture members in one vmapped forward per batch
     (``torch.func.stack_module_state`` + ``vmap`` over ``functional_call``), in eval mode."""
     import copy
 
@@ -222,9 +299,15 @@ def stacked_member_probs(members: Sequence[nn.Module], x: torch.Tensor, *, batch
         def one(p, b, xb):
             return functional_call(base, (p, b), (xb,))
 
-        outs = [torch.softmax(vmap(one, in_dims=(0, 0, None))(params, buffers, x[i:i + batch_size].to(device)).float(),
-                              -1).cpu() for i in range(0, len(x), batch_size)]
+        outs = [vmap(one, in_dims=(0, 0, None))(params, buffers, x[i:i + batch_size].to(device)).float().cpu()
+                for i in range(0, len(x), batch_size)]
     finally:
         for m, t in zip(members, modes):
             m.train(t)
     return torch.cat(outs, dim=1) if outs else torch.empty(len(members), 0)
+
+
+def stacked_member_probs(members: Sequence[nn.Module], x: torch.Tensor, *, batch_size: int = 1024) -> torch.Tensor:
+    """(M, B, C) softmax outputs of :func:`stacked_member_logits`."""
+    logits = stacked_member_logits(members, x, batch_size=batch_size)
+    return torch.softmax(logits, -1) if logits.numel() else logits

@@ -187,3 +187,201 @@ def corruption_summary(cells: list[dict]) -> dict[str, object]:
         "accuracy_by_type": {t: mean_of([c for c in cells if c["type"] == t], "accuracy") for t in types},
         "cells": len(cells),
     }
+
+
+# --- calibration beyond equal-width bins ---------------------------------------------------
+
+
+def reliability_bins(probs: torch.Tensor, targets: torch.Tensor, n_bins: int = DEFAULT_ECE_BINS,
+                     *, adaptive: bool = False) -> dict[str, list[float]]:
+    """Per-bin mean confidence, accuracy and count: the points of a reliability diagram.
+
+    ``adaptive=False``: the equal-width bins of :func:`ece`; ``True``: the equal-mass bins of
+    :func:`adaptive_ece`. Empty bins are left out.
+    """
+    conf, pred = probs.detach().cpu().double().max(dim=1)
+    correct = (pred == targets.detach().cpu()).double()
+    if adaptive:
+        order = torch.sort(conf, stable=True).indices
+        groups = [g for g in torch.tensor_split(order, n_bins) if len(g)]
+    else:
+        bins = torch.clamp(torch.ceil(conf * n_bins).long() - 1, 0, n_bins - 1)
+        groups = [torch.nonzero(bins == b).flatten() for b in range(n_bins)]
+        groups = [g for g in groups if len(g)]
+    return {"confidence": [float(conf[g].mean()) for g in groups],
+            "accuracy": [float(correct[g].mean()) for g in groups],
+            "count": [len(g) for g in groups]}
+
+
+def adaptive_ece(probs: torch.Tensor, targets: torch.Tensor, n_bins: int = DEFAULT_ECE_BINS) -> float:
+    """Adaptive (equal-mass) ECE: Σ_b |B_b|/N · |acc(B_b) − conf(B_b)| over ``n_bins`` bins that
+    each hold N/n_bins inputs (sizes differ by at most one) sorted by confidence; ties in
+    confidence go to bins in input order (a stable sort), so the value is deterministic.
+
+    Example:
+        >>> p = torch.tensor([[0.9, 0.1], [0.6, 0.4], [0.8, 0.2], [0.7, 0.3]]); y = torch.tensor([0, 1, 0, 0])
+        >>> round(adaptive_ece(p, y, n_bins=2), 4)   # bins {0.6, 0.7}: acc .5 conf .65; {0.8, 0.9}: 1 vs .85
+        0.15
+    """
+    b = reliability_bins(probs, targets, n_bins, adaptive=True)
+    n = sum(b["count"])
+    return float(sum(c * abs(a - f) for c, a, f in zip(b["count"], b["accuracy"], b["confidence"])) / n)
+
+
+# --- out-of-distribution detection ---------------------------------------------------------
+# Convention: a *score* is higher for inputs judged more likely out-of-distribution (entropy,
+# mutual information, energy, 1 − max probability). Every function takes the in-distribution
+# scores and the OOD scores as two 1-D arrays.
+
+
+def _ood_arrays(id_scores, ood_scores):
+    import numpy as np
+
+    s_id = torch.as_tensor(id_scores).detach().cpu().double().flatten().numpy()
+    s_ood = torch.as_tensor(ood_scores).detach().cpu().double().flatten().numpy()
+    if len(s_id) == 0 or len(s_ood) == 0:
+        raise ValueError("OOD metrics need at least one in-distribution and one OOD score")
+    if not (np.isfinite(s_id).all() and np.isfinite(s_ood).all()):
+        raise ValueError("OOD scores must be finite")
+    labels = np.concatenate([np.zeros(len(s_id)), np.ones(len(s_ood))])  # 1 = OOD
+    return np.concatenate([s_id, s_ood]), labels
+
+
+def auroc(id_scores, ood_scores) -> float:
+    """Area under the ROC curve of telling OOD (positive) from in-distribution by the score:
+    P(score_ood > score_id) + ½ P(tie) (scikit-learn's ``roc_auc_score``). 0.5 for identical
+    score distributions, 1.0 for perfectly separated ones; symmetric in which side is positive.
+
+    Example:
+        >>> auroc([0.1, 0.2], [0.3, 0.4]), auroc([0.5, 0.5], [0.5, 0.5])
+        (1.0, 0.5)
+    """
+    from sklearn.metrics import roc_auc_score
+
+    scores, labels = _ood_arrays(id_scores, ood_scores)
+    return float(roc_auc_score(labels, scores))
+
+
+def aupr(id_scores, ood_scores, *, positive: str = "ood") -> float:
+    """Area under the precision-recall curve (scikit-learn's ``average_precision_score``).
+
+    ``positive="ood"`` (AUPR-Out): OOD inputs are the positives, ranked by the score;
+    ``positive="id"`` (AUPR-In): in-distribution inputs are the positives, ranked by −score.
+    Unlike AUROC it depends on the share of positives (a random score gets that share).
+    """
+    from sklearn.metrics import average_precision_score
+
+    scores, labels = _ood_arrays(id_scores, ood_scores)
+    if positive == "ood":
+        return float(average_precision_score(labels, scores))
+    if positive == "id":
+        return float(average_precision_score(1 - labels, -scores))
+    raise ValueError(f"positive must be 'ood' or 'id', got {positive!r}")
+
+
+def fpr_at_tpr(id_scores, ood_scores, tpr: float = 0.95) -> float:
+    """FPR at ``tpr`` TPR (FPR95 by default), with **in-distribution as the positive side**
+    (Hendrycks & Gimpel; Liang et al.): the fraction of OOD inputs still accepted as
+    in-distribution by the strictest threshold on the score that accepts at least ``tpr`` of
+    the in-distribution inputs (an input is accepted when its score ≤ the threshold).
+
+    Example:
+        >>> fpr_at_tpr([0.1, 0.2, 0.3, 0.4], [0.35, 0.5, 0.6, 0.7], tpr=0.75)   # accept ≤ 0.3
+        0.0
+        >>> fpr_at_tpr([0.1, 0.2, 0.3, 0.4], [0.35, 0.5, 0.6, 0.7], tpr=1.0)    # accept ≤ 0.4
+        0.25
+    """
+    from sklearn.metrics import roc_curve
+
+    if not 0.0 < tpr <= 1.0:
+        raise ValueError(f"tpr must be in (0, 1], got {tpr!r}")
+    scores, labels = _ood_arrays(id_scores, ood_scores)
+    # positives = in-distribution, ranked by −score (accept the least OOD-looking first)
+    fpr, tprs, _ = roc_curve(1 - labels, -scores, drop_intermediate=False)
+    return float(fpr[int((tprs >= tpr - 1e-12).argmax())])
+
+
+def ood_metrics(id_scores, ood_scores) -> dict[str, float]:
+    """AUROC, AUPR-In, AUPR-Out and FPR95 (ID positive) of one score on one OOD set."""
+    return {"auroc": auroc(id_scores, ood_scores), "aupr_in": aupr(id_scores, ood_scores, positive="id"),
+            "aupr_out": aupr(id_scores, ood_scores, positive="ood"), "fpr95": fpr_at_tpr(id_scores, ood_scores)}
+
+
+# --- selective classification ------------------------------------------------------------
+
+
+def _cumulative_errors(confidence, correct) -> torch.Tensor:
+    """Expected number of errors among the k most confident inputs, k = 1..N.
+
+    Inputs are accepted by descending confidence; within a group of equal confidence the
+    order is undefined, so errors are spread evenly over the group (the expectation over
+    random tie-breaking), which makes every curve independent of input order.
+    """
+    conf = torch.as_tensor(confidence).detach().cpu().double().flatten()
+    err = 1.0 - torch.as_tensor(correct).detach().cpu().double().flatten()
+    if len(conf) == 0 or len(conf) != len(err):
+        raise ValueError("selective metrics need equally many (≥ 1) confidences and correctness flags")
+    order = torch.sort(conf, descending=True, stable=True).indices
+    conf, err = conf[order], err[order]
+    _, counts = torch.unique_consecutive(conf, return_counts=True)
+    ends = torch.cumsum(counts, 0)
+    starts = ends - counts
+    cum_at_end = torch.cumsum(err, 0)[ends - 1]
+    cum_at_start = torch.cat([torch.zeros(1, dtype=torch.float64), cum_at_end[:-1]])
+    group = torch.repeat_interleave(torch.arange(len(counts)), counts)
+    rank = torch.arange(1, len(conf) + 1, dtype=torch.float64) - starts[group].double()
+    out = cum_at_start[group] + (cum_at_end - cum_at_start)[group] * rank / counts[group].double()
+    return out
+
+
+def risk_coverage(confidence, correct) -> dict[str, torch.Tensor]:
+    """Coverage k/N and selective risk (error rate among the k most confident) for k = 1..N."""
+    cum = _cumulative_errors(confidence, correct)
+    k = torch.arange(1, len(cum) + 1, dtype=torch.float64)
+    return {"coverage": k / len(cum), "risk": cum / k}
+
+
+def aurc(confidence, correct) -> float:
+    """Area under the risk-coverage curve (Geifman & El-Yaniv): the mean over k = 1..N of the
+    error rate among the k most confident inputs (lower is better; ties as in
+    :func:`risk_coverage`).
+
+    Example:
+        >>> aurc([0.9, 0.8, 0.7], [1, 1, 0])    # risks 0, 0, 1/3
+        0.1111111111111111
+    """
+    return float(risk_coverage(confidence, correct)["risk"].mean())
+
+
+def augrc(confidence, correct) -> float:
+    """Area under the generalized risk-coverage curve (Traub et al., 2024): the mean over
+    k = 1..N of (errors among the k most confident) / N, the joint probability of being
+    accepted and wrong (lower is better).
+
+    Example:
+        >>> augrc([0.9, 0.8, 0.7], [1, 1, 0])   # generalized risks 0, 0, 1/3
+        0.1111111111111111
+        >>> round(augrc([0.9, 0.8, 0.7], [0, 1, 1]), 4)   # 1/3, 1/3, 1/3
+        0.3333
+    """
+    cum = _cumulative_errors(confidence, correct)
+    return float((cum / len(cum)).mean())
+
+
+def risk_at_coverage(confidence, correct, coverage: float = 0.9) -> float:
+    """Error rate among the ⌈coverage · N⌉ most confident inputs (ties as in :func:`risk_coverage`)."""
+    import math
+
+    if not 0.0 < coverage <= 1.0:
+        raise ValueError(f"coverage must be in (0, 1], got {coverage!r}")
+    cum = _cumulative_errors(confidence, correct)
+    k = max(1, math.ceil(coverage * len(cum) - 1e-9))
+    return float(cum[k - 1] / k)
+
+
+def selective_metrics(probs: torch.Tensor, targets: torch.Tensor) -> dict[str, float]:
+    """AURC, AUGRC and risk at 90 % coverage of a prediction, ranked by its max probability."""
+    conf, pred = probs.detach().cpu().max(dim=1)
+    correct = (pred == targets.detach().cpu()).double()
+    return {"aurc": aurc(conf, correct), "augrc": augrc(conf, correct),
+            "risk_at_90": risk_at_coverage(conf, correct, 0.9)}

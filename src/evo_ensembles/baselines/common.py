@@ -85,12 +85,12 @@ class MultiOutputEnsemble(BaseEnsemble):
         return self.members
 
     @torch.no_grad()
-    def _own_member_probs(self, x: torch.Tensor, batch_size: int) -> torch.Tensor:
+    def _own_member_logits(self, x: torch.Tensor, batch_size: int) -> torch.Tensor:
         device = next(self.module.parameters()).device
         was = self.module.training
         self.module.eval()
         try:
-            outs = [torch.softmax(self.module(x[i:i + batch_size].to(device)).float(), -1).cpu()
+            outs = [self.module(x[i:i + batch_size].to(device)).float().cpu()
                     for i in range(0, len(x), batch_size)]
         finally:
             self.module.train(was)

@@ -112,7 +112,7 @@ class MCDropoutEnsemble(BaseEnsemble):
         return MCDropoutPass(self.model, self.pass_seed(i))
 
     @torch.no_grad()
-    def _own_member_probs(self, x: torch.Tensor, batch_size: int) -> torch.Tensor:
+    def _own_member_logits(self, x: torch.Tensor, batch_size: int) -> torch.Tensor:
         device = next(self.model.parameters()).device
         was = self.model.training
         self.model.eval()
@@ -122,7 +122,7 @@ class MCDropoutEnsemble(BaseEnsemble):
             out = []
             for i in range(self.passes):
                 with self.pass_module(i).seeded():
-                    out.append(torch.cat([torch.softmax(self.model(x[j:j + batch_size].to(device)).float(), 1).cpu()
+                    out.append(torch.cat([self.model(x[j:j + batch_size].to(device)).float().cpu()
                                           for j in range(0, len(x), batch_size)]))
         finally:
             self.model.train(was)

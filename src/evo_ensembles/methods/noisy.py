@@ -27,7 +27,7 @@ import torch
 from torch import nn
 
 from ..data.loaders import as_tensors
-from ..ensemble import BaseEnsemble, predict_probs
+from ..ensemble import BaseEnsemble, predict_logits
 from ..errors import CheckpointError, UserError
 from ..es import ClassifierFitness, NoiseSampling, TrustRegion
 from ..es.select import NoisySearch, select_children
@@ -76,11 +76,11 @@ class NoisyEnsemble(BaseEnsemble):
             self._perturber = InPlacePerturber(self.parent, **self.eligibility)
         return self._perturber
 
-    def _own_member_probs(self, x: torch.Tensor, batch_size: int) -> torch.Tensor:
+    def _own_member_logits(self, x: torch.Tensor, batch_size: int) -> torch.Tensor:
         out = []
         for spec in self.specs:
             with self.perturber.child(spec):
-                out.append(predict_probs(self.parent, x, batch_size=batch_size))
+                out.append(predict_logits(self.parent, x, batch_size=batch_size))
         return torch.stack(out)
 
     def child(self, i: int) -> nn.Module:
