@@ -17,25 +17,75 @@ from evo_ensembles.recipes.common import provenance
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
+CODE_KEYS = ("commit", "code_dirty", "code_diff_sha256")  # see evo_ensembles.results.Provenance
+
+
 def header() -> dict:
-    """Commit, hardware, versions, date and the exact command line.
+    """Commit (and whether the code differed from it), hardware, versions, date and the exact
+    command line.
 
     ``EVO_COMMIT`` overrides the commit: a copy of the tree run elsewhere (a GPU machine)
-    may carry no ``.git``, or a stale one.
+    may carry no ``.git``, or a stale one. Unless the checkout is at that very commit, it
+    cannot tell whether its code differs from it: ``code_dirty`` is then ``None`` (unknown).
+    An older-style ``EVO_COMMIT=<commit>-dirty`` records dirty code without a diff hash.
     """
     prov = provenance()
-    prov["commit"] = os.environ.get("EVO_COMMIT") or prov["commit"]
+    override = os.environ.get("EVO_COMMIT")
+    if override:
+        wanted = code_of({"commit": override, "code_dirty": None})
+        if wanted["commit"] != prov["commit"] or (wanted["code_dirty"] and not prov["code_dirty"]):
+            prov.update(wanted)
     return {**prov, "command": " ".join(["python", *sys.argv]), "date": dt.date.today().isoformat()}
 
 
 @functools.cache
-def _commit() -> str:
-    return header()["commit"]
+def _code() -> tuple:
+    info = header()
+    return tuple(info[k] for k in CODE_KEYS)
+
+
+def code_of(record: dict) -> dict:
+    """A record's ``commit``, ``code_dirty`` and ``code_diff_sha256``, also for records written
+    before these keys: a commit ending in ``-dirty`` is that commit with dirty code (no diff
+    hash), one without the suffix and without ``code_dirty`` had no tracked change."""
+    commit, dirty, sha = record.get("commit"), record.get("code_dirty"), record.get("code_diff_sha256")
+    if isinstance(commit, str) and commit.endswith("-dirty"):
+        commit, dirty = commit[: -len("-dirty")], True
+    elif "code_dirty" not in record and commit:
+        dirty = False
+    return {"commit": commit, "code_dirty": dirty, "code_diff_sha256": sha}
+
+
+def describe_code(records: list[dict]) -> str:
+    """Which code made ``records`` (rows, or one page's ``header()``), in words: "commit
+    abc1234"; several commits are named and marked mixed; code that differed from its commit
+    is said so, with the diff's hash."""
+    codes = [code_of(r) for r in records]
+    if not codes:
+        return "no rows yet"
+    commits = sorted({str(c["commit"] or "unrecorded")[:7] for c in codes})
+    text = (f"commit {commits[0]}" if len(commits) == 1 else
+            f"commits {', '.join(commits)} (mixed: rows from more than one commit)")
+
+    def part(n: int) -> str:
+        return "" if n == len(codes) else f" in {n} of {len(codes)} rows"
+
+    dirty = [c for c in codes if c["code_dirty"]]
+    if dirty:
+        hashes = sorted({c["code_diff_sha256"][:12] for c in dirty if c["code_diff_sha256"]})
+        missing = sum(1 for c in dirty if not c["code_diff_sha256"])
+        what = [f"diff sha256 {', '.join(hashes)}"] if hashes else []
+        what += [f"diff not recorded{f' for {missing} of them' if hashes else ''}"] if missing else []
+        text += f"; code differed from the commit{part(len(dirty))} ({'; '.join(what)})"
+    unknown = sum(1 for c in codes if c["code_dirty"] is None and c["commit"])
+    if unknown:
+        text += f"; whether the code differed from the commit is not recorded{part(unknown)}"
+    return text
 
 
 def footer(info: dict) -> list[str]:
     """The provenance lines every results page ends with (hardware, commit, date, command)."""
-    return [f"Hardware: {info['hardware'].get('cpu')}; commit {info['commit']}; date {info['date']}.",
+    return [f"Hardware: {info['hardware'].get('cpu')}; {describe_code([info])}; date {info['date']}.",
             f"Command: `{info['command']}`"]
 
 
@@ -58,13 +108,14 @@ def claim(path: Path, *, wait: bool):
 
 
 def made_at(rows: list[dict], by: str | None = None) -> str:
-    """Which commits made ``rows``: "commit X" or, grouped ``by`` a key, "a: X; b: Y, Z"."""
-    def commits(rs: list[dict]) -> str:
-        return ", ".join(sorted({str(r.get("commit") or "unrecorded")[:7] for r in rs}))
+    """Which code made ``rows`` (:func:`describe_code`): "commit X", "commits X, Y (mixed: ...)",
+    or, grouped ``by`` a key, "a: commit X; b: commits Y, Z (mixed: ...)"; code that differed
+    from its commit is said so, with the diff's hash."""
     if by is None:
-        return f"commit {commits(rows)}"
+        return describe_code(rows)
     groups = {r.get(by) for r in rows}
-    return "; ".join(f"{g}: {commits([r for r in rows if r.get(by) == g])}" for g in sorted(groups, key=str))
+    return "; ".join(f"{g}: {describe_code([r for r in rows if r.get(by) == g])}"
+                     for g in sorted(groups, key=str))
 
 
 def save(name: str, payload: dict, markdown: str) -> None:
@@ -133,12 +184,14 @@ class RunLog:
     def append(self, row: dict) -> dict:
         """Record a finished unit of work (atomically) and return it.
 
-        A row without a ``commit`` gets the one this process runs (see ``header``), so a table
-        whose rows were made over several sessions can say which code made each.
+        A row without a ``commit`` gets this process's code (``commit``, ``code_dirty``,
+        ``code_diff_sha256``, see ``header``), so a table whose rows were made over several
+        sessions can say which code made each.
         """
         from evo_ensembles.train.checkpoint import write_text
 
-        row.setdefault("commit", _commit())
+        if "commit" not in row:
+            row.update(zip(CODE_KEYS, _code(), strict=True))
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.path.with_name(self.path.name + ".lock"), "w") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)

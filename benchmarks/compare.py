@@ -35,7 +35,7 @@ import statistics
 import time
 from pathlib import Path
 
-from _common import RunLog, footer, header, made_at, mean_se, save
+from _common import RunLog, code_of, footer, header, made_at, mean_se, save
 
 from evo_ensembles.config.baseline import PEERS, BaselineRunConfig
 from evo_ensembles.config.noisy import NoisyRunConfig
@@ -52,6 +52,11 @@ LARGE_METHODS = ["independent", "mc-dropout", "snapshot", "fge", "sparse", "stoc
 LABELS = {**TITLES, "sparse": "Sparse Subnetworks", "stochastic": "Stochastic Annealing",
           "noisy": "Noisy Subnetworks"}
 RUNS = Path(__file__).resolve().parent / "runs" / "compare"
+# The deep-ensemble equivalent's reference: 4 members, each trained the whole budget E (a deep
+# ensemble as it is normally trained). The large recipe's deep-ensemble row is exactly that.
+REFERENCE = "reference-deep-ensemble"
+LABELS[REFERENCE] = "Deep ensemble, 4 x full budget (DEE reference)"
+OOD_SETS = ("digits", "letters", "noise-uniform", "noise-gaussian")
 
 
 def plan(method: str, epochs: int, recipe: str, child_epochs: int | None = None) -> dict:
@@ -67,6 +72,8 @@ def plan(method: str, epochs: int, recipe: str, child_epochs: int | None = None)
     steps than 5% of a 20-epoch Fashion-MNIST budget gives).
     """
     e = epochs
+    if method == REFERENCE:  # the DEE curve: members each trained the full budget, outside equal-budget rows
+        return {"method": "deep-ensemble", "epochs": e, "members": 4, "member_epochs": e}
     if recipe == "small":
         if method in PEERS:
             return {"method": method, "epochs": e}
@@ -98,7 +105,7 @@ def plan(method: str, epochs: int, recipe: str, child_epochs: int | None = None)
 
 def run_method(method: str, kwargs: dict, common: dict, out: Path) -> dict:
     """One (method, seed) through the library's own run, resumable in ``out``."""
-    if method in PEERS:
+    if method in PEERS or method == REFERENCE:
         from evo_ensembles.recipes.baseline import run_baseline
 
         return run_baseline(BaselineRunConfig(**kwargs, **common), out, progress=False)
@@ -140,7 +147,31 @@ def row_of(method: str, model: str, seed: int, results: dict, seconds: float) ->
             "epochs": results.get("epochs"), "wall_seconds": seconds,
             "parent_accuracy": (results.get("parent") or {}).get("accuracy"),
             **{k: results["diversity"][k] for k in ("disagreement", "kl", "correlation")},
-            "commit": results.get("commit")}
+            **uncertainty_of(results),
+            **code_of(results)}
+
+
+def uncertainty_of(results: dict) -> dict:
+    """A run's temperature-scaled scores, OOD AUROCs and selective risks, for its row."""
+    from evo_ensembles.scoring import ood_summary
+
+    cal = results.get("calibrated") or {}
+    ens, par = cal.get("ensemble") or {}, cal.get("parent") or {}
+    sel = results.get("selective") or {}
+    row = {"cal_accuracy": (ens.get("test") or {}).get("accuracy"), "cal_nll": (ens.get("test") or {}).get("nll"),
+           "cal_ece": (ens.get("test") or {}).get("ece"), "temperature": ens.get("temperature"),
+           "t_fallback": (ens.get("fit") or {}).get("fallback"),
+           "val_nll_before_t": (ens.get("fit") or {}).get("nll_before"),
+           "val_nll_after_t": (ens.get("fit") or {}).get("nll_after"),
+           "parent_nll": (results.get("parent") or {}).get("nll"),
+           "parent_cal_nll": (par.get("test") or {}).get("nll"), "parent_cal_ece": (par.get("test") or {}).get("ece"),
+           "parent_temperature": par.get("temperature"),
+           "aurc": (sel.get("ensemble") or {}).get("aurc"), "augrc": (sel.get("ensemble") or {}).get("augrc"),
+           "risk90": (sel.get("ensemble") or {}).get("risk_at_90"),
+           "parent_aurc": (sel.get("parent") or {}).get("aurc"),
+           "auroc": ood_summary(results, "ensemble"), "parent_auroc": ood_summary(results, "parent"),
+           "size_curve": (cal.get("size_curve") or {}).get("nll")}
+    return row
 
 
 def table(rows: list[dict], methods: list[str]) -> tuple[list[str], list[list[object]]]:
@@ -176,7 +207,7 @@ def plots(rows: list[dict], methods: list[str], name: str) -> list[str]:
         return sum(values) / len(values) if values else None
 
     out = []
-    by_sev, by_cost = {}, {}
+    by_sev, by_cost, by_cal, by_ood = {}, {}, {}, {}
     for m in methods:
         rs = [r for r in rows if r["method"] == m]
         if not rs:
@@ -190,6 +221,10 @@ def plots(rows: list[dict], methods: list[str], name: str) -> list[str]:
         flops = mean(r["training_flops"] for r in rs)
         if flops:
             by_cost[label] = ([flops], [mean(r["nll"] for r in rs)])
+            if any(r.get("cal_nll") is not None for r in rs):
+                by_cal[label] = ([flops], [mean(r.get("cal_nll") for r in rs)])
+            if any(mean_auroc(r) is not None for r in rs):
+                by_ood[label] = ([flops], [mean(mean_auroc(r) for r in rs)])
     if by_sev:
         plot_lines(RESULTS / f"{name}_severity.png", by_sev, xlabel="corruption severity (0: clean test)",
                    ylabel="accuracy", title="Accuracy vs severity (Fashion-MNIST-C)")
@@ -198,6 +233,137 @@ def plots(rows: list[dict], methods: list[str], name: str) -> list[str]:
         plot_lines(RESULTS / f"{name}_nll_vs_flops.png", by_cost, xlabel="training FLOPs (x one model)",
                    ylabel="test NLL", title="NLL vs training cost", logx=True, markers_only=True)
         out.append(f"{name}_nll_vs_flops.png")
+    if by_cal:
+        plot_lines(RESULTS / f"{name}_calibrated_nll_vs_flops.png", by_cal, xlabel="training FLOPs (x one model)",
+                   ylabel="test NLL after temperature scaling", title="Calibrated NLL vs training cost", logx=True,
+                   markers_only=True)
+        out.append(f"{name}_calibrated_nll_vs_flops.png")
+    if by_ood:
+        plot_lines(RESULTS / f"{name}_ood_auroc_vs_flops.png", by_ood, xlabel="training FLOPs (x one model)",
+                   ylabel="OOD AUROC (max prob; mean of digits, letters, noise)", title="OOD detection vs training cost",
+                   logx=True, markers_only=True)
+        out.append(f"{name}_ood_auroc_vs_flops.png")
+    return out
+
+
+def auroc_of(row: dict, name: str, score: str, who: str = "auroc") -> float | None:
+    """AUROC of one OOD set ("noise": the mean of the uniform and blurred-Gaussian sets)."""
+    sets = row.get(who) or {}
+    names = ["noise-uniform", "noise-gaussian"] if name == "noise" else [name]
+    values = [sets.get(n, {}).get(score) for n in names]
+    return None if any(v is None for v in values) else sum(values) / len(values)
+
+
+def dee_of(row: dict, reference: dict[int, list[float]]) -> dict:
+    """The row's deep-ensemble equivalent against its own seed's reference curve."""
+    from evo_ensembles.metrics import deep_ensemble_equivalent
+
+    curve = reference.get(row["seed"])
+    if not curve or row.get("cal_nll") is None:
+        return {"dee": None, "bound": "no reference"}
+    return deep_ensemble_equivalent(row["cal_nll"], curve)
+
+
+def references(rows: list[dict], recipe: str) -> dict[int, list[float]]:
+    """seed → the calibrated NLL curve of the deep ensemble whose members each trained the budget."""
+    source = "deep-ensemble" if recipe == "large" else REFERENCE
+    return {r["seed"]: r["size_curve"] for r in rows if r["method"] == source and r.get("size_curve")}
+
+
+def cell(values: list, digits: int = 4) -> str:
+    values = [v for v in values if v is not None and math.isfinite(v)]
+    if not values:
+        return "–"
+    mu, se = mean_se(values)
+    return f"{mu:.{digits}f} ± {se:.{digits}f}"
+
+
+def dee_cell(dees: list[dict]) -> str:
+    nums = [d["dee"] for d in dees if d["dee"] is not None]
+    bounds = sorted({d["bound"] for d in dees if d["dee"] is None})
+    if nums and not bounds:
+        return cell(nums, 2)
+    return " / ".join([*([cell(nums, 2)] if nums else []), *(f"{b} ({sum(d['bound'] == b for d in dees)})"
+                                                            for b in bounds)])
+
+
+UNCERTAINTY_HEADERS = ["method", "M", "NLL + T", "ECE + T", "T helped on test", "DEE", "AURC",
+                       *(f"AUROC {s} ({k})" for s in ("digits", "letters", "noise") for k in ("MI", "MSP"))]
+
+
+def uncertainty_table(rows: list[dict], methods: list[str], reference: dict[int, list[float]]) -> list[list[object]]:
+    """Temperature-scaled NLL/ECE, how often T helped on test, DEE, AURC and OOD AUROCs per method."""
+    out = []
+    for m in methods:
+        rs = [r for r in rows if r["method"] == m]
+        if not rs or rs[0].get("cal_nll") is None:
+            continue
+        helped = sum(1 for r in rs if r["cal_nll"] < r["nll"])
+        ood = []
+        for s in ("digits", "letters", "noise"):
+            for score in ("mutual_information", "max_prob"):
+                single = score == "mutual_information" and rs[0]["members"] == 1
+                ood.append("–" if single else cell([auroc_of(r, s, score) for r in rs]))
+        out.append([LABELS.get(m, m), rs[0]["members"], cell([r["cal_nll"] for r in rs]),
+                    cell([r["cal_ece"] for r in rs]), f"{helped}/{len(rs)}", dee_cell([dee_of(r, reference) for r in rs]),
+                    cell([r["aurc"] for r in rs]), *ood])
+    return out
+
+
+def per_seed_temperature(rows: list[dict], methods: list[str]) -> list[list[object]]:
+    """Per method and seed: T, validation NLL before/after, test NLL before/after, helped?"""
+    out = []
+    for m in methods:
+        for r in sorted((r for r in rows if r["method"] == m and r.get("cal_nll") is not None), key=lambda r: r["seed"]):
+            out.append([LABELS.get(m, m), r["seed"], f"{r['temperature']:.3f}",
+                        r["val_nll_before_t"], r["val_nll_after_t"], r["nll"], r["cal_nll"],
+                        "yes" if r["cal_nll"] < r["nll"] else "no"])
+        parents = [r for r in rows if r["method"] == m and r.get("parent_cal_nll") is not None]
+        for r in sorted(parents, key=lambda r: r["seed"]):
+            out.append([f"{LABELS.get(m, m)}: its parent", r["seed"], f"{r['parent_temperature']:.3f}", "", "",
+                        r["parent_nll"], r["parent_cal_nll"], "yes" if r["parent_cal_nll"] < r["parent_nll"] else "no"])
+    return out
+
+
+def paired(a: list[dict], b: list[dict], key) -> tuple[float, float, int] | None:
+    """Mean ± s.e. over shared seeds of key(a) − key(b)."""
+    bs = {r["seed"]: r for r in b}
+    d = [key(r) - key(bs[r["seed"]]) for r in a if r["seed"] in bs and key(r) is not None
+         and key(bs[r["seed"]]) is not None]
+    if not d:
+        return None
+    mu, se = mean_se(d)
+    return mu, se, len(d)
+
+
+def mean_auroc(r: dict, score: str = "max_prob") -> float | None:
+    values = [auroc_of(r, s, score) for s in ("digits", "letters", "noise")]
+    return None if any(v is None for v in values) else sum(values) / 3
+
+
+def answers(rows: list[dict], methods: list[str]) -> list[list[object]]:
+    """Per subnetwork method: paired differences (method − other, over seeds) in calibrated
+    NLL (negative: the method is better) and in OOD AUROC by max probability averaged over
+    digits, letters and noise (positive: the method is better)."""
+    out = []
+    for m in SUBNETWORK:
+        mine = [r for r in rows if r["method"] == m]
+        if not mine:
+            continue
+        others = [("its parent + T", [{**r, "cal_nll": r["parent_cal_nll"], "auroc": r["parent_auroc"]}
+                                      for r in mine if r.get("parent_cal_nll") is not None])]
+        others += [(LABELS.get(o, o) + " + T", [r for r in rows if r["method"] == o])
+                   for o in methods if o != m and any(r["method"] == o for r in rows)]
+        for name, rs in others:
+            dn = paired(mine, rs, lambda r: r.get("cal_nll"))
+            da = paired(mine, rs, mean_auroc)
+            if dn is None:
+                continue
+            out.append([LABELS[m], name, f"{dn[0]:+.4f} ± {dn[1]:.4f}", "better" if dn[0] + 2 * dn[1] < 0 else
+                        ("worse" if dn[0] - 2 * dn[1] > 0 else "level"),
+                        "–" if da is None else f"{da[0]:+.4f} ± {da[1]:.4f}",
+                        "–" if da is None else ("better" if da[0] - 2 * da[1] > 0 else
+                                                ("worse" if da[0] + 2 * da[1] < 0 else "level")), dn[2]])
     return out
 
 
@@ -228,19 +394,41 @@ def collapsed(results: dict) -> bool:
     return any(not math.isfinite(m["nll"]) or m["nll"] >= chance - 1e-3 for m in members)
 
 
-def diverged(row: dict, args) -> bool:
-    """Whether a run's training diverged: its validation NLL is not finite, or a member's
-    validation NLL is no better than chance (:func:`collapsed`).
+NUM_CLASSES = 10  # every run here is on Fashion-MNIST (the configs' default data set)
 
-    Rows logged before ``val_nll`` was recorded read it from their run's results.json; when
-    that run directory is gone (a fresh machine), from whether the row's own NLL is finite: a
-    network that diverged to NaN is NaN on every split, and only finiteness is read, never
-    the value."""
-    nll = row.get("val_nll")
-    if "val_nll" not in row:
-        path = run_dir(args, row["method"], row["seed"], row["lr"], row.get("base_lr", row["lr"])) / "results.json"
-        nll = json.loads(path.read_text())["validation"]["ensemble"]["nll"] if path.is_file() else row.get("nll")
-    return nll is None or not math.isfinite(nll) or bool(row.get("val_collapsed"))
+
+def diverged(row: dict, args, rows: list[dict] | None = None) -> bool:
+    """Whether a run's training diverged, judged on validation only: never a test number.
+
+    In order, from what the row has:
+      1. its validation NLL (``val_nll``, logged with every run): not finite, or a member's
+         validation NLL no better than chance (``val_collapsed``, :func:`collapsed`);
+      2. rows logged before ``val_nll`` was recorded: their run's results.json, its
+         validation NLL (or, without one, its validation accuracy as in 3);
+      3. without either (the run directory is gone: a fresh machine), the row's validation
+         accuracy (``val_accuracy``) when it has one: not finite, or at most 5 points above
+         chance (1/C; a diverged network predicts one class);
+      4. without any validation score: diverged when the log (``rows``) shows this (method,
+         model, seed) run again at a lower rate from a base rate at least this row's, since
+         :func:`run_seed` moves on to a lower rate only after this rule, reading the run's
+         validation scores when its directory existed, found it diverged;
+      5. otherwise not diverged: with no validation evidence the run is kept, even when its
+         test NLL is NaN (a test number must not decide it).
+    """
+    if "val_nll" in row:
+        nll = row["val_nll"]
+        return nll is None or not math.isfinite(nll) or bool(row.get("val_collapsed"))
+    path = run_dir(args, row["method"], row["seed"], row["lr"], row.get("base_lr", row["lr"])) / "results.json"
+    val = (json.loads(path.read_text()).get("validation") or {}).get("ensemble") if path.is_file() else None
+    if val and val.get("nll") is not None:
+        return not math.isfinite(val["nll"])
+    accuracy = (val or {}).get("accuracy", row.get("val_accuracy"))
+    if accuracy is not None:
+        return not math.isfinite(accuracy) or accuracy <= 1 / row.get("num_classes", NUM_CLASSES) + 0.05
+    return any(r is not row and r.get("kind") != "lr-probe" and r.get("method") == row["method"]
+               and r.get("model") == row.get("model") and r.get("seed") == row["seed"]
+               and r.get("lr") is not None and r["lr"] < row["lr"] and (r.get("base_lr") or 0) >= row["lr"]
+               for r in rows or [])
 
 
 def run_seed(log: RunLog, args, base: dict, method: str, seed: int, lrs: list[float]) -> None:
@@ -252,7 +440,7 @@ def run_seed(log: RunLog, args, base: dict, method: str, seed: int, lrs: list[fl
     candidates = [base["lr"], *lower]
     if seed != args.seeds[0]:
         first = [r for r in log.where(method=method, model=args.model, seed=args.seeds[0])
-                 if not diverged(r, args)]
+                 if not diverged(r, args, log.rows)]
         if first:
             candidates = [lr for lr in candidates if lr <= first[-1]["lr"]]
     for lr in candidates:
@@ -267,11 +455,12 @@ def run_seed(log: RunLog, args, base: dict, method: str, seed: int, lrs: list[fl
             row = log.append({**row_of(method, args.model, seed, results, time.perf_counter() - t0),
                               "lr": lr, "base_lr": base["lr"],
                               "val_nll": results["validation"]["ensemble"]["nll"],
+                              "val_accuracy": results["validation"]["ensemble"]["accuracy"],
                               "val_collapsed": collapsed(results)})
             print(f"{method:14s} seed {seed}: lr {lr:g} acc {row['accuracy']:.4f} nll {row['nll']:.4f} "
                   f"ece {row['ece']:.4f} flops {vs_budget(row, args)['training_flops'] or float('nan'):.2f}x "
                   f"({row['wall_seconds'] / 60:.1f} min)", flush=True)
-        if not diverged(row, args):
+        if not diverged(row, args, log.rows):
             return
         print(f"{method} seed {seed}: diverged at lr {lr:g} (validation NLL not finite or a member no better "
               "than chance)", flush=True)
@@ -281,7 +470,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default="lenet-s")
     ap.add_argument("--epochs", type=int, default=16, help="the budget: one model's full training")
-    ap.add_argument("--methods", nargs="+", default=None, choices=[*PEERS, *SUBNETWORK],
+    ap.add_argument("--methods", nargs="+", default=None, choices=[*PEERS, *SUBNETWORK, REFERENCE],
                     help="default: every method (small), the paper's Table 5.2 rows (large)")
     ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     ap.add_argument("--threads", type=int, default=2)
@@ -300,7 +489,7 @@ def main() -> None:
     ap.add_argument("--report-only", action="store_true", help="write the table from the rows so far")
     args = ap.parse_args()
     args.name = args.name or ("compare" if args.recipe == "small" else "table5_2")
-    args.methods = args.methods or (DEFAULT_METHODS if args.recipe == "small" else LARGE_METHODS)
+    args.methods = args.methods or (DEFAULT_METHODS + [REFERENCE] if args.recipe == "small" else LARGE_METHODS)
     set_threads(args.threads)
     log = RunLog(args.name)
     base = {"model": args.model, "threads": args.threads, "subset": args.subset,
@@ -314,11 +503,39 @@ def main() -> None:
             for method in args.methods:
                 run_seed(log, args, base, method, seed, lrs)
     rows = [r for r in log if r.get("kind") != "lr-probe" and r["model"] == args.model and r["seed"] in args.seeds]
-    bad = [diverged(r, args) for r in rows]
+    bad = [diverged(r, args, log.rows) for r in rows]
     failed, rows = [r for r, b in zip(rows, bad) if b], [vs_budget(r, args) for r, b in zip(rows, bad) if not b]
     info = header()
     headers, body = table(rows, args.methods)
     figures = plots(rows, args.methods, args.name)
+    reference = references(rows, args.recipe)
+    ref_label = LABELS["deep-ensemble" if args.recipe == "large" else REFERENCE]
+    uncertainty = [
+        "## Calibrated scores, deep-ensemble equivalent, selective risk and OOD detection",
+        "Every run fits its temperatures on its own validation split (`evo_ensembles.scoring`: one T per model "
+        "by validation NLL; an ensemble's T divides every member's logits before the probabilities are "
+        "averaged); NLL + T and ECE + T are the temperature-scaled ensemble's test scores. \"T helped on "
+        "test\": seeds whose test NLL fell with the temperature. DEE (Ashukha et al., 2020): the number of "
+        f"members of the {ref_label} whose calibrated test NLL equals the method's NLL + T, read off that "
+        "seed's curve of the reference's 1…4-member subsets (every subset temperature-scaled on validation; "
+        "the mean over subsets of each size), linear between integer sizes; `<1` when one reference member is "
+        "already better, `>4` when all four are worse (the count of such seeds in brackets). AURC: area under "
+        "the risk-coverage curve of the temperature-scaled ensemble ranked by max probability (lower is "
+        "better). AUROC: detection of each OOD set against the test split (`evo_ensembles.data.ood`: digits = "
+        "scikit-learn's 1,797 handwritten digits resized to 28×28; letters = A–J rendered from Debian fonts; "
+        "noise = the mean over uniform and blurred-Gaussian noise images) by mutual information (MI; "
+        "undefined for one model) and by max probability (MSP), of the temperature-scaled ensemble. OOD sets "
+        "chose nothing.",
+        markdown_table(UNCERTAINTY_HEADERS, uncertainty_table(rows, args.methods, reference)),
+        "### Does each subnetwork ensemble beat ...? (paired over seeds, method − other)",
+        "Δ NLL + T below 0 and Δ AUROC above 0 favour the subnetwork method; \"better\"/\"worse\" when the "
+        "difference is more than two standard errors from 0, else \"level\".",
+        markdown_table(["method", "against", "Δ NLL + T", "", "Δ AUROC (MSP, mean of 3 sets)", "", "seeds"],
+                       answers(rows, args.methods)),
+        "### The temperature per seed (validation-fit; test NLL before and after)",
+        markdown_table(["method", "seed", "T", "val NLL", "val NLL + T", "test NLL", "test NLL + T",
+                        "helped on test"], per_seed_temperature(rows, args.methods)),
+    ] if any(r.get("cal_nll") is not None for r in rows) else []
     md = "\n\n".join([
         f"# Method comparison — {args.model} on Fashion-MNIST, budget {args.epochs} epochs ({args.recipe} recipe)",
         ("Every method at the same epoch budget (one model's full training), Adam at a constant rate; "
@@ -326,8 +543,9 @@ def main() -> None:
          "SPEC §3's large-budget recipe scaled to this machine: SGD Nesterov 0.9, weight decay 5e-4, the "
          "step-linear parent schedule, children one-cycle; each method at its paper budget ratio (see "
          "plan() in benchmarks/compare.py); no crop/flip augmentation (the paper's CIFAR recipe has it; on "
-         "Fashion-MNIST the regime study, benchmarks/results/regime.md, found it lowers the children's "
-         "ensemble by 2 points on validation and lifts the parent's by 0.3); ") + f"lr {sorted({r.get('lr') for r in rows if r.get('lr')})} "
+         "Fashion-MNIST the regime study, benchmarks/results/regime.md, found that augmenting the children "
+         "lowers the ensemble's validation accuracy by 2 points, and augmenting the parent lowers the parent's "
+         "own by 0.7 (while it lifts the ensemble's by 0.3)); ") + f"lr {sorted({r.get('lr') for r in rows if r.get('lr')})} "
         "(when several were given, chosen on seed 0's validation); FLOPs relative to one dense "
         f"{args.model} trained {args.epochs} epochs, counted with torch.utils.flop_counter on a real training "
         "step (masked layers at their density); epochs summed over separately trained models; wall time on "
@@ -348,6 +566,7 @@ def main() -> None:
             + "; ".join(f"{LABELS.get(m, m)} {', '.join(f'{v:g}' for v in sorted({r['lr'] for r in rows if r['method'] == m}))}"
                         for m in args.methods if any(r["method"] == m for r in rows)) + ".")]
           if failed else []),
+        *uncertainty,
         *[f"![{name}]({name})" for name in figures],
         f"Runs trained at {made_at(rows)}"
         + "; this page was written by the footer's.",

@@ -33,7 +33,7 @@ import time
 
 import regime
 import torch
-from _common import RESULTS, RunLog, header, mean_se, save
+from _common import RESULTS, RunLog, describe_code, header, mean_se, save
 from regime import BASE, MASKS, Study
 
 from evo_ensembles import combine
@@ -147,7 +147,7 @@ def report(rows: list[dict], base: dict, meta: dict) -> None:
         summary["paired_delta"] = {m: {"mean": a, "se": se} for m, (a, se) in d.items()}
     md = "\n\n".join([
         "# One model's budget against four (Fashion-MNIST)",
-        f"Produced by `{meta['command']}` on {meta['date']}; commit {meta['commit']}; "
+        f"Produced by `{meta['command']}` on {meta['date']}; {describe_code([meta])}; "
         f"{meta['hardware'].get('cpu')}. Settings from the regime study (chosen on validation): "
         f"`{json.dumps(base)}`. Epochs count children at full cost; FLOP-epochs count a child "
         "epoch at its density. Test split, mean ± s.e. over seeds; ECE 15 bins; the candidate is "

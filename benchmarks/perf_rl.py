@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from _common import header, save
+from _common import describe_code, header, save
 
 from evo_ensembles.agents import RLTrainConfig, get_preset, train_agent
 from evo_ensembles.agents.ensemble_policy import ActorLogits, NoisyEnsemblePolicy
@@ -197,7 +197,7 @@ def main() -> None:
         f"# RL performance (P5) on {hw.get('cuda') or hw.get('cpu')}, {args.threads} torch thread(s), "
         "medians of interleaved repeats",
         *sections,
-        f"Command: `{hdr['command']}`; commit {hdr['commit']}; {hdr['date']}.",
+        f"Command: `{hdr['command']}`; {describe_code([hdr])}; {hdr['date']}.",
     ]) + "\n"
     name = args.name or ("perf_rl_cuda" if args.device.startswith("cuda") else "perf_rl")
     save(name, {**hdr, **payload}, md)

@@ -22,7 +22,7 @@ from contextlib import redirect_stderr, redirect_stdout
 
 import torch
 import torch.nn.functional as F
-from _common import header, save
+from _common import describe_code, header, save
 
 from evo_ensembles import TrainConfig, build_model, fit, load_dataset
 from evo_ensembles.methods.sparse import KeepPruned, prune_child
@@ -101,7 +101,7 @@ def main() -> None:
     md = "\n".join([
         "# Training-loop performance (issue #2: P1, P3, threads)",
         f"Model {args.model}, Fashion-MNIST train subset {args.subset}, batch {args.batch_size}, Adam, "
-        f"{args.repeats} interleaved repeats, medians. Commit {payload['commit']}, "
+        f"{args.repeats} interleaved repeats, medians. Code: {describe_code([payload])}, "
         f"{payload['hardware'].get('cpu')}, {payload['hardware']['cpu_count']} cores, {payload['date']}.",
         "",
         "| measurement | samples/s (median) |", "|---|---|",

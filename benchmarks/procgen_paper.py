@@ -23,7 +23,7 @@ import json
 import time
 from pathlib import Path
 
-from _common import RESULTS, header
+from _common import RESULTS, describe_code, header
 
 from evo_ensembles.cli import main as cli
 from evo_ensembles.reporting import markdown_table
@@ -109,7 +109,7 @@ def main() -> None:
         "8 mirrored noisy children, density 0.2, σ from the action-KL trust region (target 0.02), "
         "sampled actions from the averaged distribution.",
         f"Training: `evo-ensembles {' '.join(train)}` (rerun until the budget was spent), "
-        f"commit {hdr['commit']}. Learning curve: `{name}_curve.png`.",
+        f"{describe_code([hdr])}. Learning curve: `{name}_curve.png`.",
         markdown_table(["env", "PPO steps", "eval seed", "parent", "ensemble", "Δ", "σ", "episodes", "evaluate s"],
                        rows),
         "Paper (10M steps, 10 runs): starpilot 20.1 → 39.1." if args.game == "starpilot" else "",

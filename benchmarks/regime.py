@@ -35,7 +35,7 @@ import time
 from pathlib import Path
 
 import torch
-from _common import RESULTS, RunLog, header, mean_se, save
+from _common import RESULTS, RunLog, describe_code, header, mean_se, save
 from safetensors import safe_open
 from safetensors.torch import save_file
 
@@ -359,14 +359,54 @@ def plot(rows: list[dict], path: Path) -> None:
     _save(fig, path)
 
 
+def defaults_note(rows: list[dict]) -> str:
+    """Which of the library's defaults (the demo's) are this study's validation winners, and
+    which were chosen for cost: the size and capacity stages are reported, never carried."""
+    from evo_ensembles.config.sparse import CHILD_LR_FACTOR, SparseRunConfig
+
+    cfg = SparseRunConfig()
+    c = carry(rows, STAGES)
+    library = {"parent_aug": cfg.augment, "child_aug": cfg.augment if cfg.child_augment is None else cfg.child_augment,
+               "dense": next((k for k, v in DENSE.items() if v == tuple(cfg.dense_layers)), cfg.dense_layers),
+               "masks": next((k for k, v in MASKS.items() if v == {"density": cfg.density, "partition": cfg.partition}),
+                             f"density {cfg.density}"),
+               "child_epochs": cfg.child_epochs, "lr_mult": CHILD_LR_FACTOR}
+    screened = [f for s in ("aug", "scope", "tuning") if any(r["stage"] == s for r in rows) for f in FACTORS[s]]
+    won = [f"`{f}` {c[f]}" for f in screened if library[f] == c[f]]
+    differ = [f"`{f}` {library[f]} (the winner: {c[f]})" for f in screened if library[f] != c[f]]
+    text = ["**Which defaults are validation winners, and which were chosen for cost.** The library's "
+            f"defaults (the README's demo: {cfg.model}, parent {cfg.parent_epochs} epochs, {cfg.children} "
+            "children) take " + (", ".join(won) or "none") + " from the screens' validation winners"
+            + (f"; they differ in {', '.join(differ)}" if differ else "") + "."]
+
+    def pct(r: dict, split: str) -> str:
+        return f"{100 * r[split]['ensemble']['accuracy']:.2f} %"
+
+    for stage, field, mine in (("size", "members", cfg.children), ("capacity", "model", cfg.model)):
+        rs = [r for r in rows if r["stage"] == stage and r["members"] > 0]
+        ours = [r for r in rs if r[field] == mine]
+        if not rs or not ours:
+            continue
+        w, o = best(rows, stage), ours[0]
+        if w[field] == mine:
+            text.append(f"`{field}` {mine} won the {stage} stage on validation ({pct(w, 'val')}).")
+        else:
+            text.append(f"`{field}` {mine} was chosen for cost: {w[field]} won the {stage} stage on validation "
+                        f"(ensemble {pct(w, 'val')} vs {pct(o, 'val')}; test {pct(w, 'test')} vs {pct(o, 'test')}) "
+                        f"but costs {w['epochs']} epochs and {w['children_seconds']:.0f} s of child tuning vs "
+                        f"{o['epochs']} and {o['children_seconds']:.0f} s.")
+    return " ".join(text)
+
+
 def report(rows: list[dict], meta: dict) -> None:
     conf_text, conf = confirm_summary(rows)
     wall = sum(r["wall_seconds"] for r in rows)
-    made = sorted({f"`{r['run_command']}` at commit {r['run_commit']}" for r in rows if "run_commit" in r})
+    made = sorted({f"`{r['run_command']}` at {describe_code([r if 'commit' in r else {'commit': r['run_commit']}])}"
+                   for r in rows if "run_commit" in r})
     parts = [
         "# Regime study: where Sparse Subnetwork Ensembles beat their parent (Fashion-MNIST)",
         f"Runs made by {'; '.join(made) or 'this command'}. "
-        f"Tables written by `{meta['command']}` on {meta['date']}; commit {meta['commit']}; "
+        f"Tables written by `{meta['command']}` on {meta['date']}; {describe_code([meta])}; "
         f"{meta['hardware'].get('cpu', meta['hardware'])}; summed wall time of the runs so far "
         f"{wall / 60:.0f} min (parents trained once and shared).",
         "Full training split (54,000 train / 6,000 validation, seeded by the run's seed), the "
@@ -378,6 +418,7 @@ def report(rows: list[dict], meta: dict) -> None:
         "Epochs count parent + children at full cost. ECE: 15 equal-width bins. `child s` is the "
         "children's summed tuning time; some runs shared the 2-core box with test runs, so time "
         "the demo alone for costs (README).",
+        defaults_note(rows),
         "## Which factors matter (per level, averaged over the screen's other settings)",
         effects(rows),
         "## Confirmation of the chosen settings over seeds",

@@ -47,7 +47,7 @@ import statistics
 import time
 from pathlib import Path
 
-from _common import RESULTS, RunLog, claim, header, made_at, save
+from _common import RESULTS, RunLog, claim, code_of, describe_code, header, made_at, save
 
 from evo_ensembles.agents import RLTrainConfig, train_agent
 from evo_ensembles.agents.train import read_agent_record
@@ -189,7 +189,7 @@ class Study:
                "parent": p["mean_return"], "parent_std": p["std_return"], "parent_returns": p["returns"],
                "ensemble": e["mean_return"], "ensemble_std": e["std_return"], "ensemble_returns": e["returns"],
                "sigma": res["sigma"], "agent_timesteps": res["agent_timesteps"],
-               "seconds": time.perf_counter() - t0, "commit": res.get("commit")}
+               "seconds": time.perf_counter() - t0, **code_of(res)}
         self.log.append(row)
         print(f"  {stage:10s} {game:14s} s{seed} {label(cfg):55s} parent {row['parent']:7.2f} "
               f"ens {row['ensemble']:7.2f} (σ {row['sigma']:.4g}, {row['seconds']:.0f}s)", flush=True)
@@ -342,7 +342,7 @@ def report(study: Study, chosen: dict, meta: dict) -> None:
         "carried in (mean over games and seeds; the last column).",
         *parts,
         f"![gain vs σ]({study.args.name}_sigma.png)",
-        f"Hardware: {meta['hardware'].get('cpu')}; commit {meta['commit']}; date {meta['date']}; "
+        f"Hardware: {meta['hardware'].get('cpu')}; {describe_code([meta])}; date {meta['date']}; "
         f"summed evaluation time {wall / 3600:.2f} h; agent training {train_h:.2f} h summed over "
         f"{len(records)} agents (their last training run).",
         "Run: `.venv/bin/python benchmarks/rl_regime.py --threads 1` (one or more copies share the work); "

@@ -16,7 +16,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from _common import RunLog, header, mean_se, save
+from _common import RunLog, code_of, describe_code, header, mean_se, save
 
 from evo_ensembles.recipes.noisy import NoisyRunConfig, run_noisy
 from evo_ensembles.reporting import markdown_table
@@ -37,7 +37,7 @@ def run_one(model: str, seed: int, args) -> dict:
            "validation": {"parent": r["validation"]["parent"]["accuracy"],
                           "ensemble": r["validation"]["ensemble"]["accuracy"]},
            "trust_region_status": r["trust_region"]["status"][str(cfg.density)],
-           "timing": r["timing"], "commit": r["commit"]}
+           "timing": r["timing"], **code_of(r)}
     print(f"  {model} seed {seed}: parent {row['parent']['accuracy']:.4f} -> ensemble "
           f"{row['ensemble']['accuracy']:.4f} (nll {row['parent']['nll']:.4f} -> {row['ensemble']['nll']:.4f}, "
           f"ece {row['parent']['ece']:.4f} -> {row['ensemble']['ece']:.4f}) sigma {row['sigma']:.4g} "
@@ -69,7 +69,7 @@ def report(rows: list[dict], meta: dict) -> None:
         "members' mean KL(parent ‖ child) on test.",
         markdown_table(["Model", "Acc", "NLL", "ECE", "eAcc", "eNLL", "eECE", "σ", "KL", "ΔAcc (points)"],
                        table),
-        f"Command: `{meta['command']}`; commit {meta['commit']}; {meta['hardware'].get('cpu', '')}; "
+        f"Command: `{meta['command']}`; {describe_code([meta])}; {meta['hardware'].get('cpu', '')}; "
         f"{meta['date']}.",
     ]) + "\n"
     save("table4_1", {**meta, "rows": rows}, md)

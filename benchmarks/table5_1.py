@@ -25,7 +25,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from _common import RunLog, header, made_at, mean_se, save
+from _common import RunLog, describe_code, header, made_at, mean_se, save
 
 from evo_ensembles import TrainConfig, build_model, combine, load_dataset, make_child_specs
 from evo_ensembles.baselines import bagging, dropout_model, independent
@@ -171,7 +171,7 @@ def main() -> None:
         f"torch {info['hardware']['torch']}, {info['hardware']['torch_threads']} threads); "
         f"date {info['date']}; summed training time {wall / 60:.1f} min "
         f"(this invocation {(time.perf_counter() - t0) / 60:.1f} min). Runs made with the code of "
-        f"{made_at(rows, by='model')}; this page written at commit {info['commit']}.",
+        f"{made_at(rows, by='model')}; this page written at {describe_code([info])}.",
         md_table,
         f"Command: `{info['command']}`",
     ]) + "\n"

@@ -40,7 +40,7 @@ import time
 from pathlib import Path
 
 import torch
-from _common import RESULTS, RunLog, footer, header, mean_se, save
+from _common import RESULTS, RunLog, describe_code, footer, header, mean_se, save
 
 from evo_ensembles import ChildSpec, TrainConfig, load_dataset
 from evo_ensembles.devices import resolve_device, set_threads
@@ -442,8 +442,8 @@ def main() -> None:
                 f"best; mean ± standard error over seeds {args.seeds}.",
                 md_body,
                 f"![accuracy vs sparsity]({args.name}_accuracy_vs_sparsity.png)",
-                f"Hardware: {info['hardware'].get('cpu')} ({info['hardware']['torch_threads']} threads); commit "
-                f"{info['commit']}; date {info['date']}; summed tuning time {wall / 60:.1f} min (this invocation "
+                f"Hardware: {info['hardware'].get('cpu')} ({info['hardware']['torch_threads']} threads); "
+                f"{describe_code([info])}; date {info['date']}; summed tuning time {wall / 60:.1f} min (this invocation "
                 f"{(time.perf_counter() - t0) / 60:.1f} min).",
                 f"Command: `{info['command']}`",
             ]

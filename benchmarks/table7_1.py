@@ -24,7 +24,7 @@ import argparse
 import json
 from pathlib import Path
 
-from _common import RESULTS, RunLog, footer, header, mean_se, save
+from _common import RESULTS, RunLog, describe_code, footer, header, mean_se, save
 
 from evo_ensembles.config.sparse import SparseRunConfig
 from evo_ensembles.devices import set_threads
@@ -119,7 +119,7 @@ def main() -> None:
     for src, section in before.get("part_a", {}).items():
         if src not in parts_a or not parts_a[src][1]:
             parts_a[src] = (section["headers"], section["rows"])
-            kept[src] = section.get("written") or f"{before.get('date')}, commit {str(before.get('commit'))[:12]}"
+            kept[src] = section.get("written") or f"{before.get('date')}, {describe_code([before])}"
     rows_b = []
     for name in VARIANTS:
         rs = [r for r in log.where(variant=name) if r["seed"] in args.seeds]
@@ -153,7 +153,7 @@ def main() -> None:
                         "paper acc / corr (ResNet-18, CIFAR-10)"], rows_b) if rows_b else "(not run yet)",
         *footer(info),
     ]) + "\n"
-    written = {src: kept.get(src, f"{info['date']}, commit {str(info['commit'])[:12]}") for src in parts_a}
+    written = {src: kept.get(src, f"{info['date']}, {describe_code([info])}") for src in parts_a}
     save("table7_1", {**info, "part_a": {src: {"headers": h, "rows": r, "written": written[src]}
                                          for src, (h, r) in parts_a.items()},
                       "part_b": [r for r in log if r["seed"] in args.seeds]}, md)

@@ -8,15 +8,15 @@ import torch
 
 
 def _hermetic_data_root() -> str:
-    """A data root with the machine's clean data sets only: corrupted sets generated on this
-    machine (fashion-mnist-c, ...) would otherwise be picked up by every run, so tests would
-    see a different machine than CI."""
+    """A data root with the machine's clean data sets only: corrupted and OOD sets generated
+    on this machine (fashion-mnist-c, fashion-mnist-ood, ...) would otherwise be picked up by
+    every run, so a test would depend on what the machine's setup made."""
     real = os.environ.get("EVO_ENSEMBLES_DATA_ROOT", "/usr/share/datasets")
     root = tempfile.mkdtemp(prefix="evo-data-root-")
     atexit.register(shutil.rmtree, root, ignore_errors=True)
     if os.path.isdir(real):
         for name in os.listdir(real):
-            if not name.lower().endswith("-c"):
+            if not name.lower().endswith(("-c", "-ood")):
                 os.symlink(os.path.join(real, name), os.path.join(root, name))
     return root
 

@@ -61,7 +61,7 @@ def test_brier():
 
 def test_classification_metrics_keys():
     m = classification_metrics(P, Y)
-    assert set(m) == {"accuracy", "nll", "ece", "brier"}
+    assert set(m) == {"accuracy", "nll", "ece", "adaptive_ece", "brier"}
 
 
 M1 = [[0.9, 0.1], [0.2, 0.8]]

@@ -73,6 +73,7 @@ _TOP = {
     "augrc": ".metrics",
     "risk_at_coverage": ".metrics",
     "selective_metrics": ".metrics",
+    "deep_ensemble_equivalent": ".metrics",
     # data and models
     "ArrayData": ".data",
     "DataSplits": ".data",
@@ -137,9 +138,9 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # static checkers and IDEs see the real names
+    from .calibration import TemperatureFit, fit_temperature, tempered_probs  # noqa: F401
     from .data import ArrayData, DataSplits, available_datasets, load_dataset  # noqa: F401
     from .devices import resolve_device  # noqa: F401
-    from .calibration import TemperatureFit, fit_temperature, tempered_probs  # noqa: F401
     from .ensemble import Ensemble, combine, predict_logits, predict_probs  # noqa: F401
     from .errors import CheckpointError, DataNotFoundError, UnknownNameError, UserError  # noqa: F401
     from .es.population import make_noisy_specs  # noqa: F401
@@ -151,10 +152,11 @@ if TYPE_CHECKING:  # static checkers and IDEs see the real names
         adaptive_ece,
         augrc,
         aupr,
-        auroc,
         aurc,
+        auroc,
         brier,
         classification_metrics,
+        deep_ensemble_equivalent,
         diversity,
         ece,
         fpr_at_tpr,
@@ -165,5 +167,5 @@ if TYPE_CHECKING:  # static checkers and IDEs see the real names
     )
     from .models import available_models, build_model  # noqa: F401
     from .subnet.descriptor import ChildSpec, make_child_specs  # noqa: F401
-    from .uncertainty import Uncertainty, selective_predict, uncertainty  # noqa: F401
     from .train import Callback, TrainConfig, fit, save_model  # noqa: F401
+    from .uncertainty import Uncertainty, selective_predict, uncertainty  # noqa: F401

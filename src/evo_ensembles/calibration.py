@@ -56,7 +56,8 @@ class TemperatureFit:
     Attributes:
         temperature: ``T`` (1.0 when a fallback applies).
         where: ``"members"`` or ``"combined"`` (see the module docstring).
-        nll_before, nll_after: NLL on the fitting split at ``T = 1`` and at ``T``.
+        nll_before, nll_after: NLL on the fitting split at ``T = 1`` and at ``T`` (``None``
+            for an empty split).
         examples: size of the fitting split.
         at_bound: ``T`` sits on a bound of the search (the NLL still fell towards it).
         fallback: why ``T = 1`` was kept instead of fitting (``None`` when it was fit).
@@ -64,8 +65,8 @@ class TemperatureFit:
 
     temperature: float
     where: str
-    nll_before: float
-    nll_after: float
+    nll_before: float | None
+    nll_after: float | None
     examples: int
     at_bound: bool = False
     fallback: str | None = None
@@ -146,7 +147,7 @@ def fit_temperature(logits: torch.Tensor, targets: torch.Tensor, *, where: str =
     logits = logits.detach().cpu().double()
     n = len(targets)
     if n == 0:
-        return TemperatureFit(1.0, where, float("nan"), float("nan"), 0, fallback="no validation examples")
+        return TemperatureFit(1.0, where, None, None, 0, fallback="no validation examples")
     if not bool(torch.isfinite(logits).all()):
         raise UserError("cannot fit a temperature: the model gave non-finite outputs (NaN or inf) "
                         "on the validation split")

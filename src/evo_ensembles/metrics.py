@@ -15,6 +15,8 @@ Example:
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 EPS = 1e-12
@@ -61,12 +63,14 @@ def brier(probs: torch.Tensor, targets: torch.Tensor) -> float:
 def classification_metrics(
     probs: torch.Tensor, targets: torch.Tensor, n_bins: int = DEFAULT_ECE_BINS
 ) -> dict[str, float]:
-    """Accuracy, NLL, ECE (``n_bins`` equal-width bins) and Brier of one prediction."""
+    """Accuracy, NLL, ECE (``n_bins`` equal-width bins), adaptive ECE (``n_bins`` equal-mass
+    bins) and Brier of one prediction."""
     probs, targets = probs.detach().cpu(), targets.detach().cpu()
     return {
         "accuracy": accuracy(probs, targets),
         "nll": nll(probs, targets),
         "ece": ece(probs, targets, n_bins),
+        "adaptive_ece": adaptive_ece(probs, targets, n_bins),
         "brier": brier(probs, targets),
     }
 
@@ -385,3 +389,38 @@ def selective_metrics(probs: torch.Tensor, targets: torch.Tensor) -> dict[str, f
     correct = (pred == targets.detach().cpu()).double()
     return {"aurc": aurc(conf, correct), "augrc": augrc(conf, correct),
             "risk_at_90": risk_at_coverage(conf, correct, 0.9)}
+
+
+# --- deep ensemble equivalent (Ashukha et al., 2020) -----------------------------------
+
+
+def deep_ensemble_equivalent(nll_value: float, curve: list[float]) -> dict[str, object]:
+    """How many deep-ensemble members give calibrated NLL ``nll_value``.
+
+    ``curve[k - 1]`` is the calibrated test NLL of a deep ensemble of k independently trained
+    members (each subset temperature-scaled on validation; the mean over subsets of size k),
+    k = 1..M. As Ashukha et al. (2020), the curve is linearly interpolated between integer
+    sizes and the DEE is the smallest size l ≥ 1 whose NLL is ≤ ``nll_value``. Outside the
+    curve there is no number: ``{"dee": None, "bound": "<1"}`` when one member already does
+    better, ``{"dee": None, "bound": ">M"}`` when all M members do worse.
+
+    Example:
+        >>> deep_ensemble_equivalent(0.25, [0.30, 0.26, 0.24, 0.23])["dee"]   # between 2 and 3
+        2.5
+        >>> deep_ensemble_equivalent(0.20, [0.30, 0.26])
+        {'dee': None, 'bound': '>2'}
+    """
+    if not curve:
+        raise ValueError("the deep-ensemble curve is empty")
+    if not math.isfinite(nll_value):
+        return {"dee": None, "bound": "undefined (NLL not finite)"}
+    if nll_value > curve[0]:
+        return {"dee": None, "bound": "<1"}
+    for k in range(1, len(curve)):
+        lo, hi = curve[k - 1], curve[k]
+        if hi <= nll_value:
+            frac = 0.0 if lo == hi else (lo - nll_value) / (lo - hi)
+            return {"dee": k + max(0.0, min(1.0, frac)), "bound": None}
+    if nll_value >= curve[-1]:
+        return {"dee": float(len(curve)), "bound": None}
+    return {"dee": None, "bound": f">{len(curve)}"}

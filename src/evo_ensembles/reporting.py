@@ -166,3 +166,111 @@ def plot_lines(path: Path, series: dict[str, tuple[Sequence[float], Sequence[flo
         ax.legend(fontsize=7, ncol=2)
     ax.grid(alpha=0.3)
     _save(fig, path)
+
+
+def plot_reliability(path: Path, curves: dict[str, dict[str, list[float]]], title: str = "") -> None:
+    """Reliability diagrams side by side, one panel per prediction (e.g. parent, parent + T,
+    ensemble, ensemble + T): accuracy against mean confidence per bin
+    (:func:`evo_ensembles.metrics.reliability_bins`), bar widths by bin, the diagonal for reference."""
+    n = len(curves)
+    fig, axes = plt.subplots(1, n, figsize=(2.6 * n + 0.4, 2.9), sharey=True, squeeze=False)
+    for ax, (label, b) in zip(axes[0], curves.items()):
+        total = max(1, sum(b["count"]))
+        gap = sum(c * abs(a - f) for c, a, f in zip(b["count"], b["accuracy"], b["confidence"])) / total
+        ax.plot([0, 1], [0, 1], color="#999", lw=1, ls="--")
+        ax.bar(b["confidence"], b["accuracy"], width=0.05, color="#8da0cb", edgecolor="#445", lw=0.5)
+        ax.scatter(b["confidence"], b["accuracy"], s=[8 + 80 * c / total for c in b["count"]], color="#d95f02",
+                   zorder=3)
+        ax.set_xlim(0, 1)
+        ax.set_ylim(0, 1)
+        ax.set_title(f"{label}\nECE {gap:.4f}", fontsize=9)
+        ax.set_xlabel("confidence")
+    axes[0][0].set_ylabel("accuracy")
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    _save(fig, path)
+
+
+OOD_REPORT_SCORES = ("max_prob", "entropy", "mutual_information", "energy")
+
+
+SUMMARY_HEADERS = ["model", "accuracy", "NLL", "ECE", "Brier"]
+
+
+def summary_rows(results: dict, ensemble_label: str) -> list[list[object]]:
+    """Parent (when there is one) and ensemble rows, each followed by its temperature-scaled
+    row: the table every classifier run prints (:data:`SUMMARY_HEADERS`)."""
+    rows = []
+    for who, label in (("parent", "parent"), ("ensemble", ensemble_label)):
+        m = results.get(who)
+        if m:
+            rows += [[label, m["accuracy"], m["nll"], m["ece"], m["brier"]], *calibrated_rows(results, who)]
+    return rows
+
+
+def calibrated_rows(results: dict, who: str) -> list[list[object]]:
+    """The summary row (accuracy, NLL, ECE, Brier) of the temperature-scaled ``who``
+    (``"parent"`` or ``"ensemble"``), as a list of zero or one rows."""
+    c = (results.get("calibrated") or {}).get(who)
+    if not c:
+        return []
+    t = c["test"]
+    return [[f"{who} + T (T {c['temperature']:.3f})", t["accuracy"], t["nll"], t["ece"], t["brier"]]]
+
+
+def uncertainty_sections(results: dict) -> list[str]:
+    """Markdown sections of a run's ``calibrated``, ``ood`` and ``selective`` entries
+    (empty when the run has none), and the reliability figure."""
+    cal = results.get("calibrated")
+    if not cal:
+        return []
+    parts = ["## Calibration (temperature fit on validation NLL)",
+             f"{cal['method']}. Validation examples: {cal['validation_examples']}. Test-split scores; "
+             "adaptive ECE uses equal-mass bins."]
+    rows = []
+    for who in ("parent", "ensemble"):
+        c, raw = cal.get(who), results.get(who)
+        if not c or not raw:
+            continue
+        t = c["test"]
+        fb = c["fit"].get("fallback")
+        rows.append([who, raw["nll"], t["nll"], raw["ece"], t["ece"], raw.get("adaptive_ece", "-"),
+                     t["adaptive_ece"], raw["accuracy"], t["accuracy"],
+                     f"{c['temperature']:.3f}" + (f" ({fb})" if fb else "")])
+    parts.append(markdown_table(["", "NLL", "NLL + T", "ECE", "ECE + T", "aECE", "aECE + T", "acc", "acc + T",
+                                 "T"], rows))
+    parts.append("![reliability](figures/reliability.png)")
+    sel = results.get("selective") or {}
+    srows = [[who, s["aurc"], s["augrc"], s["risk_at_90"]] for who, s in (("parent", sel.get("parent")),
+                                                                           ("ensemble", sel.get("ensemble"))) if s]
+    if srows:
+        parts += ["## Selective classification", f"Ranked by {sel['ranked_by']}; lower is better.",
+                  markdown_table(["", "AURC", "AUGRC", "risk at 90 % coverage"], srows)]
+    ood = results.get("ood") or {}
+    sets = ood.get("sets") or {}
+    parts.append("## Out-of-distribution detection")
+    if not sets:
+        parts.append("No OOD set was scored (make them with `python -m evo_ensembles.data.ood "
+                     f"{results.get('config', {}).get('dataset', 'fashion-mnist')}`).")
+        return parts
+    parts.append(f"In-distribution: {ood['in_distribution']}. {ood['convention']}.")
+    orows = []
+    for name, d in sets.items():
+        for who in ("parent", "ensemble"):
+            for score in OOD_REPORT_SCORES:
+                m = (d.get(who) or {}).get(score)
+                if m:
+                    orows.append([name, d["examples"], who, score, m["auroc"], m["aupr_in"], m["aupr_out"], m["fpr95"]])
+    parts.append(markdown_table(["set", "N", "", "score", "AUROC", "AUPR-In", "AUPR-Out", "FPR95"], orows))
+    return parts
+
+
+def write_uncertainty_figures(figs: Path, results: dict) -> None:
+    """``figures/reliability.png`` (parent and ensemble, before and after the temperature)."""
+    cal = results.get("calibrated")
+    if cal and cal.get("reliability"):
+        cfg = results.get("config", {})
+        plot_reliability(figs / "reliability.png", cal["reliability"],
+                         title=f"{results.get('method', '')}: {cfg.get('model', '')} on {cfg.get('dataset', '')} "
+                               "(test split)")

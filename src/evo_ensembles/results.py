@@ -19,7 +19,8 @@ class Metrics(TypedDict):
 
     accuracy: float
     nll: float  # of the (averaged) probabilities
-    ece: float
+    ece: float  # ece_bins equal-width bins
+    adaptive_ece: float  # ece_bins equal-mass bins
     brier: float
 
 
@@ -39,10 +40,77 @@ class Diversity(TypedDict):
 
 
 class Provenance(TypedDict):
+    """What made a result (:func:`evo_ensembles.recipes.common.provenance`); every run and
+    benchmark row carries these keys."""
+
     library_version: str
+    # The checkout's full commit, 40 hex digits and never a suffix (None outside a git checkout).
+    # Files written before this key was split end in "-dirty" when a tracked file differed.
     commit: str | None
+    # Whether the code (src/, benchmarks/*.py, requirements/, pyproject.toml: tracked changes
+    # and untracked code files, never result files) differed from `commit`; None when unknown
+    # (no git checkout, or a benchmark's EVO_COMMIT naming a commit this checkout is not at).
+    code_dirty: bool | None
+    # When code_dirty: SHA-256 of `git diff HEAD` of those paths plus the untracked code files'
+    # paths and contents (equal hashes: the same code); None otherwise.
+    code_diff_sha256: str | None
     hardware: dict[str, Any]
     finished_at: str
+
+
+class TemperatureFitRecord(TypedDict):
+    """:class:`evo_ensembles.calibration.TemperatureFit` as JSON (fit on validation)."""
+
+    temperature: float
+    where: str  # "members": T divides each voter's logits; "combined": T on log of the combined probs
+    nll_before: float | None  # validation NLL at T = 1 (None for an empty split)
+    nll_after: float | None  # validation NLL at T
+    examples: int
+    at_bound: bool
+    fallback: str | None  # why T = 1 was kept (None: fit)
+
+
+class Calibrated(TypedDict):
+    """One model's (or the ensemble's) temperature and its temperature-scaled test scores."""
+
+    temperature: float
+    fit: TemperatureFitRecord
+    test: Metrics
+
+
+class CalibrationResults(TypedDict):
+    """``calibrated``: every temperature is fit on the validation split only."""
+
+    method: str
+    fit_on: str  # "validation"
+    validation_examples: int
+    parent: Calibrated | None  # None without a parent (the peer methods)
+    members: list[Calibrated]  # each member with its own temperature
+    ensemble: Calibrated  # plus "where"
+    # Reliability-diagram points on test: {"parent", "parent + T", "ensemble", "ensemble + T"}
+    # → {"confidence": [...], "accuracy": [...], "count": [...]} (equal-width bins, empty ones left out)
+    reliability: dict[str, dict[str, list[float]]]
+
+
+class OODResults(TypedDict):
+    """``ood``: detection of each OOD set against the test split, by the temperature-scaled
+    parent and ensemble. ``sets[name]`` = {"examples": N, "parent": {score: OODMetrics},
+    "ensemble": {score: OODMetrics}}, OODMetrics = {auroc, aupr_in, aupr_out, fpr95};
+    scores: max_prob (as 1 − max prob), entropy, mutual_information, variation_ratio, energy
+    (the parent: max_prob, entropy, energy). ``sets`` is empty when no OOD set was scored."""
+
+    convention: str
+    in_distribution: str
+    sets: dict[str, dict[str, Any]]
+
+
+class SelectiveResults(TypedDict):
+    """``selective``: {aurc, augrc, risk_at_90} of the temperature-scaled parent (None without
+    one) and ensemble, ranked by max probability (lower is better)."""
+
+    ranked_by: str
+    parent: dict[str, float] | None
+    ensemble: dict[str, float]
 
 
 class ClassifierResults(Provenance):
@@ -58,6 +126,9 @@ class ClassifierResults(Provenance):
     # cAcc/cNLL/cECE of parent and ensemble on the data set's corrupted test set (None without
     # one): {"set": ..., "parent": ..., "ensemble": {accuracy, nll, ece, accuracy_by_severity, ...}}
     corrupted: dict[str, Any] | None
+    calibrated: CalibrationResults
+    ood: OODResults
+    selective: SelectiveResults
     validation: dict[str, Any] | None  # parent and ensemble (baseline: and members) on the validation split
     config: dict[str, Any]  # the resolved run config
     seed: int
@@ -140,5 +211,6 @@ class RLResults(Provenance):
     timing: dict[str, Any]
 
 
-__all__ = ["BaselineResults", "ClassifierResults", "TrainingCost", "Diversity", "EnsembleMetrics", "EpisodeSummary", "Metrics", "NoisyResults",
+__all__ = ["BaselineResults", "Calibrated", "CalibrationResults", "ClassifierResults", "OODResults",
+           "SelectiveResults", "TemperatureFitRecord", "TrainingCost", "Diversity", "EnsembleMetrics", "EpisodeSummary", "Metrics", "NoisyResults",
            "Provenance", "RLResults", "SparseResults"]

@@ -55,3 +55,22 @@ def test_run_lock_refuses_a_live_owner_and_takes_over_a_dead_ones(tmp_path):
         assert lock.held and json.loads((tmp_path / LOCK_NAME).read_text())["pid"] != other.pid
         assert RunLock(tmp_path).acquire().held  # the same process may run again (sequentially)
     assert not (tmp_path / LOCK_NAME).exists()
+
+
+def test_an_uncreatable_out_is_a_user_error_in_the_check_and_in_the_lock(tmp_path):
+    from evo_ensembles.errors import UserError
+    from evo_ensembles.train.checkpoint import RunLock, check_output_dir, make_output_dir
+
+    for bad in ("/proc/evo_test_out/run", tmp_path / "file" / "run"):
+        (tmp_path / "file").write_text("x")
+        with pytest.raises(UserError, match="^--out "):
+            check_output_dir(bad)
+        with pytest.raises(UserError, match="^--out "):
+            make_output_dir(bad)
+        with pytest.raises(UserError, match="^--out "):
+            RunLock(bad).acquire()  # the one place most commands create --out
+    with pytest.raises(UserError, match="^--out /proc: cannot create"):
+        RunLock("/proc").acquire()  # a directory no file can be made in
+    ok = tmp_path / "a" / "b"
+    assert check_output_dir(ok) == ok and sorted(tmp_path.iterdir()) == [tmp_path / "file"]  # nothing left behind
+    assert make_output_dir(ok).is_dir() and check_output_dir(ok) == ok and not list(ok.iterdir())

@@ -166,6 +166,38 @@ class EnsembleFields(RunConfig):
         check=check_positive_int,
         group="ensemble",
     )
+    ood_sets: str = option(
+        "auto",
+        "out-of-distribution sets to score (detection AUROC/AUPR/FPR95): comma-separated names, "
+        "auto (every set of this data set that is on disk) or none; made by "
+        "python -m evo_ensembles.data.ood",
+        metavar="NAMES",
+        group="ensemble",
+    )
+
+    def ood_names(self) -> list[str] | None:
+        """The OOD sets asked for: ``None`` for every set on disk, ``[]`` for none."""
+        key = self.ood_sets.strip().lower()
+        if key == "auto":
+            return None
+        if key in ("none", ""):
+            return []
+        return [n.strip() for n in key.split(",") if n.strip()]
+
+    def check(self) -> None:
+        super().check()
+        names = self.ood_names()
+        dataset = getattr(self, "dataset", None)
+        if names and dataset:
+            from ..data.ood import available_ood_sets
+            from ..data.registry import split_corrupted_name
+            from ..errors import UnknownNameError
+
+            offered = available_ood_sets(split_corrupted_name(dataset)[0])
+            unknown = [n for n in names if n not in offered]
+            if unknown:
+                raise UnknownNameError(f"--ood-sets: unknown OOD set {unknown[0]!r} for {dataset}; choose from "
+                                       f"{', '.join(offered) or '(none offered)'}, auto or none")
 
 
 __all__ = ["DEFAULT_MODEL", "DataFields", "EnsembleFields", "ParentFields", "RuntimeFields", "TrainingFields"]

@@ -9,7 +9,13 @@ Example:
     >>> x, y = next(iter(loader))
     >>> x.shape, y.dtype
     (torch.Size([128, 1, 28, 28]), torch.int64)
+
+The out-of-distribution sets (:mod:`.ood`) load on first use of their names, so that
+``python -m evo_ensembles.data.ood`` runs a module not already imported by this package.
 """
+
+import importlib
+from typing import TYPE_CHECKING, Any
 
 from .arrays import ArrayData, Augment, BatchLoader
 from .corrupted import (
@@ -21,6 +27,33 @@ from .corrupted import (
 )
 from .idx import read_idx
 from .registry import DataSplits, available_datasets, dataset_augment, load_dataset, resolve_root
+
+_LAZY = dict.fromkeys(
+    ["available_ood_sets", "generate_ood", "load_ood", "ood_from", "ood_sets", "plot_ood_grid"], ".ood"
+)
+
+if TYPE_CHECKING:  # static checkers and IDEs see the real names
+    from .ood import (  # noqa: F401
+        available_ood_sets,
+        generate_ood,
+        load_ood,
+        ood_from,
+        ood_sets,
+        plot_ood_grid,
+    )
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value  # later lookups skip __getattr__
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})
 
 __all__ = [
     "dataset_augment",
@@ -37,4 +70,10 @@ __all__ = [
     "load_dataset",
     "read_idx",
     "resolve_root",
+    "available_ood_sets",
+    "generate_ood",
+    "load_ood",
+    "ood_from",
+    "ood_sets",
+    "plot_ood_grid",
 ]

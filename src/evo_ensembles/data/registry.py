@@ -74,6 +74,9 @@ class DataSplits:
     subset: int | None = None
     # The corrupted test set (same normalisation, same first examples as ``test``), if any.
     corrupted: CorruptedSet | None = None
+    # Out-of-distribution sets of the caller's own (name → inputs normalised like ``test``),
+    # scored by every run beside the generated ones (``evo_ensembles.data.ood.ood_from``).
+    ood: dict[str, ArrayData] = field(default_factory=dict)
 
     def describe(self) -> dict:
         """A JSON-able summary, e.g. for run metadata.

@@ -47,7 +47,7 @@ from ..config.analyze import AnalyzeConfig
 from ..devices import resolve_device, set_threads
 from ..errors import UserError
 from ..reporting import markdown_table
-from ..train.checkpoint import check_output_dir, write_json, write_text
+from ..train.checkpoint import check_output_dir, make_output_dir, write_json, write_text
 from .common import provenance
 
 
@@ -228,10 +228,11 @@ def _settings(cfg: AnalyzeConfig, part: str) -> dict:
 
 def run_analyze(cfg: AnalyzeConfig, out: str | Path | None = None, *, progress: bool = True) -> dict[str, Any]:
     """Draw ``cfg.parts`` for the run in ``cfg.run_dir``; returns the analysis.json record."""
+    if out is not None:  # a given --out that cannot be made fails before the run is opened
+        check_output_dir(out)
     set_threads(cfg.threads)
     run = open_run(cfg.run_dir, device=resolve_device(cfg.device))
-    out = check_output_dir(out if out is not None else Path(cfg.run_dir) / "analysis")
-    out.mkdir(parents=True, exist_ok=True)
+    out = make_output_dir(check_output_dir(out if out is not None else Path(cfg.run_dir) / "analysis"))
     record_path = out / "analysis.json"
     record = json.loads(record_path.read_text()) if record_path.is_file() else {}
     parts = record.get("parts", {}) if record.get("run_dir") == str(cfg.run_dir) else {}

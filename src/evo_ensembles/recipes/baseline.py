@@ -29,10 +29,19 @@ from ..data import DataSplits
 from ..devices import resolve_device, set_threads
 from ..errors import UserError
 from ..models import build_model
-from ..reporting import markdown_table, plot_heatmap, plot_member_accuracy, text_table
+from ..reporting import (
+    calibrated_rows,
+    markdown_table,
+    plot_heatmap,
+    plot_member_accuracy,
+    text_table,
+    uncertainty_sections,
+    write_uncertainty_figures,
+)
 from ..results import BaselineResults
+from ..scoring import score_run
 from ..train.checkpoint import RunLock, check_output_dir, write_json, write_text
-from .common import corrupted_scores, provenance
+from .common import corrupted_scores, ood_inputs, provenance
 
 TITLES = {
     "independent": "Independent model", "dropout": "Dropout model", "mc-dropout": "MC Dropout",
@@ -92,8 +101,11 @@ def run_baseline(cfg: BaselineRunConfig, out: str | Path, *, progress: bool = Tr
                      progress=progress, workdir=out / "checkpoints")
         save_peer(out / "checkpoints" / "ensemble.safetensors", res.ensemble, peer_record(cfg, data, res))
         t_eval = time.perf_counter()
-        test = res.ensemble.evaluate(data.test.x, data.test.y, ece_bins=cfg.ece_bins)
-        val = res.ensemble.evaluate(data.val.x, data.val.y, ece_bins=cfg.ece_bins) if len(data.val) else None
+        ens = res.ensemble
+        scores = score_run(lambda x: ens.member_logits(x, with_parent=False), None, data.val, data.test,
+                           ood_inputs(cfg, data), combine=cfg.combine, ece_bins=cfg.ece_bins, progress=progress,
+                           with_size_curve=cfg.method == "deep-ensemble")  # the reference of the DEE
+        test, val = scores["test"], scores["validation"]
         corrupted = corrupted_scores(data, {"ensemble": res.ensemble.predict_proba}, ece_bins=cfg.ece_bins,
                                      examples=cfg.corrupted_examples, progress=progress)
         eval_s = time.perf_counter() - t_eval
@@ -109,6 +121,9 @@ def run_baseline(cfg: BaselineRunConfig, out: str | Path, *, progress: bool = Tr
                          "include_parent": False},
             "diversity": test["diversity"],
             "corrupted": corrupted,
+            "calibrated": scores["calibrated"],
+            "ood": scores["ood"],
+            "selective": scores["selective"],
             "validation": None if val is None else {"parent": None, "ensemble": val["ensemble"],
                                                     "members": val["members"]},
             "training_flops": cost.relative,
@@ -146,8 +161,10 @@ SUMMARY_HEADERS = ["model", "accuracy", "NLL", "ECE", "Brier", "FLOPs", "epochs"
 def summary_rows(results: dict[str, Any]) -> list[list[object]]:
     e = results["ensemble"]
     name = TITLES.get(results["method"], results["method"])
-    return [[f"{name} ({e['size']})", e["accuracy"], e["nll"], e["ece"], e["brier"],
-             f"{results['training_flops']:.2f}x", results["epochs"]]]
+    cost = [f"{results['training_flops']:.2f}x", results["epochs"]]
+    rows = [[f"{name} ({e['size']})", e["accuracy"], e["nll"], e["ece"], e["brier"], *cost]]
+    return rows + [[f"{name} + T" + r[0].removeprefix("ensemble + T"), *r[1:], *cost]
+                   for r in calibrated_rows(results, "ensemble")]
 
 
 def _report(results: dict[str, Any]) -> str:
@@ -169,6 +186,7 @@ def _report(results: dict[str, Any]) -> str:
         "## Diversity (off-diagonal means over member pairs)",
         markdown_table(["disagreement", "KL", "correlation"], [[div["disagreement"], div["kl"], div["correlation"]]]),
         "![members](figures/member_accuracy.png)",
+        *uncertainty_sections(results),
     ]) + "\n"
 
 
@@ -180,6 +198,7 @@ def _write_outputs(out: Path, results: dict[str, Any]) -> None:
     if len(results["members"]) > 1:
         plot_heatmap(figs / "disagreement.png", results["diversity"]["matrices"]["disagreement"],
                      "prediction disagreement", "fraction of test inputs")
+    write_uncertainty_figures(figs, results)
     write_text(out / "report.md", _report(results))
     write_json(out / "results.json", results)
 

@@ -29,12 +29,13 @@ from ..config.imagenet import ImageNetRunConfig
 from ..data.image_cache import Normalize, Preprocess, cached_images
 from ..data.imagenet import find_imagenet_val, load_split, make_split, save_split
 from ..devices import resolve_device, set_threads
-from ..ensemble import predict_probs
+from ..ensemble import predict_logits
 from ..errors import UserError
 from ..methods.noisy import noisy_ensemble
-from ..metrics import classification_metrics, mean_kl
+from ..metrics import mean_kl
 from ..models.torchvision_models import pretrained_torchvision_model, weights_enum
 from ..schema import CACHED_RECORDS
+from ..scoring import Outputs, uncertainty_results
 from ..subnet import eligible_parameters, resolve_dense_layers
 from ..train.checkpoint import (
     RecordCache,
@@ -58,13 +59,13 @@ def _preprocess(cfg: ImageNetRunConfig, info: dict) -> Preprocess:
     return Preprocess.from_weights(weights_enum(cfg.model, info["transforms_of"]), source=f"{info['transforms_of']}.transforms()")
 
 
-def _kept_probs(path: Path, key: dict, compute) -> torch.Tensor:
-    """Probabilities stored at ``path`` for ``key``, or computed now and stored (atomically)."""
+def _kept_logits(path: Path, key: dict, compute) -> torch.Tensor:
+    """Logits stored at ``path`` for ``key``, or computed now and stored (atomically)."""
     if path.is_file() and read_meta(path).get("key") == key:
-        return load_tensors(path)["probs"]
-    probs = compute()
-    save_tensors(path, {"probs": probs.contiguous()}, {"key": key})
-    return probs
+        return load_tensors(path)["logits"]
+    logits = compute()
+    save_tensors(path, {"logits": logits.contiguous()}, {"key": key})
+    return logits
 
 
 def run_imagenet(cfg: ImageNetRunConfig, out: str | Path, *, progress: bool = True) -> dict[str, Any]:
@@ -102,10 +103,11 @@ def run_imagenet(cfg: ImageNetRunConfig, out: str | Path, *, progress: bool = Tr
                 "split": split.fingerprint, "val": len(split.val), "test": len(split.test), "seed": split.seed}
     ckpt = out / "checkpoints"
     t_parent = time.perf_counter()
-    parent_val = _kept_probs(ckpt / "parent_val_probs.safetensors", identity,
-                             lambda: predict_probs(parent, val_x, batch_size=cfg.batch_size))
-    parent_test = _kept_probs(ckpt / "parent_test_probs.safetensors", identity,
-                              lambda: predict_probs(parent, test_x, batch_size=cfg.batch_size))
+    parent_val_logits = _kept_logits(ckpt / "parent_val_logits.safetensors", identity,
+                                     lambda: predict_logits(parent, val_x, batch_size=cfg.batch_size))
+    parent_test_logits = _kept_logits(ckpt / "parent_test_logits.safetensors", identity,
+                                      lambda: predict_logits(parent, test_x, batch_size=cfg.batch_size))
+    parent_val, parent_test = torch.softmax(parent_val_logits, 1), torch.softmax(parent_test_logits, 1)
     parent_s = time.perf_counter() - t_parent
 
     # The KL probe: probe_size validation images drawn across classes (never test images).
@@ -122,16 +124,23 @@ def run_imagenet(cfg: ImageNetRunConfig, out: str | Path, *, progress: bool = Tr
     search_s = time.perf_counter() - t_search
 
     t_eval = time.perf_counter()
-    member_test = []
-    for i, spec in enumerate(tqdm(res.ensemble.specs, desc="test: members", disable=not progress, leave=False)):
-        def member(s=spec) -> torch.Tensor:
-            with res.ensemble.perturber.child(s):
-                return predict_probs(parent, test_x, batch_size=cfg.batch_size)
-        member_test.append(_kept_probs(ckpt / "members" / f"member_{i}_test_probs.safetensors",
-                                       {**identity, "descriptor": spec.to_dict()}, member))
-    member_test = torch.stack(member_test)
+    member_logits: dict[str, list[torch.Tensor]] = {"val": [], "test": []}
+    for i, spec in enumerate(tqdm(res.ensemble.specs, desc="members: val, test", disable=not progress, leave=False)):
+        for part, xs in (("val", val_x), ("test", test_x)):
+            def member(s=spec, xs=xs) -> torch.Tensor:
+                with res.ensemble.perturber.child(s):
+                    return predict_logits(parent, xs, batch_size=cfg.batch_size)
+            member_logits[part].append(_kept_logits(ckpt / "members" / f"member_{i}_{part}_logits.safetensors",
+                                                    {**identity, "descriptor": spec.to_dict()}, member))
+    member_val_logits, member_test_logits = torch.stack(member_logits["val"]), torch.stack(member_logits["test"])
+    member_test = torch.softmax(member_test_logits, -1)
     test = evaluate_probs(parent_test, member_test, test_y, include_parent=cfg.include_parent,
                           combine_method=cfg.combine, ece_bins=cfg.ece_bins)
+    val = evaluate_probs(parent_val, torch.softmax(member_val_logits, -1), val_y, include_parent=cfg.include_parent,
+                         combine_method=cfg.combine, ece_bins=cfg.ece_bins)
+    unc = uncertainty_results(Outputs(parent_val_logits, member_val_logits), val_y,
+                              Outputs(parent_test_logits, member_test_logits), test_y, {},
+                              include_parent=cfg.include_parent, combine=cfg.combine, ece_bins=cfg.ece_bins)
     member_kl = [mean_kl(parent_test, p) for p in member_test]
     eval_s = time.perf_counter() - t_eval
 
@@ -149,9 +158,10 @@ def run_imagenet(cfg: ImageNetRunConfig, out: str | Path, *, progress: bool = Tr
                     for i, m in enumerate(test["members"])],
         "diversity": test["diversity"],
         "corrupted": None,
+        **unc,
         "trust_region": res.trust_region.to_dict() if res.trust_region else None,
         "population": population,
-        "validation": {"parent": classification_metrics(parent_val, val_y, cfg.ece_bins), "ensemble": None},
+        "validation": {"parent": val["parent"], "ensemble": val["ensemble"], "members": val["members"]},
         # a pretrained model: its training is not this run's to count
         "training_flops": None, "epochs": None, "training_cost": None,
         "config": {**cfg.to_dict(), "dataset": "imagenet-val"},
@@ -171,7 +181,7 @@ def run_imagenet(cfg: ImageNetRunConfig, out: str | Path, *, progress: bool = Tr
         **provenance(),
     }
     write_noisy_outputs(out, results)
-    for f in sorted((ckpt / "members").glob("member_*_test_probs.safetensors")):
+    for f in sorted((ckpt / "members").glob("member_*_logits.safetensors")):
         f.unlink()  # only needed to resume this run; results.json now holds what they gave
     lock.release()
     return results

@@ -35,14 +35,19 @@ from ..methods.noisy import NoisyEnsemble, noisy_ensemble
 from ..metrics import mean_kl
 from ..models import build_model
 from ..reporting import (
+    SUMMARY_HEADERS,
     markdown_table,
     plot_accuracy_vs_kl,
     plot_kl_vs_sigma,
     plot_member_accuracy,
+    summary_rows,
     text_table,
+    uncertainty_sections,
+    write_uncertainty_figures,
 )
 from ..results import NoisyResults
 from ..schema import CACHED_RECORDS
+from ..scoring import score_run
 from ..subnet import eligible_parameters, resolve_dense_layers
 from ..train import save_model
 from ..train.checkpoint import (
@@ -55,9 +60,9 @@ from ..train.checkpoint import (
 )
 from .common import (
     corrupted_scores,
-    evaluate_probs,
     load_model_checkpoint,
     model_meta,
+    ood_inputs,
     provenance,
     subnetwork_cost,
     train_or_load_parent,
@@ -107,14 +112,20 @@ def run_noisy(cfg: NoisyRunConfig, out: str | Path, *, progress: bool = True,
     search_s = time.perf_counter() - t_search
 
     t_eval = time.perf_counter()
+    kept: dict[str, torch.Tensor] = {}
+
+    def member_logits(x: torch.Tensor) -> torch.Tensor:
+        out = search["member_logits"](x)
+        if x is data.test.x:
+            kept["test"] = out
+        return out
+
+    scores = score_run(member_logits, parent, data.val, data.test, ood_inputs(cfg, data),
+                       include_parent=cfg.include_parent, combine=cfg.combine, ece_bins=cfg.ece_bins,
+                       progress=progress)
+    test, val = scores["test"], scores["validation"]
     parent_test = predict_probs(parent, data.test.x)
-    member_test = search["member_probs"](data.test.x)
-    test = evaluate_probs(parent_test, member_test, data.test.y, include_parent=cfg.include_parent,
-                          combine_method=cfg.combine, ece_bins=cfg.ece_bins)
-    val = evaluate_probs(predict_probs(parent, data.val.x), search["member_probs"](data.val.x), data.val.y,
-                         include_parent=cfg.include_parent, combine_method=cfg.combine,
-                         ece_bins=cfg.ece_bins)
-    member_kl = [mean_kl(parent_test, p) for p in member_test]
+    member_kl = [mean_kl(parent_test, p) for p in torch.softmax(kept["test"], -1)]
 
     def ensemble_probs(x):
         return combine(voters(search["member_probs"](x), predict_probs(parent, x) if cfg.include_parent else None,
@@ -138,6 +149,9 @@ def run_noisy(cfg: NoisyRunConfig, out: str | Path, *, progress: bool = True,
         "members": members,
         "diversity": test["diversity"],
         "corrupted": corrupted,
+        "calibrated": scores["calibrated"],
+        "ood": scores["ood"],
+        "selective": scores["selective"],
         "trust_region": search["trust_region"],
         "population": search["population"],
         "evolution": search.get("evolution"),
@@ -176,6 +190,7 @@ def _build(cfg: NoisyRunConfig, parent, data, loaded, out: Path, progress: bool)
         sigmas = sorted({s.sigma for s in ens.specs})
         return {"mode": "descriptors", "sigma": sigmas[0] if len(sigmas) == 1 else sigmas,
                 "member_probs": lambda x: _members_only(ens, x), "trust_region": None, "population": None,
+                "member_logits": lambda x: ens.member_logits(x, with_parent=False),
                 "descriptors": [s.to_dict() for s in ens.specs],
                 "selected_records": [None] * len(ens)}
     # Finished grid cells and child scores survive an interruption (valid for this parent,
@@ -196,6 +211,7 @@ def _build(cfg: NoisyRunConfig, parent, data, loaded, out: Path, progress: bool)
         res.ensemble.save(out / "ensemble.json")
         return {"mode": "population", "sigma": res.sigma, "trust_region": trust, "population": population,
                 "member_probs": lambda x: _members_only(res.ensemble, x),
+                "member_logits": lambda x: res.ensemble.member_logits(x, with_parent=False),
                 "descriptors": [s.to_dict() for s in res.ensemble.specs],
                 "selected_records": [res.records[i] for i in res.selected]}
     return _evolved(cfg, parent, data, res, trust, population, out, progress)
@@ -227,6 +243,7 @@ def _evolved(cfg, parent, data, res, trust, population, out: Path, progress: boo
                     "file": "checkpoints/evolved_children.safetensors"} for i in range(cfg.top_k)]
     return {"mode": f"evolved-{cfg.algorithm}", "sigma": res.sigma, "trust_region": trust,
             "population": population, "member_probs": ens.member_probs, "descriptors": descriptors,
+            "member_logits": ens.member_logits,
             "selected_records": evo.records,
             "evolution": {"algorithm": cfg.algorithm, "generations": cfg.generations, "history": evo.history,
                           "generation0_best_validation": max(r["fitness"] for r in res.records)}}
@@ -283,7 +300,7 @@ def _report(results: dict[str, Any]) -> str:
                                  [[h["generation"], h["best"], h["mean"], h["worst"]] for h in ev["history"]])]
     parts += ["## Timing (seconds)",
               markdown_table(list(results["timing"]), [list(results["timing"].values())]),
-              "![members](figures/member_accuracy.png)"]
+              "![members](figures/member_accuracy.png)", *uncertainty_sections(results)]
     return "\n\n".join(parts) + "\n"
 
 
@@ -307,13 +324,16 @@ def write_noisy_outputs(out: Path, results: dict[str, Any]) -> None:
             series["population (validation)"] = ([r["kl"] for r in pop], [r["accuracy"] for r in pop])
         plot_accuracy_vs_kl(figs / "accuracy_vs_kl.png", series,
                             results["validation"]["parent"]["accuracy"], title=title)
+    write_uncertainty_figures(figs, results)
     write_text(out / "report.md", _report(results))
     write_json(out / "results.json", results)
 
 
 def print_summary(results: dict[str, Any]) -> str:
-    """The Table 4.1-style row the CLI prints."""
-    return text_table(TABLE_HEADERS, [table_row(results)])
+    """The Table 4.1-style row the CLI prints, then parent and ensemble with their temperatures."""
+    e = results["ensemble"]
+    return (text_table(TABLE_HEADERS, [table_row(results)]) + "\n\n"
+            + text_table(SUMMARY_HEADERS, summary_rows(results, f"ensemble ({e['size']}, {e['combine']})")))
 
 
 __all__ = ["NoisyRunConfig", "print_summary", "run_noisy", "table_row", "test_scores", "write_noisy_outputs"]

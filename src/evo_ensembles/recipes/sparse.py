@@ -28,8 +28,20 @@ from ..errors import UserError
 from ..methods.sparse import TunedChild, prune_and_tune
 from ..methods.stochastic import build_child
 from ..models import build_model
-from ..reporting import markdown_table, plot_heatmap, plot_member_accuracy, text_table
+from ..reporting import (
+    SUMMARY_HEADERS,
+    markdown_table,
+    plot_heatmap,
+    plot_member_accuracy,
+    text_table,
+    uncertainty_sections,
+    write_uncertainty_figures,
+)
+from ..reporting import (
+    summary_rows as shared_summary_rows,
+)
 from ..results import SparseResults
+from ..scoring import score_run
 from ..subnet import (
     ChildSpec,
     eligible_parameters,
@@ -42,6 +54,7 @@ from .common import (
     corrupted_scores,
     load_model_checkpoint,
     model_meta,
+    ood_inputs,
     provenance,
     subnetwork_cost,
     train_or_load_parent,
@@ -101,8 +114,10 @@ def run_sparse(cfg: SparseRunConfig, out: str | Path, *, progress: bool = True,
                             for m, s in zip(masks, specs)])
     t_eval = time.perf_counter()
     ens = Ensemble(children, parent=parent, include_parent=cfg.include_parent, combine=cfg.combine)
-    test = ens.evaluate(data.test.x, data.test.y, ece_bins=cfg.ece_bins)
-    val = ens.evaluate(data.val.x, data.val.y, ece_bins=cfg.ece_bins) if len(data.val) else None
+    scores = score_run(lambda x: ens.member_logits(x, with_parent=False), parent, data.val, data.test,
+                       ood_inputs(cfg, data), include_parent=cfg.include_parent, combine=cfg.combine,
+                       ece_bins=cfg.ece_bins, progress=progress)
+    test, val = scores["test"], scores["validation"]
     corrupted = corrupted_scores(data, {"parent": lambda x: predict_probs(parent, x), "ensemble": ens.predict_proba},
                                  ece_bins=cfg.ece_bins, examples=cfg.corrupted_examples, progress=progress)
     eval_s = time.perf_counter() - t_eval
@@ -124,6 +139,9 @@ def run_sparse(cfg: SparseRunConfig, out: str | Path, *, progress: bool = True,
         },
         "diversity": test["diversity"],
         "corrupted": corrupted,
+        "calibrated": scores["calibrated"],
+        "ood": scores["ood"],
+        "selective": scores["selective"],
         "validation": None
         if val is None
         else {"parent": val["parent"], "ensemble": val["ensemble"]},
@@ -313,14 +331,8 @@ def tuning_phases(spec: ChildSpec, epochs: int) -> list[tuple[float, float]]:
 
 
 def summary_rows(results: dict[str, Any]) -> list[list[object]]:
-    p, e = results["parent"], results["ensemble"]
-    return [
-        ["parent", p["accuracy"], p["nll"], p["ece"], p["brier"]],
-        [f"ensemble ({e['size']}, {e['combine']})", e["accuracy"], e["nll"], e["ece"], e["brier"]],
-    ]
-
-
-SUMMARY_HEADERS = ["model", "accuracy", "NLL", "ECE", "Brier"]
+    e = results["ensemble"]
+    return shared_summary_rows(results, f"ensemble ({e['size']}, {e['combine']})")
 
 
 def _report(results: dict[str, Any], title: str) -> str:
@@ -359,6 +371,7 @@ def _report(results: dict[str, Any], title: str) -> str:
                     list(results["timing"])[:-1], [list(results["timing"].values())[:-1]]
                 ),
                 "![members](figures/member_accuracy.png)\n\n![disagreement](figures/disagreement.png)",
+                *uncertainty_sections(results),
             ]
         )
         + "\n"
@@ -381,6 +394,7 @@ def _write_outputs(out: Path, results: dict[str, Any], title: str) -> None:
             "prediction disagreement",
             "fraction of test inputs",
         )
+    write_uncertainty_figures(figs, results)
     write_text(out / "report.md", _report(results, title))
     write_json(out / "results.json", results)
 

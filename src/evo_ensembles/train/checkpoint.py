@@ -92,16 +92,44 @@ def meta_path(path: str | os.PathLike) -> Path:
 
 
 def check_output_dir(out: str | os.PathLike) -> Path:
-    """Validate ``--out`` without creating anything (it is created once inputs are valid):
-    it must be a directory, or creatable and writable under its nearest existing parent."""
+    """Validate ``--out`` before any work, leaving nothing behind (it is created once the
+    inputs are valid): it must be a directory a file can be created in, or a path whose
+    nearest existing parent is a directory a directory can be created in.
+
+    Both are tried for real (a probe made and removed at once): ``os.access`` is no answer,
+    e.g. ``/proc`` is a directory root may write to, yet nothing can be made in it.
+    """
     out = Path(out)
     for p in [out, *out.parents]:
-        if p.exists():
-            if not p.is_dir():
-                raise UserError(f"--out {out}: {p} exists and is not a directory")
-            if not os.access(p, os.W_OK | os.X_OK):
-                raise UserError(f"--out {out}: {p} is not writable")
-            break
+        try:
+            exists, is_dir = p.exists(), p.is_dir()
+        except OSError as e:  # e.g. a parent that may not be searched
+            raise UserError(f"--out {out}: cannot look at {p}: {e.strerror or e}") from None
+        if not exists:
+            continue
+        if not is_dir:
+            raise UserError(f"--out {out}: {p} exists and is not a directory")
+        try:
+            if p == out:
+                fd, probe = tempfile.mkstemp(dir=p, prefix=".evo_ensembles.probe.")
+                os.close(fd)
+                os.unlink(probe)
+            else:
+                os.rmdir(tempfile.mkdtemp(dir=p, prefix=".evo_ensembles.probe."))
+        except OSError as e:
+            what = "a file" if p == out else "a directory"
+            raise UserError(f"--out {out}: cannot create {what} in {p} ({e.strerror or e})") from None
+        break
+    return out
+
+
+def make_output_dir(out: str | os.PathLike) -> Path:
+    """Create ``--out`` (and its parents); a failure is one :class:`UserError` naming it."""
+    out = Path(out)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:  # a file in the way, /proc, a read-only or full file system, ...
+        raise UserError(f"--out {out}: cannot create it ({e.strerror or e})") from None
     return out
 
 
@@ -285,8 +313,8 @@ LOCK_NAME = ".evo_ensembles.lock"
 class RunLock:
     """Only one process writes to a run directory at a time.
 
-    ``with RunLock(out):`` creates ``out/.evo_ensembles.lock`` (exclusively) holding this
-    process's id and host. A second process refuses with one line while the first is alive;
+    ``with RunLock(out):`` creates ``out`` (an uncreatable one is a :class:`UserError`) and
+    ``out/.evo_ensembles.lock`` (exclusively) holding this process's id and host. A second process refuses with one line while the first is alive;
     a lock left by a process that died (same host, pid gone) is taken over.
     """
 
@@ -316,9 +344,7 @@ class RunLock:
     def acquire(self) -> RunLock:
         import socket
 
-        from ..errors import UserError
-
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        make_output_dir(self.path.parent)
         record = json.dumps({"pid": os.getpid(), "host": socket.gethostname()})
         for _ in range(2):
             try:
@@ -331,6 +357,9 @@ class RunLock:
                                     f"{owner.get('host')}); wait for it or use another --out") from None
                 self.path.unlink(missing_ok=True)  # stale: its process is gone
                 continue
+            except OSError as e:  # a read-only directory, a full disk, ...
+                raise UserError(f"--out {self.path.parent}: cannot create {self.path.name} in it "
+                                f"({e.strerror or e})") from None
             with os.fdopen(fd, "w") as f:
                 f.write(record)
             self.held = True

@@ -1,0 +1,218 @@
+"""The uncertainty part of every classifier run's results: temperature-scaled scores, OOD
+detection and selective classification, from the members' logits, written once.
+
+A run collects :class:`Outputs` (the parent's and the members' logits) on the validation
+split, the test split and each OOD set, and :func:`uncertainty_results` turns them into the
+``calibrated``, ``ood`` and ``selective`` entries of ``results.json``
+(:class:`evo_ensembles.results.UncertaintyResults`). The rules, in one place:
+
+- every temperature is fit on the **validation** split only (``fit_temperature``): one for
+  the parent, one per member, one for the ensemble (applied to every voter's logits before
+  averaging; to the combined probabilities for ``combine="vote"``); test labels and OOD sets
+  never choose anything;
+- OOD detection and selective classification read the **temperature-scaled** parent and
+  ensemble (what a user who calibrates deploys): OOD scores from
+  :func:`evo_ensembles.uncertainty.uncertainty` with the in-distribution side the test split,
+  AUROC / AUPR-In / AUPR-Out / FPR95 (in-distribution positive) per set and per score;
+  AURC / AUGRC / risk at 90 % coverage ranked by max probability.
+
+Example:
+    >>> import torch
+    >>> g = torch.Generator().manual_seed(0)
+    >>> def outs(n): return Outputs(torch.randn(n, 3, generator=g), torch.randn(2, n, 3, generator=g))
+    >>> yv, yt = torch.arange(60) % 3, torch.arange(90) % 3
+    >>> r = uncertainty_results(outs(60), yv, outs(90), yt, {"noise": outs(40)})
+    >>> sorted(r), sorted(r["ood"]["sets"]["noise"]["ensemble"])[:2]
+    (['calibrated', 'ood', 'selective'], ['energy', 'entropy'])
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+from .calibration import fit_temperature, tempered_probs
+from .data.arrays import ArrayData
+from .ensemble import BaseEnsemble, predict_logits
+from .metrics import (
+    DEFAULT_ECE_BINS,
+    classification_metrics,
+    ood_metrics,
+    reliability_bins,
+    selective_metrics,
+)
+from .uncertainty import uncertainty
+
+METHOD = ("temperature scaling: one T per model fit on validation NLL (41-point grid over log T in "
+          "[log 0.05, log 20], then bounded Brent); ensembles: T divides every voter's logits before "
+          "the probabilities are averaged (the vote: T on the log of the combined probabilities)")
+OOD_CONVENTION = ("scores are higher for inputs judged OOD; AUROC and AUPR-Out take OOD as positive, AUPR-In "
+                  "and FPR95 in-distribution (the test split) as positive; scores from the temperature-scaled "
+                  "parent and ensemble")
+
+
+@dataclass(frozen=True)
+class Outputs:
+    """Logits of one input set: the parent's (B, C), or ``None`` without a parent, and the
+    members' (M, B, C) — members only; whether the parent votes is decided when scoring."""
+
+    parent: torch.Tensor | None
+    members: torch.Tensor
+
+
+def collect_outputs(ensemble: BaseEnsemble, x: torch.Tensor, *, batch_size: int = 1024) -> Outputs:
+    """:class:`Outputs` of ``ensemble`` (and its parent, if any) on ``x``."""
+    parent = predict_logits(ensemble.parent, x, batch_size=batch_size) if ensemble.parent is not None else None
+    return Outputs(parent, ensemble.member_logits(x, batch_size=batch_size, with_parent=False))
+
+
+def _voters(o: Outputs, include_parent: bool) -> torch.Tensor:
+    return torch.cat([o.parent.unsqueeze(0), o.members]) if include_parent else o.members
+
+
+def _scored(logits: torch.Tensor, y: torch.Tensor, t: float, where: str, combine: str, bins: int) -> dict:
+    probs = tempered_probs(logits, t, where=where, combine=combine)
+    return classification_metrics(probs, y, bins)
+
+
+def uncertainty_results(val: Outputs, y_val: torch.Tensor, test: Outputs, y_test: torch.Tensor,
+                        ood: Mapping[str, Outputs] | None = None, *, include_parent: bool = False,
+                        combine: str = "mean", ece_bins: int = DEFAULT_ECE_BINS) -> dict[str, Any]:
+    """``calibrated``, ``ood`` and ``selective`` entries of a run (see the module docstring)."""
+    where = "members" if combine == "mean" else "combined"
+    has_parent = test.parent is not None and val.parent is not None
+    out: dict[str, Any] = {"calibrated": {"method": METHOD, "fit_on": "validation",
+                                          "validation_examples": len(y_val)}}
+    cal = out["calibrated"]
+
+    def one_model(v: torch.Tensor, t: torch.Tensor) -> dict:
+        fit = fit_temperature(v, y_val)
+        return {"temperature": fit.temperature, "fit": fit.to_dict(),
+                "test": _scored(t, y_test, fit.temperature, "members", "mean", ece_bins)}
+
+    parent_t = None
+    if has_parent:
+        cal["parent"] = one_model(val.parent, test.parent)
+        parent_t = cal["parent"]["temperature"]
+    else:
+        cal["parent"] = None
+    cal["members"] = [one_model(v, t) for v, t in zip(val.members, test.members)]
+    ens_fit = fit_temperature(_voters(val, include_parent), y_val, where=where, combine=combine)
+    ens_t = ens_fit.temperature
+    test_voters = _voters(test, include_parent)
+    cal["ensemble"] = {"temperature": ens_t, "fit": ens_fit.to_dict(), "where": where,
+                       "test": _scored(test_voters, y_test, ens_t, where, combine, ece_bins)}
+
+    def probs(o_logits: torch.Tensor, t: float, w: str, c: str) -> torch.Tensor:
+        return tempered_probs(o_logits, t, where=w, combine=c)
+
+    test_probs = {"ensemble": probs(test_voters, 1.0, where, combine),
+                  "ensemble + T": probs(test_voters, ens_t, where, combine)}
+    if has_parent:
+        test_probs = {"parent": probs(test.parent, 1.0, "members", "mean"),
+                      "parent + T": probs(test.parent, parent_t, "members", "mean"), **test_probs}
+    cal["reliability"] = {k: reliability_bins(p, y_test, ece_bins) for k, p in test_probs.items()}
+    out["selective"] = {"ranked_by": "max probability of the temperature-scaled prediction",
+                        "ensemble": selective_metrics(test_probs["ensemble + T"], y_test),
+                        "parent": selective_metrics(test_probs["parent + T"], y_test) if has_parent else None}
+
+    # OOD: the ensemble's scores from its voters' tempered logits (vote: the mean rule's scores)
+    def scores(o: Outputs) -> dict[str, dict[str, torch.Tensor]]:
+        u = uncertainty(_voters(o, include_parent), temperature=ens_t)
+        res = {"ensemble": {s: u.score(s) for s in u.available_scores()}}
+        if has_parent:
+            up = uncertainty(o.parent, temperature=parent_t)
+            res["parent"] = {s: up.score(s) for s in ("max_prob", "entropy", "energy")}
+        return res
+
+    sets: dict[str, Any] = {}
+    if ood:
+        in_dist = scores(test)
+        for name, o in ood.items():
+            far = scores(o)
+            sets[name] = {"examples": int(o.members.shape[1]),
+                          **{who: {s: ood_metrics(in_dist[who][s], far[who][s]) for s in far[who]}
+                             for who in far}}
+    out["ood"] = {"convention": OOD_CONVENTION, "in_distribution": f"test split ({len(y_test)} examples)",
+                  "sets": sets}
+    return out
+
+
+def score_run(member_logits: Callable[[torch.Tensor], torch.Tensor], parent: nn.Module | None,
+              val: ArrayData, test: ArrayData, ood: Mapping[str, ArrayData] | None = None, *,
+              include_parent: bool = False, combine: str = "mean", ece_bins: int = DEFAULT_ECE_BINS,
+              progress: bool = False, with_size_curve: bool = False) -> dict[str, Any]:
+    """Everything a classifier run reports about its predictions on clean and OOD inputs.
+
+    ``member_logits``: inputs (B, ...) → the members' (M, B, C) logits (members only);
+    ``parent``: the parent network or ``None``. Each input set is run through the networks
+    once. Returns ``test`` and ``validation`` (:func:`evo_ensembles.metrics.ensemble_metrics`
+    of the raw probabilities; ``validation`` is ``None`` for an empty split) plus the entries
+    of :func:`uncertainty_results`; ``with_size_curve`` adds ``calibrated.size_curve``
+    (:func:`size_curve`, for a deep ensemble: the reference of the deep-ensemble equivalent).
+    """
+    from tqdm.auto import tqdm
+
+    from .metrics import ensemble_metrics
+
+    sets = {"test": test, **({"validation": val} if len(val) else {}), **{f"ood:{k}": v for k, v in (ood or {}).items()}}
+    outs: dict[str, Outputs] = {}
+    for name, d in tqdm(sets.items(), desc="scoring", disable=not progress, leave=False):
+        outs[name] = Outputs(predict_logits(parent, d.x) if parent is not None else None, member_logits(d.x))
+
+    def raw(o: Outputs, y: torch.Tensor) -> dict:
+        parent_p = torch.softmax(o.parent, -1) if o.parent is not None else None
+        return ensemble_metrics(parent_p, torch.softmax(o.members, -1), y, include_parent=include_parent,
+                                combine_method=combine, ece_bins=ece_bins)
+
+    empty = Outputs(None if parent is None else outs["test"].parent[:0], outs["test"].members[:, :0])
+    v = outs.get("validation", empty)
+    res = {"test": raw(outs["test"], test.y), "validation": raw(v, val.y) if len(val) else None,
+           **uncertainty_results(v, val.y, outs["test"], test.y,
+                                 {k.removeprefix("ood:"): o for k, o in outs.items() if k.startswith("ood:")},
+                                 include_parent=include_parent, combine=combine, ece_bins=ece_bins)}
+    if with_size_curve:
+        res["calibrated"]["size_curve"] = size_curve(v, val.y, outs["test"], test.y, ece_bins=ece_bins)
+    return res
+
+
+def size_curve(val: Outputs, y_val: torch.Tensor, test: Outputs, y_test: torch.Tensor, *,
+               max_subsets: int = 10, ece_bins: int = DEFAULT_ECE_BINS) -> dict[str, Any]:
+    """Calibrated test NLL of the members' k-subsets, k = 1..M: the curve a deep ensemble's
+    equivalent (:func:`evo_ensembles.metrics.deep_ensemble_equivalent`) is read from.
+
+    Each subset gets its own temperature fit on validation; ``nll[k - 1]`` is the mean over
+    the subsets of size k: all of them when there are at most ``max_subsets``, else the first
+    ``max_subsets`` in lexicographic order of member indices (deterministic).
+    """
+    from itertools import combinations, islice
+
+    m = test.members.shape[0]
+    nll, raw, subsets = [], [], []
+    for k in range(1, m + 1):
+        picks = list(islice(combinations(range(m), k), max_subsets))
+        cal_k, raw_k = [], []
+        for p in picks:
+            idx = torch.tensor(p)
+            fit = fit_temperature(val.members[idx], y_val)
+            cal_k.append(_scored(test.members[idx], y_test, fit.temperature, "members", "mean", ece_bins)["nll"])
+            raw_k.append(_scored(test.members[idx], y_test, 1.0, "members", "mean", ece_bins)["nll"])
+        nll.append(sum(cal_k) / len(cal_k))
+        raw.append(sum(raw_k) / len(raw_k))
+        subsets.append(len(picks))
+    return {"sizes": list(range(1, m + 1)), "nll": nll, "raw_nll": raw, "subsets": subsets,
+            "rule": "mean over subsets of size k of the test NLL, each subset temperature-scaled on validation"}
+
+
+def ood_summary(results: Mapping[str, Any], who: str = "ensemble", metric: str = "auroc") -> dict[str, dict]:
+    """``{set: {score: value}}`` of one metric from a run's ``ood`` entry (for reports)."""
+    sets = (results.get("ood") or {}).get("sets") or {}
+    return {name: {s: v[metric] for s, v in (d.get(who) or {}).items()} for name, d in sets.items()}
+
+
+__all__ = ["METHOD", "OOD_CONVENTION", "Outputs", "collect_outputs", "ood_summary", "score_run", "size_curve",
+           "uncertainty_results"]
