@@ -74,6 +74,18 @@ class TemperatureFit:
     def to_dict(self) -> dict:
         return asdict(self)
 
+    @classmethod
+    def from_dict(cls, d: dict, *, source: str = "record") -> TemperatureFit:
+        """The fit :meth:`to_dict` wrote (a saved ensemble's); a bad record is a UserError."""
+        t = d.get("temperature") if isinstance(d, dict) else None
+        if not (isinstance(t, (int, float)) and not isinstance(t, bool) and math.isfinite(t) and t > 0):
+            raise UserError(f"{source}: the temperature must be a finite number > 0, got {t!r}")
+        where = d.get("where", "members")
+        if where not in WHERE:
+            raise UserError(f"{source}: temperature 'where' must be one of {WHERE}, got {where!r}")
+        return cls(float(t), where, d.get("nll_before"), d.get("nll_after"), int(d.get("examples", 0)),
+                   bool(d.get("at_bound", False)), d.get("fallback"))
+
 
 def as_logits(probs: torch.Tensor) -> torch.Tensor:
     """Log-probabilities usable as logits (see the module docstring); clamped at 1e-12."""

@@ -134,7 +134,7 @@ AGENT_RECORD = Schema(
 # A noisy ensemble's descriptor file (ensemble.json); each descriptor is checked by ChildSpec.
 NOISY_ENSEMBLE = Schema(
     required={"format": STR, "parent_fingerprint": STR, "descriptors": list_of(DICT, min_size=1)},
-    optional={"include_parent": BOOL, "combine": STR,
+    optional={"include_parent": BOOL, "combine": STR, "temperature": optional(DICT),
               "eligibility": Schema(optional={"include_bias": BOOL, "include_norm": BOOL,
                                               "exclude": list_of(STR)}, closed=True)},
 )

@@ -43,9 +43,10 @@ from torch import nn
 
 from ..baselines.common import MemberView
 from ..baselines.mc_dropout import MCDropoutPass
+from ..calibration import TemperatureFit, tempered_probs
 from ..data import DataSplits
 from ..devices import resolve_device
-from ..ensemble import predict_probs
+from ..ensemble import predict_logits, predict_probs
 from ..errors import CheckpointError, UserError, first_line
 from ..subnet import ChildSpec, Mask, add_noise_, eligible_parameters
 from ..train import read_meta
@@ -144,6 +145,32 @@ class AnalysisRun:
                 out.append(predict_probs(m, x, batch_size=batch_size))
             del m
         return torch.stack(out) if out else torch.empty(0, len(x), 0)
+
+    @property
+    def temperature(self) -> TemperatureFit | None:
+        """The ensemble's temperature the run fit on validation (``None`` for a run without one,
+        e.g. from an older version, or an RL run)."""
+        fit = ((self.results.get("calibrated") or {}).get("ensemble") or {}).get("fit")
+        return None if fit is None else TemperatureFit.from_dict(fit, source=str(self.path / "results.json"))
+
+    def predict_proba(self, x: torch.Tensor, *, calibrated: bool = False, batch_size: int = 1024) -> torch.Tensor:
+        """(B, C) ensemble probabilities as the run combined them (its ``combine`` rule, the
+        parent voting when it did); ``calibrated=True`` applies the run's temperature."""
+        t = 1.0
+        if calibrated:
+            if self.temperature is None:
+                raise UserError(f"{self.path} has no fitted temperature (a run from before calibration)")
+            t = self.temperature.temperature
+        combine = self.config.get("combine", "mean")
+        logits = []
+        if self.config.get("include_parent") and self.parent() is not None:
+            logits.append(predict_logits(self.parent(), x, batch_size=batch_size))
+        for m in self.members():
+            with m.seeded() if isinstance(m, MCDropoutPass) else nullcontext():
+                logits.append(predict_logits(m, x, batch_size=batch_size))
+            del m
+        return tempered_probs(torch.stack(logits), t, where="members" if combine == "mean" else "combined",
+                              combine=combine)
 
     def child_mask(self, i: int) -> Mask | None:
         """The weights child ``i`` keeps (sparse, stochastic) or perturbs (noisy, imagenet),

@@ -48,8 +48,9 @@ def ensemble_state(ens: BaseEnsemble) -> dict[str, torch.Tensor]:
 
 def save_peer(path: str | Path, ens: BaseEnsemble, record: Mapping[str, Any]) -> None:
     """Write ``ens``'s weights and ``record`` (see :func:`rebuild_peer`) to ``path`` atomically."""
+    temperature = None if ens.temperature is None else ens.temperature.to_dict()
     save_tensors(path, {k: v.detach().cpu().contiguous() for k, v in ensemble_state(ens).items()},
-                 {"format": FORMAT, **record})
+                 {"format": FORMAT, **record, "temperature": temperature})
 
 
 def _skeleton(record: Mapping[str, Any]) -> BaseEnsemble:
@@ -100,7 +101,12 @@ def load_peer(path: str | Path) -> tuple[BaseEnsemble, dict[str, Any]]:
     record = read_meta(path)
     if record.get("format") != FORMAT:
         raise CheckpointError(f"{path} is not a peer ensemble written by this toolkit")
-    return rebuild_peer(record, load_tensors(path)), record
+    ens = rebuild_peer(record, load_tensors(path))
+    if record.get("temperature") is not None:  # fit on validation by the run that saved it
+        from ..calibration import TemperatureFit
+
+        ens.temperature = TemperatureFit.from_dict(record["temperature"], source=str(path))
+    return ens, record
 
 
 __all__ = ["ensemble_state", "load_peer", "rebuild_peer", "save_peer"]

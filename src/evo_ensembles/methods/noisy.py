@@ -92,7 +92,8 @@ class NoisyEnsemble(BaseEnsemble):
     def to_dict(self) -> dict[str, Any]:
         return {"format": FORMAT, "parent_fingerprint": parent_fingerprint(self.parent),
                 "include_parent": self.include_parent, "combine": self.combine_method,
-                "eligibility": self.eligibility, "descriptors": [s.to_dict() for s in self.specs]}
+                "eligibility": self.eligibility, "descriptors": [s.to_dict() for s in self.specs],
+                "temperature": None if self.temperature is None else self.temperature.to_dict()}
 
     def save(self, path: str | Path, **extra: Any) -> Path:
         """Write the descriptors as JSON (atomically); the parent is saved separately."""
@@ -115,8 +116,13 @@ class NoisyEnsemble(BaseEnsemble):
             raise CheckpointError(f"{source}: malformed descriptors ({e})") from None
         if any(s.noise_seed is None for s in specs):
             raise CheckpointError(f"{source}: a noisy child descriptor has no noise_seed")
-        return cls(parent, specs, include_parent=bool(d.get("include_parent", False)),
-                   combine=d.get("combine", "mean"), eligibility=d.get("eligibility") or {})
+        ens = cls(parent, specs, include_parent=bool(d.get("include_parent", False)),
+                  combine=d.get("combine", "mean"), eligibility=d.get("eligibility") or {})
+        if d.get("temperature") is not None:  # fit on validation by the run (or fit_temperature)
+            from ..calibration import TemperatureFit
+
+            ens.temperature = TemperatureFit.from_dict(d["temperature"], source=source)
+        return ens
 
     @classmethod
     def load(cls, path: str | Path, parent: nn.Module) -> NoisyEnsemble:

@@ -24,6 +24,7 @@ from typing import Any
 
 from ..baselines import get_peer, reference_flops
 from ..baselines.storage import save_peer
+from ..calibration import TemperatureFit
 from ..config.baseline import BaselineRunConfig
 from ..data import DataSplits
 from ..devices import resolve_device, set_threads
@@ -88,6 +89,7 @@ def run_baseline(cfg: BaselineRunConfig, out: str | Path, *, progress: bool = Tr
     set_threads(cfg.threads)
     device = resolve_device(cfg.device)
     data = cfg.load_data() if data is None else data
+    ood = ood_inputs(cfg, data)  # a missing or unknown OOD set fails before any training
     build_model(cfg.model, data.input_shape, data.num_classes)  # an unknown model fails before --out is made
     lock = RunLock(out).acquire()
     try:
@@ -103,9 +105,11 @@ def run_baseline(cfg: BaselineRunConfig, out: str | Path, *, progress: bool = Tr
         t_eval = time.perf_counter()
         ens = res.ensemble
         scores = score_run(lambda x: ens.member_logits(x, with_parent=False), None, data.val, data.test,
-                           ood_inputs(cfg, data), combine=cfg.combine, ece_bins=cfg.ece_bins, progress=progress,
+                           ood, combine=cfg.combine, ece_bins=cfg.ece_bins, progress=progress,
                            with_size_curve=cfg.method == "deep-ensemble")  # the reference of the DEE
         test, val = scores["test"], scores["validation"]
+        ens.temperature = TemperatureFit.from_dict(scores["calibrated"]["ensemble"]["fit"])
+        save_peer(out / "checkpoints" / "ensemble.safetensors", ens, peer_record(cfg, data, res))  # with its T
         corrupted = corrupted_scores(data, {"ensemble": res.ensemble.predict_proba}, ece_bins=cfg.ece_bins,
                                      examples=cfg.corrupted_examples, progress=progress)
         eval_s = time.perf_counter() - t_eval

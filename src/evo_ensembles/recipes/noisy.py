@@ -26,6 +26,7 @@ from typing import Any
 
 import torch
 
+from ..calibration import TemperatureFit
 from ..config.noisy import NoisyRunConfig
 from ..data import DataSplits
 from ..devices import resolve_device, set_threads
@@ -81,6 +82,7 @@ def run_noisy(cfg: NoisyRunConfig, out: str | Path, *, progress: bool = True,
     set_threads(cfg.threads)
     device = resolve_device(cfg.device)
     data = cfg.load_data() if data is None else data
+    ood = ood_inputs(cfg, data)  # a missing or unknown OOD set fails before any training
     if len(data.val) == 0:
         raise UserError("the noisy method selects children on a validation split: use --val-fraction > 0")
     model_name = cfg.model
@@ -120,10 +122,13 @@ def run_noisy(cfg: NoisyRunConfig, out: str | Path, *, progress: bool = True,
             kept["test"] = out
         return out
 
-    scores = score_run(member_logits, parent, data.val, data.test, ood_inputs(cfg, data),
+    scores = score_run(member_logits, parent, data.val, data.test, ood,
                        include_parent=cfg.include_parent, combine=cfg.combine, ece_bins=cfg.ece_bins,
                        progress=progress)
     test, val = scores["test"], scores["validation"]
+    if search.get("ensemble") is not None:  # the saved ensemble carries its validation-fit temperature
+        search["ensemble"].temperature = TemperatureFit.from_dict(scores["calibrated"]["ensemble"]["fit"])
+        search["ensemble"].save(out / "ensemble.json", **search.get("saved_extra", {}))
     parent_test = predict_probs(parent, data.test.x)
     member_kl = [mean_kl(parent_test, p) for p in torch.softmax(kept["test"], -1)]
 
@@ -191,6 +196,7 @@ def _build(cfg: NoisyRunConfig, parent, data, loaded, out: Path, progress: bool)
         return {"mode": "descriptors", "sigma": sigmas[0] if len(sigmas) == 1 else sigmas,
                 "member_probs": lambda x: _members_only(ens, x), "trust_region": None, "population": None,
                 "member_logits": lambda x: ens.member_logits(x, with_parent=False),
+                "ensemble": ens, "saved_extra": {"source": str(cfg.descriptors)},
                 "descriptors": [s.to_dict() for s in ens.specs],
                 "selected_records": [None] * len(ens)}
     # Finished grid cells and child scores survive an interruption (valid for this parent,
@@ -212,6 +218,7 @@ def _build(cfg: NoisyRunConfig, parent, data, loaded, out: Path, progress: bool)
         return {"mode": "population", "sigma": res.sigma, "trust_region": trust, "population": population,
                 "member_probs": lambda x: _members_only(res.ensemble, x),
                 "member_logits": lambda x: res.ensemble.member_logits(x, with_parent=False),
+                "ensemble": res.ensemble,
                 "descriptors": [s.to_dict() for s in res.ensemble.specs],
                 "selected_records": [res.records[i] for i in res.selected]}
     return _evolved(cfg, parent, data, res, trust, population, out, progress)

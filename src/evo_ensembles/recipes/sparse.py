@@ -78,6 +78,7 @@ def run_sparse(cfg: SparseRunConfig, out: str | Path, *, progress: bool = True,
         raise UserError("--workers: each worker loads the data set the config names; "
                         "tune your own DataSplits in this process (workers=1)")
     data = cfg.load_data() if data is None else data
+    ood = ood_inputs(cfg, data)  # a missing or unknown OOD set fails before any training
     if cfg.parent is not None:  # a checkpoint that does not fit fails before --out is made
         probe, _ = load_model_checkpoint(cfg.parent, data, cfg.model)
     else:
@@ -115,7 +116,7 @@ def run_sparse(cfg: SparseRunConfig, out: str | Path, *, progress: bool = True,
     t_eval = time.perf_counter()
     ens = Ensemble(children, parent=parent, include_parent=cfg.include_parent, combine=cfg.combine)
     scores = score_run(lambda x: ens.member_logits(x, with_parent=False), parent, data.val, data.test,
-                       ood_inputs(cfg, data), include_parent=cfg.include_parent, combine=cfg.combine,
+                       ood, include_parent=cfg.include_parent, combine=cfg.combine,
                        ece_bins=cfg.ece_bins, progress=progress)
     test, val = scores["test"], scores["validation"]
     corrupted = corrupted_scores(data, {"parent": lambda x: predict_probs(parent, x), "ensemble": ens.predict_proba},
