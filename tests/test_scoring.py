@@ -35,8 +35,11 @@ def test_permuting_test_labels_changes_no_temperature_and_no_ood_score():
     a = _scored()
     perm = torch.randperm(120, generator=torch.Generator().manual_seed(3))
     b = _scored(y_test=(torch.arange(120) % 4)[perm])
-    temps = lambda r: ([r["calibrated"]["parent"]["temperature"], r["calibrated"]["ensemble"]["temperature"]]
-                       + [m["temperature"] for m in r["calibrated"]["members"]])
+
+    def temps(r):
+        cal = r["calibrated"]
+        return [cal["parent"]["temperature"], cal["ensemble"]["temperature"]] + [m["temperature"] for m in cal["members"]]
+
     assert temps(a) == temps(b)
     assert a["ood"] == b["ood"]  # OOD detection reads no label
 
