@@ -160,3 +160,17 @@ def test_saved_noisy_and_peer_ensembles_keep_their_temperature(tmp_path):
 
     p = loaded.predict_proba(data.test.x, calibrated=True)
     assert nll(p, data.test.y) == pytest.approx(res["calibrated"]["ensemble"]["test"]["nll"], abs=1e-5)
+
+
+def test_a_diverged_member_keeps_t1_and_gets_no_nan_scores():
+    g = torch.Generator().manual_seed(0)
+    val, test, far = _outs(40, g), _outs(60, g), _outs(30, g)
+    bad = lambda o: Outputs(o.parent, torch.cat([o.members[:1] * float("nan"), o.members[1:]]))  # noqa: E731
+    r = uncertainty_results(bad(val), torch.arange(40) % 4, bad(test), torch.arange(60) % 4, {"far": bad(far)})
+    assert r["calibrated"]["ensemble"]["temperature"] == 1.0
+    assert "non-finite" in r["calibrated"]["ensemble"]["fit"]["fallback"]
+    assert r["selective"]["ensemble"] is None and r["selective"]["parent"] is not None
+    assert r["ood"]["sets"]["far"]["skipped"] == {"ensemble": "non-finite outputs"}
+    assert "parent" in r["ood"]["sets"]["far"]
+    assert math.isfinite(r["calibrated"]["parent"]["temperature"])
+    json.dumps({k: v for k, v in r.items() if k != "calibrated"}, allow_nan=False)

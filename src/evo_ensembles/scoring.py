@@ -35,7 +35,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from .calibration import fit_temperature, tempered_probs
+from .calibration import TemperatureFit, fit_temperature, tempered_probs
 from .data.arrays import ArrayData
 from .ensemble import BaseEnsemble, predict_logits
 from .metrics import (
@@ -79,10 +79,26 @@ def _scored(logits: torch.Tensor, y: torch.Tensor, t: float, where: str, combine
     return classification_metrics(probs, y, bins)
 
 
+def _finite(t: torch.Tensor | None) -> bool:
+    return t is None or bool(torch.isfinite(t).all())
+
+
+def _fit(logits: torch.Tensor, y: torch.Tensor, where: str = "members", combine: str = "mean") -> TemperatureFit:
+    """:func:`fit_temperature`, with the documented fallback for a network that diverged:
+    non-finite outputs keep T = 1 (``fallback`` says so) instead of failing the whole run."""
+    if not _finite(logits):
+        return TemperatureFit(1.0, where, None, None, len(y), fallback="non-finite outputs on validation")
+    return fit_temperature(logits, y, where=where, combine=combine)
+
+
 def uncertainty_results(val: Outputs, y_val: torch.Tensor, test: Outputs, y_test: torch.Tensor,
                         ood: Mapping[str, Outputs] | None = None, *, include_parent: bool = False,
                         combine: str = "mean", ece_bins: int = DEFAULT_ECE_BINS) -> dict[str, Any]:
-    """``calibrated``, ``ood`` and ``selective`` entries of a run (see the module docstring)."""
+    """``calibrated``, ``ood`` and ``selective`` entries of a run (see the module docstring).
+
+    Outputs that are not finite (a diverged network) keep T = 1 and get no OOD or selective
+    scores (``None``, or a ``skipped`` reason per OOD set) rather than NaN.
+    """
     where = "members" if combine == "mean" else "combined"
     has_parent = test.parent is not None and val.parent is not None
     out: dict[str, Any] = {"calibrated": {"method": METHOD, "fit_on": "validation",
@@ -90,7 +106,7 @@ def uncertainty_results(val: Outputs, y_val: torch.Tensor, test: Outputs, y_test
     cal = out["calibrated"]
 
     def one_model(v: torch.Tensor, t: torch.Tensor) -> dict:
-        fit = fit_temperature(v, y_val)
+        fit = _fit(v, y_val)
         return {"temperature": fit.temperature, "fit": fit.to_dict(),
                 "test": _scored(t, y_test, fit.temperature, "members", "mean", ece_bins)}
 
@@ -101,7 +117,7 @@ def uncertainty_results(val: Outputs, y_val: torch.Tensor, test: Outputs, y_test
     else:
         cal["parent"] = None
     cal["members"] = [one_model(v, t) for v, t in zip(val.members, test.members)]
-    ens_fit = fit_temperature(_voters(val, include_parent), y_val, where=where, combine=combine)
+    ens_fit = _fit(_voters(val, include_parent), y_val, where, combine)
     ens_t = ens_fit.temperature
     test_voters = _voters(test, include_parent)
     cal["ensemble"] = {"temperature": ens_t, "fit": ens_fit.to_dict(), "where": where,
@@ -110,21 +126,27 @@ def uncertainty_results(val: Outputs, y_val: torch.Tensor, test: Outputs, y_test
     def probs(o_logits: torch.Tensor, t: float, w: str, c: str) -> torch.Tensor:
         return tempered_probs(o_logits, t, where=w, combine=c)
 
-    test_probs = {"ensemble": probs(test_voters, 1.0, where, combine),
-                  "ensemble + T": probs(test_voters, ens_t, where, combine)}
-    if has_parent:
+    ens_ok, parent_ok = _finite(test_voters), has_parent and _finite(test.parent)
+    test_probs = {}
+    if parent_ok:
         test_probs = {"parent": probs(test.parent, 1.0, "members", "mean"),
-                      "parent + T": probs(test.parent, parent_t, "members", "mean"), **test_probs}
+                      "parent + T": probs(test.parent, parent_t, "members", "mean")}
+    if ens_ok:
+        test_probs.update({"ensemble": probs(test_voters, 1.0, where, combine),
+                           "ensemble + T": probs(test_voters, ens_t, where, combine)})
     cal["reliability"] = {k: reliability_bins(p, y_test, ece_bins) for k, p in test_probs.items()}
     out["selective"] = {"ranked_by": "max probability of the temperature-scaled prediction",
-                        "ensemble": selective_metrics(test_probs["ensemble + T"], y_test),
-                        "parent": selective_metrics(test_probs["parent + T"], y_test) if has_parent else None}
+                        "ensemble": selective_metrics(test_probs["ensemble + T"], y_test) if ens_ok else None,
+                        "parent": selective_metrics(test_probs["parent + T"], y_test) if parent_ok else None}
 
     # OOD: the ensemble's scores from its voters' tempered logits (vote: the mean rule's scores)
     def scores(o: Outputs) -> dict[str, dict[str, torch.Tensor]]:
-        u = uncertainty(_voters(o, include_parent), temperature=ens_t)
-        res = {"ensemble": {s: u.score(s) for s in u.available_scores()}}
-        if has_parent:
+        res = {}
+        voting = _voters(o, include_parent)
+        if ens_ok and _finite(voting):
+            u = uncertainty(voting, temperature=ens_t)
+            res["ensemble"] = {s: u.score(s) for s in u.available_scores()}
+        if parent_ok and _finite(o.parent):
             up = uncertainty(o.parent, temperature=parent_t)
             res["parent"] = {s: up.score(s) for s in ("max_prob", "entropy", "energy")}
         return res
@@ -134,9 +156,13 @@ def uncertainty_results(val: Outputs, y_val: torch.Tensor, test: Outputs, y_test
         in_dist = scores(test)
         for name, o in ood.items():
             far = scores(o)
-            sets[name] = {"examples": int(o.members.shape[1]),
-                          **{who: {s: ood_metrics(in_dist[who][s], far[who][s]) for s in far[who]}
-                             for who in far}}
+            entry: dict[str, Any] = {"examples": int(o.members.shape[1])}
+            for who in ("parent", "ensemble"):
+                if who in far and who in in_dist:
+                    entry[who] = {s: ood_metrics(in_dist[who][s], far[who][s]) for s in far[who]}
+                elif who == "ensemble" or has_parent:
+                    entry.setdefault("skipped", {})[who] = "non-finite outputs"
+            sets[name] = entry
     out["ood"] = {"convention": OOD_CONVENTION, "in_distribution": f"test split ({len(y_test)} examples)",
                   "sets": sets}
     return out
@@ -198,7 +224,7 @@ def size_curve(val: Outputs, y_val: torch.Tensor, test: Outputs, y_test: torch.T
         cal_k, raw_k = [], []
         for p in picks:
             idx = torch.tensor(p)
-            fit = fit_temperature(val.members[idx], y_val)
+            fit = _fit(val.members[idx], y_val)
             cal_k.append(_scored(test.members[idx], y_test, fit.temperature, "members", "mean", ece_bins)["nll"])
             raw_k.append(_scored(test.members[idx], y_test, 1.0, "members", "mean", ece_bins)["nll"])
         nll.append(sum(cal_k) / len(cal_k))
