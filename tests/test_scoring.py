@@ -174,3 +174,20 @@ def test_a_diverged_member_keeps_t1_and_gets_no_nan_scores():
     assert "parent" in r["ood"]["sets"]["far"]
     assert math.isfinite(r["calibrated"]["parent"]["temperature"])
     json.dumps({k: v for k, v in r.items() if k != "calibrated"}, allow_nan=False)
+
+
+@needs_fashion
+def test_a_users_own_ood_set_from_a_dataloader_is_scored(tmp_path):
+    from torch.utils.data import DataLoader, TensorDataset
+
+    from evo_ensembles.config.sparse import SparseRunConfig
+    from evo_ensembles.data.ood import ood_from
+    from evo_ensembles.recipes.sparse import run_sparse
+
+    cfg = SparseRunConfig(model="lenet-5", subset=300, parent_epochs=1, children=2, child_epochs=1, threads=1,
+                          corrupted_examples=20, ood_sets="none")
+    data = cfg.load_data()
+    noise = torch.rand(64, 1, 28, 28, generator=torch.Generator().manual_seed(0)) * 4 - 2
+    data.ood["my-noise"] = ood_from(DataLoader(TensorDataset(noise), batch_size=16))
+    res = run_sparse(cfg, tmp_path / "run", progress=False, data=data)
+    assert set(res["ood"]["sets"]) == {"my-noise"} and res["ood"]["sets"]["my-noise"]["examples"] == 64
