@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import time
 
-import torch
 from _common import footer, header, save
 
 from evo_ensembles.calibration import fit_temperature
