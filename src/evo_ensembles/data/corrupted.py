@@ -452,17 +452,16 @@ def plot_corruption_grid(name: str, path: str | os.PathLike, index: int = 0,
     return out
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Generate a corrupted test set (see :func:`generate_corrupted`); exit 2 on a user error."""
-    p = argparse.ArgumentParser(
-        prog="python -m evo_ensembles.data.corruptions",
-        description="Generate NAME-c (Fashion-MNIST-C or MNIST-C) beside the clean data set.")
+def generator_main(argv: list[str] | None, *, prog: str, description: str, generate, n_help: str) -> int:
+    """The command of a derived test set's generator (``generate(name, root, seed=, n=,
+    progress=)``, e.g. :func:`generate_corrupted`): one line and exit 2 on a user error."""
+    p = argparse.ArgumentParser(prog=prog, description=description)
     p.add_argument("name", help="fashion-mnist or mnist")
     p.add_argument("--root", default=None,
                    help="data root holding the clean set (default: $EVO_ENSEMBLES_DATA_ROOT, "
                         "else /usr/share/datasets)")
     p.add_argument("--seed", type=int, default=0, help="seed of every random draw (default 0)")
-    p.add_argument("--n", type=int, default=None, help="corrupt only the first N test images")
+    p.add_argument("--n", type=int, default=None, help=n_help)
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: all)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     args = p.parse_args(argv)
@@ -470,10 +469,16 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
     start = time.perf_counter()
     try:
-        out = generate_corrupted(args.name, args.root, seed=args.seed, n=args.n,
-                                 progress=not args.no_progress)
+        out = generate(args.name, args.root, seed=args.seed, n=args.n, progress=not args.no_progress)
     except UserError as e:
         print(f"error: {first_line(e)}", file=sys.stderr)
         return 2
     print(f"{out} ({time.perf_counter() - start:.1f} s)")
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Generate a corrupted test set (see :func:`generate_corrupted`); exit 2 on a user error."""
+    return generator_main(argv, prog="python -m evo_ensembles.data.corruptions",
+                          description="Generate NAME-c (Fashion-MNIST-C or MNIST-C) beside the clean data set.",
+                          generate=generate_corrupted, n_help="corrupt only the first N test images")

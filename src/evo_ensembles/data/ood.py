@@ -34,13 +34,11 @@ Example:
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import importlib.util
 import json
 import os
 import shutil
-import sys
 import tempfile
 import time
 import warnings
@@ -54,7 +52,7 @@ import torch
 from .._version import __version__
 from ..errors import DataNotFoundError, UnknownNameError, UserError, first_line
 from .arrays import ArrayData
-from .corrupted import FORMAT, _hashes_match, _read_manifest, _replace_dir, _sha256
+from .corrupted import FORMAT, _hashes_match, _read_manifest, _replace_dir, _sha256, generator_main
 from .registry import DataSplits, _lookup, _normalise, resolve_root, split_corrupted_name
 
 GENERATOR_VERSION = 1
@@ -441,25 +439,9 @@ def plot_ood_grid(name: str, path: str | os.PathLike, root: str | os.PathLike | 
 
 def main(argv: list[str] | None = None) -> int:
     """Generate the OOD sets of a data set (see :func:`generate_ood`); exit 2 on a user error."""
-    p = argparse.ArgumentParser(
-        prog="python -m evo_ensembles.data.ood",
-        description="Generate NAME-ood (digits, letters, noise) beside the clean data set.")
-    p.add_argument("name", help="fashion-mnist or mnist")
-    p.add_argument("--root", default=None,
-                   help="data root (default: $EVO_ENSEMBLES_DATA_ROOT, else /usr/share/datasets)")
-    p.add_argument("--seed", type=int, default=0, help="seed of every random draw (default 0)")
-    p.add_argument("--n", type=int, default=None, help="at most N images per set")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    args = p.parse_args(argv)
-    start = time.perf_counter()
-    try:
-        out = generate_ood(args.name, args.root, seed=args.seed, n=args.n,
-                           progress=not args.no_progress)
-    except UserError as e:
-        print(f"error: {first_line(e)}", file=sys.stderr)
-        return 2
-    print(f"{out} ({time.perf_counter() - start:.1f} s)")
-    return 0
+    return generator_main(argv, prog="python -m evo_ensembles.data.ood",
+                          description="Generate NAME-ood (digits, letters, noise) beside the clean data set.",
+                          generate=generate_ood, n_help="at most N images per set")
 
 
 if __name__ == "__main__":
