@@ -118,6 +118,14 @@ def made_at(rows: list[dict], by: str | None = None) -> str:
                      for g in sorted(groups, key=str))
 
 
+def trained_by(rows: list[dict]) -> str:
+    """The command lines that made ``rows`` (each row's ``command``), for a page's provenance."""
+    commands = sorted({r["command"] for r in rows if r.get("command")})
+    missing = sum(1 for r in rows if not r.get("command"))
+    text = "; ".join(f"`{c}`" for c in commands) or "not recorded"
+    return text + (f" ({missing} of {len(rows)} rows did not record theirs)" if commands and missing else "")
+
+
 def save(name: str, payload: dict, markdown: str) -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / f"{name}.json").write_text(json.dumps(payload, indent=2) + "\n")
@@ -186,12 +194,14 @@ class RunLog:
 
         A row without a ``commit`` gets this process's code (``commit``, ``code_dirty``,
         ``code_diff_sha256``, see ``header``), so a table whose rows were made over several
-        sessions can say which code made each.
+        sessions can say which code made each; every row gets the command line that made it
+        (``command``), so a page lists the commands that trained its rows (:func:`trained_by`).
         """
         from evo_ensembles.train.checkpoint import write_text
 
         if "commit" not in row:
             row.update(zip(CODE_KEYS, _code(), strict=True))
+        row.setdefault("command", " ".join(["python", *sys.argv]))
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.path.with_name(self.path.name + ".lock"), "w") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)

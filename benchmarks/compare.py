@@ -35,7 +35,7 @@ import statistics
 import time
 from pathlib import Path
 
-from _common import RunLog, code_of, footer, header, made_at, mean_se, save
+from _common import RunLog, code_of, footer, header, made_at, mean_se, save, trained_by
 
 from evo_ensembles.config.baseline import PEERS, BaselineRunConfig
 from evo_ensembles.config.noisy import NoisyRunConfig
@@ -569,7 +569,7 @@ def main() -> None:
         *uncertainty,
         *[f"![{name}]({name})" for name in figures],
         f"Runs trained at {made_at(rows)}"
-        + "; this page was written by the footer's.",
+        + "; this page was written by the footer's. Rows trained by: " + trained_by(rows) + ".",
         *footer(info),
     ]) + "\n"
     save(args.name, {**info, "model": args.model, "epochs": args.epochs, "rows": rows}, md)

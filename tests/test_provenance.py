@@ -160,3 +160,7 @@ def test_a_run_log_row_gets_this_processs_code(common, monkeypatch):
     assert {k: row[k] for k in common.CODE_KEYS} == {"commit": B, "code_dirty": None, "code_diff_sha256": None}
     kept = common.RunLog("example").append({"seed": 1, "commit": A, "code_dirty": False, "code_diff_sha256": None})
     assert kept["commit"] == A and [r["commit"] for r in common.RunLog("example")] == [B, A]
+    assert row["command"].startswith("python ")  # the command that made the row
+    assert common.trained_by([row, kept]).startswith("`python ")
+    assert "1 of 2 rows did not record" in common.trained_by([row, {"seed": 2}])
+    assert common.trained_by([{"seed": 2}]) == "not recorded"
