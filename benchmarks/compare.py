@@ -170,6 +170,10 @@ def uncertainty_of(results: dict) -> dict:
            "risk90": (sel.get("ensemble") or {}).get("risk_at_90"),
            "parent_aurc": (sel.get("parent") or {}).get("aurc"),
            "auroc": ood_summary(results, "ensemble"), "parent_auroc": ood_summary(results, "parent"),
+           "adaptive_ece": (results.get("ensemble") or {}).get("adaptive_ece"),
+           "cal_adaptive_ece": (ens.get("test") or {}).get("adaptive_ece"),
+           "member_temperatures": [m.get("temperature") for m in cal.get("members") or []],
+           "ood_full": (results.get("ood") or {}).get("sets"), "selective_full": sel,
            "size_curve": (cal.get("size_curve") or {}).get("nll")}
     return row
 
