@@ -106,12 +106,14 @@ def _weights_case(case: str, tmp_path, tree):
         return ["--data", str(tree), "--model", "squeezenet1_1", "--weights", str(tmp_path / "w1000.pth")]
     if case == "unknown weights entry":
         return ["--data", str(tree), "--model", "resnet18", "--weights", "IMAGENET9K_V9"]
+    if case == "an OOD set named":
+        return ["--data", str(tree), "--model", "squeezenet1_1", "--weights", "none", "--ood-sets", "digits"]
     raise AssertionError(case)
 
 
 @pytest.mark.parametrize("case", ["missing data", "partial data", "other architecture", "pickle",
                                   "split of other data", "1000-class weights on 3 classes",
-                                  "unknown weights entry"])
+                                  "unknown weights entry", "an OOD set named"])
 def test_bad_input_is_one_line_exit_2_and_nothing_written(case, tree, tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
     args = _weights_case(case, tmp_path, tree)

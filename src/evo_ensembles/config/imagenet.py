@@ -80,6 +80,9 @@ class ImageNetRunConfig(NoisySearchFields, EnsembleFields, RuntimeFields):
         super().check()
         if not self.model.strip():
             raise UserError("--model must name a torchvision model")
+        if self.ood_names():
+            raise UserError("--ood-sets: no OOD set is offered for ImageNet runs (use auto or none); "
+                            "calibration and selective scores are reported")
 
     def weights_arg(self) -> str | None:
         """``weights`` as :func:`~evo_ensembles.models.pretrained_torchvision_model` takes it."""
