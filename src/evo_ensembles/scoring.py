@@ -37,7 +37,7 @@ from torch import nn
 
 from .calibration import TemperatureFit, fit_temperature, tempered_probs
 from .data.arrays import ArrayData
-from .ensemble import BaseEnsemble, predict_logits
+from .ensemble import predict_logits
 from .metrics import (
     DEFAULT_ECE_BINS,
     classification_metrics,
@@ -62,12 +62,6 @@ class Outputs:
 
     parent: torch.Tensor | None
     members: torch.Tensor
-
-
-def collect_outputs(ensemble: BaseEnsemble, x: torch.Tensor, *, batch_size: int = 1024) -> Outputs:
-    """:class:`Outputs` of ``ensemble`` (and its parent, if any) on ``x``."""
-    parent = predict_logits(ensemble.parent, x, batch_size=batch_size) if ensemble.parent is not None else None
-    return Outputs(parent, ensemble.member_logits(x, batch_size=batch_size, with_parent=False))
 
 
 def _voters(o: Outputs, include_parent: bool) -> torch.Tensor:
@@ -240,5 +234,5 @@ def ood_summary(results: Mapping[str, Any], who: str = "ensemble", metric: str =
     return {name: {s: v[metric] for s, v in (d.get(who) or {}).items()} for name, d in sets.items()}
 
 
-__all__ = ["METHOD", "OOD_CONVENTION", "Outputs", "collect_outputs", "ood_summary", "score_run", "size_curve",
+__all__ = ["METHOD", "OOD_CONVENTION", "Outputs", "ood_summary", "score_run", "size_curve",
            "uncertainty_results"]
