@@ -278,6 +278,8 @@ def cell(values: list, digits: int = 4) -> str:
     values = [v for v in values if v is not None and math.isfinite(v)]
     if not values:
         return "–"
+    if len(values) == 1:  # no spread from one seed
+        return f"{values[0]:.{digits}f}"
     mu, se = mean_se(values)
     return f"{mu:.{digits}f} ± {se:.{digits}f}"
 
@@ -363,11 +365,17 @@ def answers(rows: list[dict], methods: list[str]) -> list[list[object]]:
             da = paired(mine, rs, mean_auroc)
             if dn is None:
                 continue
-            out.append([LABELS[m], name, f"{dn[0]:+.4f} ± {dn[1]:.4f}", "better" if dn[0] + 2 * dn[1] < 0 else
-                        ("worse" if dn[0] - 2 * dn[1] > 0 else "level"),
-                        "–" if da is None else f"{da[0]:+.4f} ± {da[1]:.4f}",
-                        "–" if da is None else ("better" if da[0] - 2 * da[1] > 0 else
-                                                ("worse" if da[0] + 2 * da[1] < 0 else "level")), dn[2]])
+            def verdict(d, lower_is_better: bool) -> str:
+                if d is None or d[2] < 2:
+                    return "– (needs 2+ seeds)"
+                good = d[0] + 2 * d[1] < 0 if lower_is_better else d[0] - 2 * d[1] > 0
+                bad = d[0] - 2 * d[1] > 0 if lower_is_better else d[0] + 2 * d[1] < 0
+                return "better" if good else ("worse" if bad else "level")
+
+            def diff(d) -> str:
+                return "–" if d is None else (f"{d[0]:+.4f}" if d[2] < 2 else f"{d[0]:+.4f} ± {d[1]:.4f}")
+
+            out.append([LABELS[m], name, diff(dn), verdict(dn, True), diff(da), verdict(da, False), dn[2]])
     return out
 
 
