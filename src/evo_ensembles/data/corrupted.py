@@ -331,6 +331,12 @@ def _settings(cs: _CSpec, seed: int, n: int | None, images: np.ndarray, labels: 
     return json.loads(json.dumps(s))  # tuples → lists, as read back from the manifest
 
 
+def _publish(tmp: Path, target: Path, manifest: dict) -> None:
+    """Write ``manifest.json`` into the staged folder ``tmp``, then rename it to ``target``."""
+    (tmp / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
+    _replace_dir(tmp, target)
+
+
 def _replace_dir(tmp: Path, target: Path) -> None:
     """Rename ``tmp`` to ``target``; an old ``target`` is moved aside first, then removed."""
     old = None
@@ -406,8 +412,7 @@ def generate_corrupted(
         manifest = {**settings, "files": files, "seconds": round(time.perf_counter() - start, 1),
                     "versions": {"evo_ensembles": __version__, "torch": torch.__version__,
                                  "numpy": np.__version__, "Pillow": PIL.__version__}}
-        (tmp / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
-        _replace_dir(tmp, target)
+        _publish(tmp, target, manifest)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -52,7 +52,7 @@ import torch
 from .._version import __version__
 from ..errors import DataNotFoundError, UnknownNameError, UserError, first_line
 from .arrays import ArrayData
-from .corrupted import FORMAT, _hashes_match, _read_manifest, _replace_dir, _sha256, generator_main
+from .corrupted import FORMAT, _hashes_match, _publish, _read_manifest, _sha256, generator_main
 from .registry import DataSplits, _lookup, _normalise, resolve_root, split_corrupted_name
 
 GENERATOR_VERSION = 1
@@ -276,8 +276,7 @@ def generate_ood(name: str, root: str | os.PathLike | None = None, *, seed: int 
                     "versions": {"evo_ensembles": __version__, "numpy": np.__version__,
                                  "Pillow": PIL.__version__, "scikit-learn": sklearn.__version__,
                                  "scipy": scipy.__version__}}
-        (tmp / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
-        _replace_dir(tmp, target)
+        _publish(tmp, target, manifest)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
