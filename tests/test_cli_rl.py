@@ -41,6 +41,11 @@ def test_train_then_noisy_evaluate(agent, tmp_path, capsys):
     (["rl", "train", "--env", "minatar:breakout", "--preset", "paper", "--out", "X"], "preset 'paper'"),
     (["rl", "train", "--env", "gym:CartPole-v1", "--timesteps", "0", "--out", "X"], "--timesteps"),
     (["rl", "evaluate", "--agent", "MISSING", "--out", "X"], "no trained agent"),
+    (["rl", "train", "--env", "minigrid:DoorKey-6x6", "--train-levels", "0", "--out", "X"], "--train-levels"),
+    (["rl", "train", "--env", "minigrid:DoorKey-6x6", "--train-levels", "-2", "--out", "X"], "--train-levels"),
+    (["rl", "train", "--env", "minigrid:NoSuchTask", "--out", "X"], "MiniGrid-DoorKey-6x6-v0"),
+    (["rl", "train", "--env", "minatar:breakout", "--train-levels", "25", "--out", "X"], "have no levels"),
+    (["rl", "train", "--env", "gym:CartPole-v1", "--start-level", "3", "--out", "X"], "have no levels"),
 ])
 def test_bad_input_exits_2_and_writes_nothing(argv, msg, tmp_path, capsys):
     argv = [str(tmp_path / "out") if a == "X" else (str(tmp_path / "none") if a == "MISSING" else a) for a in argv]
@@ -109,3 +114,25 @@ def test_same_settings_same_evaluation(agent, tmp_path):
     assert a["sigma"] == b["sigma"] and a["members"] == b["members"]
     assert a["parent"]["returns"] == b["parent"]["returns"]
     assert a["ensemble"]["returns"] == b["ensemble"]["returns"]
+
+
+def test_minigrid_level_split_scores_train_and_held_out_levels_under_both_rules(tmp_path, capsys):
+    agent, out = tmp_path / "agent", tmp_path / "eval"
+    assert main(["rl", "train", "--env", "minigrid:Empty-Random-5x5", "--preset", "smoke", "--timesteps", "64",
+                 "--train-levels", "3", "--quiet", "--out", str(agent)]) == 0
+    meta = json.loads((agent / "agent.json").read_text())
+    assert (meta["num_levels"], meta["start_level"]) == (3, 0)
+    code = main(["rl", "evaluate", "--agent", str(agent), "--episodes", "2", "--members", "2", "--population", "2",
+                 "--n-envs", "2", "--train-returns", "--both-rules", "--quiet", "--out", str(out)])
+    assert code == 0, capsys.readouterr().err
+    res = json.loads((out / "results.json").read_text())
+    keys = [(r["policy"], r["levels"], r["action"]) for r in res["scores"]]
+    assert len(keys) == len(set(keys)) == 8
+    assert {(lv, a) for _, lv, a in keys} == {(lv, a) for lv in ("held-out", "train") for a in ("argmax", "sample")}
+    assert keys[:2] == [("parent", "held-out", "argmax"), ("ensemble", "held-out", "argmax")]
+    assert res["scores"][0]["returns"] == res["parent"]["returns"]
+    assert "Every score" in (out / "report.md").read_text()
+    # Resuming with another level set would mix two trainings: refused.
+    assert main(["rl", "train", "--env", "minigrid:Empty-Random-5x5", "--preset", "smoke", "--timesteps", "128",
+                 "--train-levels", "5", "--quiet", "--out", str(agent)]) == 2
+    assert "train_levels" in capsys.readouterr().err

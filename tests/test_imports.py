@@ -7,7 +7,7 @@ import sys
 import pytest
 
 HEAVY = ["torch", "torchvision", "evotorch", "ray", "stable_baselines3", "gym", "gymnasium", "procgen",
-         "matplotlib", "pandas", "minatar"]
+         "matplotlib", "pandas", "minatar", "minigrid", "pygame"]
 
 
 def loaded_after(statement: str) -> set[str]:

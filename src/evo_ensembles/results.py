@@ -206,6 +206,9 @@ class RLResults(Provenance):
     sigma: float | None
     density: float
     members: list[dict[str, Any]]
+    # One row per (policy, level set, action rule): {"policy": "parent"|"ensemble", "action",
+    # **EpisodeSummary}; the primary pair first, then --train-returns and --both-rules scores.
+    scores: list[dict[str, Any]]
     config: dict[str, Any]
     seed: int
     timing: dict[str, Any]

@@ -11,6 +11,9 @@ Level sets for ProcGen (``levels``):
                 levels (the paper's protocol) every level is a training level, so this uses
                 unlimited levels with a seed disjoint from training;
   ``all``       unlimited levels.
+MiniGrid's level seeds are split once for all (see :mod:`evo_ensembles.envs.minigrid`):
+``train`` replays the agent's training levels, ``held-out`` draws from the seeds no
+training ever uses (``[2^30, 2^31)``), ``all`` from every seed.
 For MinAtar/gymnasium, ``levels`` only changes the seed stream.
 """
 
@@ -24,7 +27,7 @@ from stable_baselines3.common.preprocessing import is_image_space, is_image_spac
 from stable_baselines3.common.vec_env import VecEnv, VecTransposeImage
 
 from ..config.rl import LEVEL_SETS
-from ..envs import make_vec_env
+from ..envs import make_vec_env, parse_env_id
 from ..errors import UserError
 from .presets import get_preset
 from .train import load_normalization_state
@@ -41,11 +44,7 @@ def eval_env(meta: dict[str, Any], *, levels: str = "held-out", seed: int = 0, n
     if levels not in LEVEL_SETS:
         raise UserError(f"unknown level set {levels!r}; choose from {LEVEL_SETS}")
     preset = get_preset(meta["preset"]["name"], meta["env"])
-    num_levels, start_level = int(meta.get("num_levels", 0)), int(meta.get("start_level", 0))
-    if levels == "held-out" and num_levels > 0:
-        start_level, num_levels = start_level + num_levels, 0
-    elif levels in ("held-out", "all"):
-        start_level, num_levels = 0, 0
+    num_levels, start_level = evaluation_levels(meta, levels)
     normalize_obs = bool(meta["preset"].get("normalize_obs", False))  # as trained, overrides included
     env = make_vec_env(meta["env"], n_envs, seed + _SEED_OFFSET[levels], frame_stack=preset.frame_stack,
                        normalize_reward=False, normalize_obs=normalize_obs, distribution_mode=preset.distribution_mode,
@@ -56,6 +55,20 @@ def eval_env(meta: dict[str, Any], *, levels: str = "held-out", seed: int = 0, n
     if is_image_space(space) and not is_image_space_channels_first(space):
         env = VecTransposeImage(env)  # what SB3 did to the training env
     return env
+
+
+def evaluation_levels(meta: dict[str, Any], levels: str) -> tuple[int, int]:
+    """``(num_levels, start_level)`` of the level set ``levels`` for an agent trained as ``meta`` says."""
+    num_levels, start_level = int(meta.get("num_levels", 0)), int(meta.get("start_level", 0))
+    if levels == "train":
+        return num_levels, start_level
+    if parse_env_id(meta["env"]).family == "minigrid":
+        from ..envs.minigrid import HELD_OUT_START, LEVEL_SPACE
+
+        return (LEVEL_SPACE - HELD_OUT_START, HELD_OUT_START) if levels == "held-out" else (LEVEL_SPACE, 0)
+    if levels == "held-out" and num_levels > 0:
+        return 0, start_level + num_levels
+    return 0, 0
 
 
 def run_episodes(predictor, meta: dict[str, Any], *, episodes: int, levels: str = "held-out", seed: int = 0,

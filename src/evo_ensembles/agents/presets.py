@@ -43,7 +43,7 @@ class Preset:
         """
         kind = self.policy
         if kind == "auto":
-            kind = {"procgen": "impala", "minatar": "minatar-cnn", "gym": "mlp"}[env.family]
+            kind = {"procgen": "impala", "minigrid": "minatar-cnn", "minatar": "minatar-cnn", "gym": "mlp"}[env.family]
         heads = {"net_arch": {"pi": [], "vf": []}}
         if kind == "impala":
             return "CnnPolicy", {**heads, "features_extractor_class": ImpalaCNN,

@@ -191,11 +191,12 @@ def save_checkpoint(model: PPO, stem: Path, meta: dict) -> None:
                    {**meta, "normalization": normalization_state(model.get_env())})
 
 
-def _check_same_settings(record: dict, preset: Preset, n_envs: int, what: str) -> None:
+def _check_same_settings(record: dict, preset: Preset, n_envs: int, levels: tuple[int, int], what: str) -> None:
     """Resuming continues one training: the preset's settings (all but the step target, which may
-    grow) and the number of environments must be the ones it was trained with."""
-    before = {"normalize_obs": False, **record.get("preset", {}), "n_envs": record.get("n_envs", n_envs)}
-    now = {**preset.to_dict(), "n_envs": n_envs}
+    grow), the number of environments and the training levels must be the ones it was trained with."""
+    before = {"normalize_obs": False, **record.get("preset", {}), "n_envs": record.get("n_envs", n_envs),
+              "train_levels": (int(record.get("num_levels", 0)), int(record.get("start_level", 0)))}
+    now = {**preset.to_dict(), "n_envs": n_envs, "train_levels": levels}
     changed = sorted(k for k in now if k != "timesteps" and k in before and before[k] != now[k])
     if changed:
         raise UserError(f"{what} trained with other settings ({', '.join(changed)}); use a new --out")
@@ -211,13 +212,14 @@ def train_agent(cfg: RLTrainConfig, out: str | Path, *, progress: bool = True) -
     meta = {"format": AGENT_FORMAT, "library_version": __version__, "env": cfg.env, "preset": preset.to_dict(),
             "seed": cfg.seed, "n_envs": n_envs, "num_levels": cfg.num_levels, "start_level": cfg.start_level,
             "timesteps_target": total}
+    levels = (cfg.num_levels, cfg.start_level)
     latest = out / "checkpoints" / "latest"
     old = read_agent_record(out / "agent.zip") if (out / "agent.zip").exists() else None
     if old is not None:
         if old.get("env") != cfg.env or old.get("preset", {}).get("name") != preset.name:
             raise UserError(f"{out} holds an agent for {old.get('env')} ({old.get('preset', {}).get('name')}); "
                             "use a new --out")
-        _check_same_settings(old, preset, n_envs, f"{out} holds an agent")
+        _check_same_settings(old, preset, n_envs, levels, f"{out} holds an agent")
     env = build_env(cfg.env, preset, n_envs=n_envs, seed=cfg.seed, num_levels=cfg.num_levels,
                     start_level=cfg.start_level)
     done = 0
@@ -225,7 +227,7 @@ def train_agent(cfg: RLTrainConfig, out: str | Path, *, progress: bool = True) -
     if saved is not None:
         if saved.get("env") != cfg.env or saved.get("preset", {}).get("name") != preset.name:
             raise UserError(f"{out} holds a checkpoint for another environment or preset; use a new --out")
-        _check_same_settings(saved, preset, n_envs, f"{out} holds a checkpoint")
+        _check_same_settings(saved, preset, n_envs, levels, f"{out} holds a checkpoint")
         model = PPO.load(latest.with_suffix(".zip"), env=env, device=resolve_device(cfg.device))
         load_normalization_state(env, saved.get("normalization"))
         done = int(saved["timesteps_done"])

@@ -35,7 +35,7 @@ ACTION_RULES = ("sample", "argmax")  # act on the averaged distribution: sample 
 PERTURB_SCOPES = ("actor", "head")  # which actor weights noisy children perturb
 LEVEL_SETS = ("train", "held-out", "all")  # see evo_ensembles.agents.evaluate
 ENSEMBLES = ("none", "noisy")
-PRESET_BY_FAMILY = {"procgen": "paper", "minatar": "minatar", "gym": "classic"}
+PRESET_BY_FAMILY = {"procgen": "paper", "minigrid": "minigrid", "minatar": "minatar", "gym": "classic"}
 
 
 @dataclass
@@ -43,12 +43,16 @@ class RLTrainConfig(RuntimeFields):
     """Settings of ``evo-ensembles rl train``; each field is one CLI flag.
 
     Attributes:
-        env: ``procgen:<game>``, ``minatar:<game>`` or ``gym:<id>``.
-        preset: ``paper``, ``procgen-baseline``, ``minatar``, ``classic`` or ``smoke``
-            (default: ``paper`` for ProcGen, ``minatar`` for MinAtar, ``classic`` for gym).
+        env: ``procgen:<game>``, ``minigrid:<id>``, ``minatar:<game>`` or ``gym:<id>``.
+        preset: ``paper``, ``procgen-baseline``, ``minigrid``, ``minatar``, ``classic`` or
+            ``smoke`` (default: ``paper`` for ProcGen, ``minigrid`` for MiniGrid, ``minatar``
+            for MinAtar, ``classic`` for gym).
         timesteps: total environment steps (default: the preset's).
         n_envs: parallel environments (default: the preset's).
-        num_levels, start_level: ProcGen training levels (0 = unlimited, as in the paper).
+        train_levels: train on level seeds ``start_level … start_level + N − 1`` only
+            (ProcGen's ``num_levels``; MiniGrid's layout seeds); ``None``: unlimited levels,
+            as in the paper. Only for families with levels (ProcGen, MiniGrid).
+        start_level: the first training level.
         checkpoint_every: steps between checkpoints (rounded up to whole rollouts).
         max_seconds: stop after this much training wall time (at the next rollout boundary),
             checkpoint and return; rerunning resumes. For preemptible or time-limited jobs.
@@ -57,11 +61,12 @@ class RLTrainConfig(RuntimeFields):
     """
 
     env: str = option(
-        help="procgen:<game> (e.g. procgen:starpilot), minatar:<game>, gym:<id> "
-        "(e.g. gym:CartPole-v1)"
+        help="procgen:<game> (e.g. procgen:starpilot), minigrid:<id> (e.g. "
+        "minigrid:MiniGrid-DoorKey-6x6-v0), minatar:<game>, gym:<id> (e.g. gym:CartPole-v1)"
     )
     preset: str | None = option(
-        None, "paper | procgen-baseline | minatar | classic | smoke", default_help="by env family"
+        None, "paper | procgen-baseline | minigrid | minatar | classic | smoke",
+        default_help="by env family",
     )
     timesteps: int | None = option(
         None, "total steps", check=check_positive_int, default_help="the preset's"
@@ -69,8 +74,14 @@ class RLTrainConfig(RuntimeFields):
     n_envs: int | None = option(
         None, "parallel envs", check=check_positive_int, default_help="the preset's"
     )
-    num_levels: int = option(0, "ProcGen training levels (0 = unlimited)", check=check_nonneg_int)
-    start_level: int = option(0, "first ProcGen training level", check=check_nonneg_int)
+    train_levels: int | None = option(
+        None,
+        "train on level seeds start … start+N-1 only (ProcGen, MiniGrid)",
+        check=check_positive_int,
+        default_help="unlimited",
+        metavar="N",
+    )
+    start_level: int = option(0, "first training level (ProcGen, MiniGrid)", check=check_nonneg_int)
     checkpoint_every: int = option(100_000, "steps between checkpoints", check=check_positive_int)
     max_seconds: float | None = option(
         None,
@@ -88,7 +99,23 @@ class RLTrainConfig(RuntimeFields):
 
     def check(self) -> None:
         super().check()
-        self.preset_spec()  # unknown env or game, or a preset that does not fit it
+        from ..envs import LEVEL_FAMILIES, parse_env_id
+
+        family = parse_env_id(self.env).family  # an unknown env or game fails here
+        if family not in LEVEL_FAMILIES and (self.train_levels is not None or self.start_level):
+            flag = "--train-levels" if self.train_levels is not None else "--start-level"
+            raise UserError(f"{flag}: {family} environments have no levels; levels are for "
+                            f"{' and '.join(LEVEL_FAMILIES)} environments")
+        if family == "minigrid":
+            from ..envs.minigrid import check_training_levels
+
+            check_training_levels(self.train_levels or 0, self.start_level)
+        self.preset_spec()  # a preset that does not fit the env
+
+    @property
+    def num_levels(self) -> int:
+        """``train_levels`` as ProcGen counts it: 0 for unlimited."""
+        return self.train_levels or 0
 
     def preset_spec(self) -> Any:
         """The :class:`~evo_ensembles.agents.Preset` this config trains with."""
@@ -114,6 +141,9 @@ class RLEvalConfig(RuntimeFields):
     """Settings of ``evo-ensembles rl evaluate``; each field is one CLI flag.
 
     Parent and ensemble are always scored under the same action rule on the same episodes.
+    ``train_returns`` adds the same scores on the training levels, ``both_rules`` under the
+    other action rule (the children stay the ones selected under ``action``); every score is
+    one row of ``results["scores"]``.
     The ensemble defaults are the RL regime study's choice (benchmarks/results/rl_regime.md,
     chosen on validation episodes of 4 MinAtar games x 3 training seeds): act on the
     arg-max of the averaged distribution, fixed σ 0.01 on half the actor's weights, the top
@@ -164,6 +194,12 @@ class RLEvalConfig(RuntimeFields):
         "argmax", "act on the arg-max of the averaged distribution, or sample it", choices=ACTION_RULES
     )
     n_envs: int = option(4, "parallel evaluation envs", check=check_positive_int)
+    train_returns: bool = option(
+        False, "also score parent and ensemble on the agent's training levels (the generalisation gap)"
+    )
+    both_rules: bool = option(
+        False, "also score parent and ensemble under the other action rule (same children, same levels)"
+    )
 
     def resolve(self) -> None:
         super().resolve()

@@ -1,11 +1,16 @@
-"""One factory for every environment family: ``procgen:<game>``, ``minatar:<game>``, ``gym:<id>``.
+"""One factory for every environment family: ``procgen:<game>``, ``minigrid:<id>``,
+``minatar:<game>``, ``gym:<id>``.
 
 The standard wrapper stack (SB3 wrappers, no re-implementation):
 ``VecMonitor`` (raw episode returns and lengths, before any normalisation) →
 ``VecNormalize`` (rewards; observations only when asked, for low-dimensional states such as
 MountainCar's) → ``VecFrameStack``. ProcGen defaults to reward normalisation and 2 stacked
-frames (the paper's Table 4.2); MinAtar and gymnasium ids default to neither. Presets can
-change all three.
+frames (the paper's Table 4.2); MiniGrid, MinAtar and gymnasium ids default to neither.
+Presets can change all three.
+
+Levels: ProcGen and MiniGrid generate each episode's layout from a *level* seed, and
+``num_levels``/``start_level`` choose the level set (``num_levels=0``: unlimited), as
+ProcGen's own flags do (:data:`LEVEL_FAMILIES`). The other families have no levels.
 
 Example:
     >>> env = make_vec_env("gym:CartPole-v1", num_envs=2, seed=0)
@@ -31,7 +36,8 @@ from ..errors import UnknownNameError, UserError
 from .minatar import MINATAR_GAMES, make_minatar
 from .procgen import PROCGEN_GAMES, ProcgenVecEnv
 
-FAMILIES = ("procgen", "minatar", "gym")
+FAMILIES = ("procgen", "minigrid", "minatar", "gym")
+LEVEL_FAMILIES = ("procgen", "minigrid")  # families whose episodes are drawn from a level set
 
 
 @dataclass(frozen=True)
@@ -46,15 +52,24 @@ class EnvId:
 
 
 def parse_env_id(env_id: str) -> EnvId:
-    """``"procgen:starpilot"`` → EnvId("procgen", "starpilot"); unknown ids raise a UserError."""
+    """``"procgen:starpilot"`` → EnvId("procgen", "starpilot"); unknown ids raise a UserError.
+
+    MiniGrid ids may be given in full (``minigrid:MiniGrid-DoorKey-6x6-v0``) or short
+    (``minigrid:DoorKey-6x6``); the EnvId holds the full gymnasium id.
+    """
     family, sep, name = str(env_id).partition(":")
     if not sep or family not in FAMILIES or not name:
-        raise UnknownNameError(f"unknown environment {env_id!r}; use procgen:<game>, minatar:<game> "
-                               "or gym:<gymnasium id>, e.g. procgen:starpilot, minatar:breakout, gym:CartPole-v1")
+        raise UnknownNameError(f"unknown environment {env_id!r}; use procgen:<game>, minigrid:<id>, "
+                               "minatar:<game> or gym:<gymnasium id>, e.g. procgen:starpilot, "
+                               "minigrid:MiniGrid-DoorKey-6x6-v0, minatar:breakout, gym:CartPole-v1")
     if family == "procgen" and name not in PROCGEN_GAMES:
         raise UnknownNameError(f"unknown ProcGen game {name!r}; choose from {', '.join(PROCGEN_GAMES)}")
     if family == "minatar" and name not in MINATAR_GAMES:
         raise UnknownNameError(f"unknown MinAtar game {name!r}; choose from {', '.join(MINATAR_GAMES)}")
+    if family == "minigrid":
+        from .minigrid import resolve_minigrid_id
+
+        name = resolve_minigrid_id(name)
     if family == "gym" and name not in gym.registry:
         raise UnknownNameError(f"unknown gymnasium environment {name!r}")
     return EnvId(family, name)
@@ -80,7 +95,8 @@ def make_vec_env(
     ``seed`` seeds ProcGen's level sampling (``rand_seed``) or each gymnasium copy
     (``seed + i``). ``frame_stack``/``normalize_reward`` default per family (see module doc).
     ``normalize_obs`` standardises observations with running statistics (``VecNormalize``);
-    evaluation loads the training statistics and freezes them.
+    evaluation loads the training statistics and freezes them. ``num_levels``/``start_level``
+    choose the level set of ProcGen and MiniGrid (ignored by families without levels).
     ``max_episode_steps`` caps MinAtar/gym episodes (gymnasium ``TimeLimit``).
     """
     eid = env_id if isinstance(env_id, EnvId) else parse_env_id(env_id)
@@ -95,7 +111,12 @@ def make_vec_env(
     else:
         def thunk(i: int):
             def make() -> gym.Env:
-                env = make_minatar(eid.name) if eid.family == "minatar" else gym.make(eid.name)
+                if eid.family == "minigrid":
+                    from .minigrid import make_minigrid
+
+                    env = make_minigrid(eid.name, num_levels=num_levels, start_level=start_level)
+                else:
+                    env = make_minatar(eid.name) if eid.family == "minatar" else gym.make(eid.name)
                 if max_episode_steps:
                     env = gym.wrappers.TimeLimit(env, max_episode_steps)
                 env.reset(seed=seed + i)

@@ -16,23 +16,11 @@ from __future__ import annotations
 import logging
 
 import gymnasium as gym
-import numpy as np
 
 from ..errors import UnknownNameError
+from .wrappers import ChannelsFirstFloat
 
 MINATAR_GAMES = ("asterix", "breakout", "freeway", "seaquest", "space_invaders")
-
-
-class MinAtarFloat(gym.ObservationWrapper):
-    """Bool (H, W, C) → float32 (C, H, W)."""
-
-    def __init__(self, env: gym.Env) -> None:
-        super().__init__(env)
-        h, w, c = env.observation_space.shape
-        self.observation_space = gym.spaces.Box(0.0, 1.0, shape=(c, h, w), dtype=np.float32)
-
-    def observation(self, observation: np.ndarray) -> np.ndarray:
-        return np.ascontiguousarray(np.transpose(observation, (2, 0, 1)), dtype=np.float32)
 
 
 def make_minatar(game: str, *, sticky_action_prob: float = 0.1, minimal_actions: bool = True) -> gym.Env:
@@ -45,4 +33,4 @@ def make_minatar(game: str, *, sticky_action_prob: float = 0.1, minimal_actions:
     finally:
         logging.getLogger().disabled = was
     env = BaseEnv(game, use_minimal_action_set=minimal_actions, sticky_action_prob=sticky_action_prob)
-    return MinAtarFloat(env)
+    return ChannelsFirstFloat(env)

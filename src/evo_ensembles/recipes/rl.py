@@ -26,7 +26,7 @@ from ..agents.ensemble_policy import (
 )
 from ..agents.evaluate import collect_observations, run_episodes
 from ..agents.train import load_agent, train_agent
-from ..config.rl import RLEvalConfig, RLTrainConfig
+from ..config.rl import ACTION_RULES, RLEvalConfig, RLTrainConfig
 from ..devices import set_threads
 from ..es import ClassifierFitness, NoiseSampling, NoisySearch, select_children
 from ..reporting import markdown_table, text_table
@@ -73,8 +73,12 @@ def run_rl_evaluate(cfg: RLEvalConfig, out: str | Path, *, progress: bool = True
     results["parent"] = {**_summary(run_episodes(parent, meta, episodes=cfg.episodes, levels=cfg.levels,
                                                  seed=cfg.seed, n_envs=cfg.n_envs)), "action": cfg.action}
     results.update({"ensemble": None, "sigma": None, "density": cfg.density, "members": []})
+    chosen = None
     if cfg.ensemble == "noisy":
-        results.update(_noisy(cfg, policy, meta, parent, out, progress))
+        noisy = _noisy(cfg, policy, meta, parent, out, progress)
+        chosen = noisy.pop("chosen")
+        results.update(noisy)
+    results["scores"] = _scores(cfg, policy, meta, chosen, results)
     results.update({"config": cfg.to_dict(), "seed": cfg.seed,
                     "timing": {"total_seconds": time.perf_counter() - t0}, **provenance()})
     write_text(out / "report.md", _report(results))
@@ -109,8 +113,31 @@ def _noisy(cfg: RLEvalConfig, policy, meta, parent, out: Path, progress: bool) -
                                        "eligibility": actor_eligibility(),
                                        "action": cfg.action, "descriptors": [s.to_dict() for s in chosen]})
     return {"ensemble": {**ens, "size": len(chosen), "action": cfg.action, "perturb": cfg.perturb},
-            "sigma": float(sigma),
+            "sigma": float(sigma), "chosen": chosen,
             "members": [s.to_dict() for s in chosen], "trust_region": trust, "population": population}
+
+
+def _scores(cfg: RLEvalConfig, policy, meta: dict, chosen, results: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every (policy, level set, action rule) score of the run: the primary pair, then the
+    training levels (``train_returns``) and the other action rule (``both_rules``), each on the
+    same episodes for parent and ensemble."""
+    rows = [{"policy": "parent", "action": cfg.action, **_summary(results["parent"])}]
+    if results["ensemble"] is not None:
+        rows.append({"policy": "ensemble", "action": cfg.action, **_summary(results["ensemble"])})
+    level_sets = [cfg.levels] + (["train"] if cfg.train_returns and cfg.levels != "train" else [])
+    rules = [cfg.action] + ([r for r in ACTION_RULES if r != cfg.action] if cfg.both_rules else [])
+    for levels in level_sets:
+        for action in rules:
+            if (levels, action) == (cfg.levels, cfg.action):
+                continue
+            predictors = {"parent": PolicyPredictor(policy, action=action, seed=cfg.seed)}
+            if chosen is not None:
+                predictors["ensemble"] = NoisyEnsemblePolicy(policy, chosen, action=action, seed=cfg.seed)
+            for who, predictor in predictors.items():
+                r = run_episodes(predictor, meta, episodes=cfg.episodes, levels=levels, seed=cfg.seed,
+                                 n_envs=cfg.n_envs)
+                rows.append({"policy": who, "action": action, **_summary(r)})
+    return rows
 
 
 def _summary(r: dict[str, Any]) -> dict[str, Any]:
@@ -136,7 +163,21 @@ def _report(results: dict[str, Any]) -> str:
         f"parent and ensemble; seed {results['seed']}; commit {results['commit']}.",
         "## Table 4.2-style row",
         markdown_table(HEADERS, [_row(results)]),
+        *_scores_section(results),
     ]) + "\n"
+
+
+SCORE_HEADERS = ["policy", "levels", "action rule", "mean return", "std", "episodes"]
+
+
+def _scores_section(results: dict[str, Any]) -> list[str]:
+    """Every score of the run, when there is more than the primary pair."""
+    rows = results.get("scores") or []
+    if len(rows) <= 2:
+        return []
+    return ["## Every score (same episodes for parent and ensemble in each level set)",
+            markdown_table(SCORE_HEADERS, [[r["policy"], r["levels"], r["action"], f"{r['mean_return']:.3f}",
+                                            f"{r['std_return']:.3f}", r["episodes"]] for r in rows])]
 
 
 def print_summary(results: dict[str, Any]) -> str:

@@ -1,0 +1,138 @@
+"""MiniGrid tasks (the ``minigrid`` package on gymnasium) with level splits, as ProcGen's.
+
+A MiniGrid *level* is the seed its layout is generated from (``env.reset(seed=level)``);
+MiniGrid's dynamics are deterministic given the layout and the actions. :class:`LevelSeeds`
+draws one level per episode, uniformly from a range, the way ProcGen's ``num_levels`` does:
+
+* training on ``N`` levels uses level seeds ``start … start + N − 1``;
+* unlimited training draws from ``[0, HELD_OUT_START)``;
+* held-out evaluation draws from ``[HELD_OUT_START, LEVEL_SPACE)``,
+
+so held-out levels never meet training levels, whatever ``N`` was.
+
+Observations are the agent's partial 7×7 view, one-hot encoded as MiniGrid's own
+``OneHotPartialObsWrapper`` does (object, colour and state: 20 channels; a test pins the
+two equal), but in one vectorised step, as float32 channels-first maps for SB3: MiniGrid's
+per-cell Python loop halved the stack's throughput (benchmarks/perf_rl.py measures it).
+The mission string is dropped: it is constant within each task the study uses.
+
+Example:
+    >>> env = make_minigrid("MiniGrid-DoorKey-6x6-v0", num_levels=25)
+    >>> obs, info = env.reset(seed=0)
+    >>> obs.shape, obs.dtype, 0 <= info["level_seed"] < 25
+    ((20, 7, 7), dtype('float32'), True)
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+
+from ..errors import UnknownNameError, UserError
+
+LEVEL_SPACE = 2**31
+HELD_OUT_START = 2**30
+EXAMPLES = ("MiniGrid-DoorKey-6x6-v0", "MiniGrid-KeyCorridorS3R1-v0", "MiniGrid-LavaGapS6-v0",
+            "MiniGrid-SimpleCrossingS9N1-v0", "MiniGrid-MultiRoom-N2-S4-v0")
+
+
+def _registry() -> list[str]:
+    import minigrid  # noqa: F401  (registers the MiniGrid-* ids with gymnasium; slow, so on use)
+
+    return sorted(k for k in gym.registry if k.startswith("MiniGrid-"))
+
+
+def resolve_minigrid_id(name: str) -> str:
+    """The gymnasium id of ``name``: a full id (``MiniGrid-DoorKey-6x6-v0``) or its short form
+    (``DoorKey-6x6``); an unknown name raises an error listing a few valid ones."""
+    ids = _registry()
+    if name in ids:
+        return name
+    full = f"MiniGrid-{name}-v0"
+    if full in ids:
+        return full
+    raise UnknownNameError(f"unknown MiniGrid environment {name!r}; e.g. {', '.join(EXAMPLES)} "
+                           f"({len(ids)} ids: python -c \"import minigrid, gymnasium; "
+                           "print([k for k in gymnasium.registry if k.startswith('MiniGrid-')])\")")
+
+
+def level_range(num_levels: int = 0, start_level: int = 0) -> tuple[int, int]:
+    """The ``[low, high)`` level seeds of a level set (``num_levels=0``: unlimited training levels)."""
+    if num_levels < 0 or start_level < 0:
+        raise UserError("num_levels and start_level must be >= 0")
+    if num_levels == 0:
+        if start_level >= HELD_OUT_START:
+            raise UserError(f"unlimited training levels start below {HELD_OUT_START}, got start {start_level}")
+        return start_level, HELD_OUT_START
+    if start_level + num_levels > LEVEL_SPACE:
+        raise UserError(f"levels {start_level} … {start_level + num_levels - 1} exceed the level space "
+                        f"(0 … {LEVEL_SPACE - 1})")
+    return start_level, start_level + num_levels
+
+
+def check_training_levels(num_levels: int, start_level: int, flag: str = "--train-levels") -> None:
+    """Training levels must lie below :data:`HELD_OUT_START`, so held-out levels stay unseen."""
+    if start_level + max(num_levels, 1) > HELD_OUT_START:
+        raise UserError(f"{flag}: MiniGrid training levels must lie below {HELD_OUT_START} (held-out "
+                        f"levels start there), got {start_level} … {start_level + num_levels - 1}")
+
+
+class OneHotView(gym.ObservationWrapper):
+    """MiniGrid's dict observation → its image, one-hot per cell, float32 (C, H, W).
+
+    Channels: the object type (11), then its colour (6), then its state (3), as MiniGrid's
+    ``OneHotPartialObsWrapper`` orders them.
+    """
+
+    def __init__(self, env: gym.Env) -> None:
+        super().__init__(env)
+        from minigrid.core.constants import COLOR_TO_IDX, OBJECT_TO_IDX, STATE_TO_IDX
+
+        sizes = (len(OBJECT_TO_IDX), len(COLOR_TO_IDX), len(STATE_TO_IDX))
+        self._offsets = np.cumsum((0, *sizes[:-1])).astype(np.intp)
+        self._sizes = np.asarray(sizes, dtype=np.intp)
+        h, w, _ = env.observation_space["image"].shape
+        self.observation_space = gym.spaces.Box(0.0, 1.0, shape=(sum(sizes), h, w), dtype=np.float32)
+        self._rows, self._cols = np.indices((h, w))
+
+    def observation(self, observation: dict[str, Any]) -> np.ndarray:
+        image = np.asarray(observation["image"], dtype=np.intp)
+        channels = np.minimum(image, self._sizes - 1) + self._offsets  # (H, W, 3) channel indices
+        out = np.zeros(self.observation_space.shape, dtype=np.float32)
+        out[channels, self._rows[..., None], self._cols[..., None]] = 1.0
+        return out
+
+
+class LevelSeeds(gym.Wrapper):
+    """Each episode plays one level drawn uniformly from ``[low, high)``.
+
+    ``reset(seed=s)`` re-seeds the draw (not the layout), so the same seed replays the same
+    level sequence: every predictor evaluated with one seed meets the same levels. The level
+    played is ``info["level_seed"]``.
+    """
+
+    def __init__(self, env: gym.Env, low: int, high: int) -> None:
+        super().__init__(env)
+        if not 0 <= low < high <= LEVEL_SPACE:
+            raise UserError(f"level range [{low}, {high}) is empty or outside 0 … {LEVEL_SPACE}")
+        self.low, self.high = int(low), int(high)
+        self._levels = np.random.default_rng()
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        if seed is not None:
+            self._levels = np.random.default_rng(seed)
+        level = int(self._levels.integers(self.low, self.high))
+        obs, info = self.env.reset(seed=level, options=options)
+        return obs, {**info, "level_seed": level}
+
+
+def make_minigrid(name: str, *, num_levels: int = 0, start_level: int = 0) -> gym.Env:
+    """One MiniGrid task on a level set, with one-hot float32 (20, 7, 7) observations."""
+    low, high = level_range(num_levels, start_level)
+    return LevelSeeds(OneHotView(gym.make(resolve_minigrid_id(name))), low, high)
+
+
+__all__ = ["EXAMPLES", "HELD_OUT_START", "LEVEL_SPACE", "LevelSeeds", "OneHotView", "check_training_levels",
+           "level_range", "make_minigrid", "resolve_minigrid_id"]
