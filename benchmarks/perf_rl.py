@@ -7,6 +7,10 @@
    hyper-parameters on the bare adapter (target ≥ 0.95).
 3. Ensemble action selection: K = 8 members in one batched forward (vmap) vs 8 forwards of
    the single policy, paper Impala [32, 64, 128], for several batch sizes (target ≤ 0.5×).
+4. MiniGrid (issue #33): steps/s of the library's stack (``make_vec_env("minigrid:…")``:
+   level seeds, one-hot view, DummyVecEnv, VecMonitor) vs raw gymnasium ``step`` of the same
+   task on the same actions (target ratio ≥ 0.95); and PPO steps/s of ``train_agent`` with the
+   ``minigrid`` preset vs plain SB3 PPO on the same network and settings.
 Interleaved repeats, medians; one torch thread unless --threads.
 
     .venv/bin/python benchmarks/perf_rl.py
@@ -32,12 +36,26 @@ from evo_ensembles.es import make_noisy_specs
 from evo_ensembles.reporting import markdown_table
 
 
+def interleaved(a, b, repeats: int) -> tuple[list[float], list[float]]:
+    """Seconds of ``a(i)`` and ``b(i)`` over ``repeats`` rounds, alternating which goes first so
+    the machine's drift hits both alike."""
+    ta, tb = [], []
+    for i in range(repeats):
+        if i % 2 == 0:
+            ta.append(a(i))
+            tb.append(b(i))
+        else:
+            tb.append(b(i))
+            ta.append(a(i))
+    return ta, tb
+
+
 def adapter(game: str, steps: int, repeats: int, n: int = 16) -> dict:
     from procgen import ProcgenGym3Env
 
     acts = np.random.default_rng(0).integers(0, 15, (steps, n)).astype(np.int32)
 
-    def raw() -> float:
+    def raw(_: int) -> float:
         env = ProcgenGym3Env(num=n, env_name=game, distribution_mode="easy", rand_seed=0, num_threads=1)
         t = time.perf_counter()
         for a in acts:
@@ -46,7 +64,7 @@ def adapter(game: str, steps: int, repeats: int, n: int = 16) -> dict:
             env.get_info()
         return time.perf_counter() - t
 
-    def ours() -> float:
+    def ours(_: int) -> float:
         env = ProcgenVecEnv(game, n, rand_seed=0)
         env.reset()
         t = time.perf_counter()
@@ -54,12 +72,7 @@ def adapter(game: str, steps: int, repeats: int, n: int = 16) -> dict:
             env.step(a)
         return time.perf_counter() - t
 
-    raw_t, ad_t = [], []
-    for i in range(repeats):  # alternate which goes first: the machine's drift hits both alike
-        first, second = (raw, ours) if i % 2 == 0 else (ours, raw)
-        x, y = first(), second()
-        raw_t.append(x if first is raw else y)
-        ad_t.append(y if first is raw else x)
+    raw_t, ad_t = interleaved(raw, ours, repeats)
     r, a = statistics.median(raw_t), statistics.median(ad_t)
     return {"game": game, "num_envs": n, "steps": steps, "repeats": repeats, "raw_steps_per_s": steps * n / r,
             "adapter_steps_per_s": steps * n / a, "ratio": r / a, "ratio_of_minima": min(raw_t) / min(ad_t)}
@@ -88,16 +101,74 @@ def ppo(game: str, timesteps: int, repeats: int) -> dict:
         PPO(policy, env, policy_kwargs=kwargs, seed=i, verbose=0, device="cpu", **preset.ppo).learn(timesteps)
         return time.perf_counter() - t
 
-    ours, plain = [], []
-    for i in range(repeats):  # alternate which goes first
-        if i % 2 == 0:
-            ours.append(run_ours(i))
-            plain.append(run_plain(i))
-        else:
-            plain.append(run_plain(i))
-            ours.append(run_ours(i))
+    ours, plain = interleaved(run_ours, run_plain, repeats)
     o, p = statistics.median(ours), statistics.median(plain)
     return {"game": game, "timesteps": timesteps, "repeats": repeats, "ours_steps_per_s": timesteps / o,
+            "plain_sb3_steps_per_s": timesteps / p, "ratio": p / o, "ratio_of_minima": min(plain) / min(ours)}
+
+
+def minigrid_stack(task: str, steps: int, repeats: int, n: int = 8) -> dict:
+    import gymnasium as gym
+    import minigrid  # noqa: F401  (registers the ids)
+
+    from evo_ensembles.envs import make_vec_env
+
+    acts = np.random.default_rng(0).integers(0, 3, (steps, n))  # turn/forward: episodes of every length
+
+    def raw(_: int) -> float:
+        envs = [gym.make(task) for _ in range(n)]
+        for i, e in enumerate(envs):
+            e.reset(seed=i)
+        t = time.perf_counter()
+        for a in acts:
+            for e, ai in zip(envs, a):
+                _, _, done, cut, _ = e.step(int(ai))
+                if done or cut:
+                    e.reset()
+        return time.perf_counter() - t
+
+    def ours(_: int) -> float:
+        env = make_vec_env(f"minigrid:{task}", n, seed=0, num_levels=100)
+        env.reset()
+        t = time.perf_counter()
+        for a in acts:
+            env.step(a)
+        return time.perf_counter() - t
+
+    raw_t, our_t = interleaved(raw, ours, repeats)
+    r, o = statistics.median(raw_t), statistics.median(our_t)
+    return {"task": task, "num_envs": n, "steps": steps, "repeats": repeats, "raw_steps_per_s": steps * n / r,
+            "stack_steps_per_s": steps * n / o, "ratio": r / o, "ratio_of_minima": min(raw_t) / min(our_t)}
+
+
+def minigrid_ppo(task: str, timesteps: int, repeats: int) -> dict:
+    from stable_baselines3 import PPO
+
+    from evo_ensembles.agents.train import build_env
+
+    env_id = f"minigrid:{task}"
+    preset = get_preset("minigrid", env_id)
+    policy, kwargs = preset.policy_for(parse_env_id(env_id))
+
+    def run_ours(i: int) -> float:
+        tmp = Path(tempfile.mkdtemp())
+        t = time.perf_counter()
+        cfg = RLTrainConfig(env_id, "minigrid", timesteps=timesteps, seed=i, train_levels=100,
+                            checkpoint_every=timesteps, device="cpu")
+        train_agent(cfg, tmp / "agent", progress=False)
+        seconds = time.perf_counter() - t
+        shutil.rmtree(tmp)
+        return seconds
+
+    def run_plain(i: int) -> float:
+        t = time.perf_counter()
+        env = build_env(env_id, preset, n_envs=preset.n_envs, seed=i, num_levels=100)
+        PPO(policy, env, policy_kwargs=kwargs, seed=i, verbose=0, device="cpu", **preset.ppo).learn(timesteps)
+        return time.perf_counter() - t
+
+    ours, plain = interleaved(run_ours, run_plain, repeats)
+    o, p = statistics.median(ours), statistics.median(plain)
+    return {"task": task, "timesteps": timesteps, "repeats": repeats, "ours_steps_per_s": timesteps / o,
             "plain_sb3_steps_per_s": timesteps / p, "ratio": p / o, "ratio_of_minima": min(plain) / min(ours)}
 
 
@@ -156,8 +227,9 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--device", default="cpu", help="device of the ensemble-forward part (cpu or cuda)")
-    ap.add_argument("--parts", nargs="+", choices=["adapter", "ppo", "ensemble"],
-                    default=["adapter", "ppo", "ensemble"])
+    ap.add_argument("--parts", nargs="+", choices=["adapter", "ppo", "ensemble", "minigrid"],
+                    default=["adapter", "ppo", "ensemble", "minigrid"])
+    ap.add_argument("--minigrid-task", default="MiniGrid-DoorKey-6x6-v0")
     ap.add_argument("--name", default=None, help="result file stem (default perf_rl, perf_rl_cuda on CUDA)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -191,6 +263,23 @@ def main() -> None:
                             "default ratio"],
                            [[r["batch"], r["single_x8_seconds"], r["batched_seconds"], r["ratio"],
                              r["default_seconds"], r["default_ratio"]] for r in ens])]
+    if "minigrid" in args.parts:
+        st = payload["minigrid_stack"] = minigrid_stack(args.minigrid_task, 1000, 2 * args.repeats + 1)
+        print(f"minigrid stack: raw/stack time ratio {st['ratio']:.3f} (of minima {st['ratio_of_minima']:.3f})",
+              flush=True)
+        mp = payload["minigrid_ppo"] = minigrid_ppo(args.minigrid_task, 8192, args.repeats)
+        print(f"minigrid PPO: {mp['ours_steps_per_s']:.0f} steps/s; ours/plain = {mp['ratio']:.3f}", flush=True)
+        sections += [
+            "## MiniGrid: the library's env stack vs raw gymnasium stepping (same actions; target ratio ≥ 0.95)",
+            markdown_table(["task", "envs", "repeats", "raw steps/s", "stack steps/s", "ratio of medians",
+                            "ratio of minima"],
+                           [[st["task"], st["num_envs"], st["repeats"], st["raw_steps_per_s"],
+                             st["stack_steps_per_s"], st["ratio"], st["ratio_of_minima"]]]),
+            "## MiniGrid PPO steps/s (`minigrid` preset, 100 training levels): train_agent vs plain SB3 PPO",
+            markdown_table(["task", "timesteps", "repeats", "ours steps/s", "plain SB3 steps/s", "ratio of medians",
+                            "ratio of minima"],
+                           [[mp["task"], mp["timesteps"], mp["repeats"], mp["ours_steps_per_s"],
+                             mp["plain_sb3_steps_per_s"], mp["ratio"], mp["ratio_of_minima"]]])]
     hdr = header()
     hw = hdr["hardware"]
     md = "\n\n".join([

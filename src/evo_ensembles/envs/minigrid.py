@@ -91,17 +91,18 @@ class OneHotView(gym.ObservationWrapper):
         from minigrid.core.constants import COLOR_TO_IDX, OBJECT_TO_IDX, STATE_TO_IDX
 
         sizes = (len(OBJECT_TO_IDX), len(COLOR_TO_IDX), len(STATE_TO_IDX))
-        self._offsets = np.cumsum((0, *sizes[:-1])).astype(np.intp)
-        self._sizes = np.asarray(sizes, dtype=np.intp)
         h, w, _ = env.observation_space["image"].shape
         self.observation_space = gym.spaces.Box(0.0, 1.0, shape=(sum(sizes), h, w), dtype=np.float32)
-        self._rows, self._cols = np.indices((h, w))
+        # Flat index of (channel, row, col) = channel·H·W + cell: one scatter per observation.
+        self._offsets = np.cumsum((0, *sizes[:-1])).astype(np.uint8)
+        self._largest = np.asarray(sizes, dtype=np.uint8) - 1
+        self._cells = np.arange(h * w, dtype=np.intp).reshape(h, w, 1)
+        self._plane = h * w
 
     def observation(self, observation: dict[str, Any]) -> np.ndarray:
-        image = np.asarray(observation["image"], dtype=np.intp)
-        channels = np.minimum(image, self._sizes - 1) + self._offsets  # (H, W, 3) channel indices
+        channels = np.minimum(observation["image"], self._largest) + self._offsets  # (H, W, 3)
         out = np.zeros(self.observation_space.shape, dtype=np.float32)
-        out[channels, self._rows[..., None], self._cols[..., None]] = 1.0
+        out.reshape(-1)[channels.astype(np.intp) * self._plane + self._cells] = 1.0
         return out
 
 
