@@ -8,8 +8,8 @@ library's ``rl evaluate`` run, so parent and ensemble always act under the same 
 same episodes; held-out levels never overlap training levels (evo_ensembles.envs.minigrid).
 
 1. Train every (task, N, seed) agent (resumable, under benchmarks/runs/<name>/agents/).
-   An agent *learned its training levels* when its training-level return, under the better
-   of the two action rules, reaches ``--learned`` (MiniGrid's success reward is
+   An agent *learned its training levels* when its training-level return right after
+   training, under the better of the two action rules, reaches ``--learned`` (MiniGrid's success reward is
    1 − 0.9·steps/max_steps, so 0.5 means it solves most levels); the page lists any that did not.
 2. Screen the ensemble's settings one factor at a time on VALIDATION episodes drawn from the
    *training* levels (env seed ``--val-seed``), on ``--screen-seeds`` of every (task, N),
@@ -150,6 +150,34 @@ class Study:
                             raise SystemExit(f"{out}: training incomplete") from None
                         print(f"  trained {short(task)} N={nlabel(n)} s{seed}: {info['timesteps_done']} steps "
                               f"({time.perf_counter() - t0:.0f}s)", flush=True)
+                    self.log.reload()
+                    if self.learned_row(task, n, seed) is None:
+                        self.check_learned(task, n, seed)
+
+    def learned_row(self, task: str, n: int, seed: int) -> dict | None:
+        return next((r for r in self.rows if r["stage"] == "learned"
+                     and (r["task"], r["train_levels"], r["train_seed"]) == (task, n, seed)), None)
+
+    def check_learned(self, task: str, n: int, seed: int) -> dict:
+        """The parent's return on its own training levels under each action rule, right after
+        training (a seed stream of its own): did the budget let it learn them?"""
+        from evo_ensembles.agents.ensemble_policy import PolicyPredictor
+        from evo_ensembles.agents.evaluate import run_episodes
+        from evo_ensembles.agents.train import load_agent
+
+        t0 = time.perf_counter()
+        model, meta = load_agent(self.agent(task, n, seed), device="cpu")
+        policy, seed_stream = model.policy.eval(), self.args.val_seed + 1000
+        returns = {action: run_episodes(PolicyPredictor(policy, action=action, seed=seed_stream), meta,
+                                        episodes=self.args.learned_episodes, levels="train", seed=seed_stream,
+                                        n_envs=4)["mean_return"] for action in RULES}
+        row = {"stage": "learned", "task": task, "train_levels": n, "train_seed": seed, "key": None,
+               "episodes": self.args.learned_episodes, "eval_seed": seed_stream, **returns,
+               "agent_timesteps": meta.get("timesteps_done"), "seconds": time.perf_counter() - t0}
+        self.log.append(row)
+        print(f"  learned?   {short(task):18s} N={nlabel(n):9s} s{seed} training-level return "
+              + ", ".join(f"{a} {v:.3f}" for a, v in returns.items()), flush=True)
+        return row
 
     # --- evaluations ------------------------------------------------------------------
     def eval_dir(self, stage: str, task: str, n: int, seed: int, cfg: dict) -> Path:
@@ -285,16 +313,9 @@ def cell_rows(study: Study, cfg: dict, task: str, n: int) -> list[dict]:
 
 
 def learned(study: Study) -> dict:
-    """Per agent: its best training-level return under either rule (confirmation episodes)."""
-    out = {}
-    for r in study.rows:
-        if r["stage"] != "confirm":
-            continue
-        best = max((s["mean_return"] for s in r["scores"] if s["policy"] == "parent" and s["levels"] == "train"),
-                   default=None)
-        if best is not None:
-            out[(r["task"], r["train_levels"], r["train_seed"])] = best
-    return out
+    """Per agent: its training-level return right after training, under the better rule."""
+    return {(r["task"], r["train_levels"], r["train_seed"]): max(r[a] for a in RULES)
+            for r in study.rows if r["stage"] == "learned"}
 
 
 def minatar_rule_table() -> list[list[str]]:
@@ -411,7 +432,8 @@ def report(study: Study, chosen: dict, meta: dict) -> None:
     threshold = a.learned
     failed = [f"{short(t)} N={nlabel(n)} s{s} ({v:.2f})" for (t, n, s), v in sorted(done.items()) if v < threshold]
     summary["learned"] = {"threshold": threshold, "failed": failed, "checked": len(done)}
-    parts.append(f"Agents that learned their training levels (best training-level return ≥ {threshold}): "
+    parts.append(f"Agents that learned their training levels (training-level return right after training, "
+                 f"{a.learned_episodes} episodes, the better rule, ≥ {threshold}): "
                  f"{len(done) - len(failed)} of {len(done)} checked"
                  + (f"; not: {', '.join(failed)}." if failed else "."))
     records = [read_agent_record(z) for t, n, s in study.agents
@@ -469,6 +491,7 @@ def main() -> None:
     ap.add_argument("--test-seed", type=int, default=0)
     ap.add_argument("--probe-steps", type=int, default=1024)
     ap.add_argument("--learned", type=float, default=0.5, help="training-level return that counts as learned")
+    ap.add_argument("--learned-episodes", type=int, default=20, help="episodes of that check per agent")
     ap.add_argument("--threads", type=int, default=1, help="torch threads (small nets: 1 is fastest)")
     ap.add_argument("--report", action="store_true", help="only rebuild the tables and the figure")
     ap.add_argument("--progress", action="store_true")

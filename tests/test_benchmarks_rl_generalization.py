@@ -85,7 +85,8 @@ def test_report_gives_gap_gain_correlation_and_rule_table(study_module, monkeypa
     monkeypatch.setattr(m, "RESULTS", tmp_path)
     study = m.Study.__new__(m.Study)
     study.args = SimpleNamespace(tasks=["T"], levels=[25, 0], seeds=[0, 1, 2], screen_seeds=[0], test_episodes=20,
-                                 test_seed=0, val_episodes=10, val_seed=500, learned=0.5, preset="minigrid",
+                                 test_seed=0, val_episodes=10, val_seed=500, learned=0.5, learned_episodes=20,
+                                 preset="minigrid",
                                  timesteps=None, name="rlg_test")
     study.runs = tmp_path / "runs"
     study.agents = [("T", n, s) for n in (25, 0) for s in (0, 1, 2)]
@@ -94,6 +95,10 @@ def test_report_gives_gap_gain_correlation_and_rule_table(study_module, monkeypa
     study.rows = [_confirm_row(m, cfg, s, n, 0.9, 0.9 - gap, 0.9 - gap + gap / 2)
                   for (n, s), gap in zip([(25, 0), (25, 1), (25, 2), (0, 0), (0, 1), (0, 2)],
                                          [0.5, 0.4, 0.3, 0.05, 0.02, 0.0])]
+    # Right after training: one parent of six stayed below the threshold on its training levels.
+    study.rows += [{"stage": "learned", "task": "T", "train_levels": n, "train_seed": s, "key": None,
+                    "sample": 0.2 if (n, s) == (0, 2) else 0.8, "argmax": 0.1, "seconds": 1.0}
+                   for n in (25, 0) for s in (0, 1, 2)]
     chosen = {stage: cfg for stage in m.STAGES}
     m.report(study, chosen, {"hardware": {"cpu": "test cpu"}, "commit": "abc", "code_dirty": False,
                              "date": "today", "command": "python rl_generalization.py --report"})
@@ -101,4 +106,4 @@ def test_report_gives_gap_gain_correlation_and_rule_table(study_module, monkeypa
     assert "| T | 25 | 3 | 0.900 | 0.500 | +0.400" in page  # training-level, held-out, gap
     assert "Spearman ρ between each agent's gap and its ensemble − parent gain on held-out levels: +1.00" in page
     assert "The action rule alone" in page and (tmp_path / "rlg_test_gap.png").is_file()
-    assert "6 of 6 checked" in page
+    assert "5 of 6 checked; not: T N=unlimited s2 (0.20)" in page
