@@ -78,33 +78,43 @@ def adapter(game: str, steps: int, repeats: int, n: int = 16) -> dict:
             "adapter_steps_per_s": steps * n / a, "ratio": r / a, "ratio_of_minima": min(raw_t) / min(ad_t)}
 
 
-def ppo(game: str, timesteps: int, repeats: int) -> dict:
+def ppo_versus_plain(cfg_of, plain_env_of, preset, env_id: str, timesteps: int, repeats: int) -> dict:
+    """Steps/s of ``train_agent(cfg_of(seed))`` vs plain SB3 PPO on ``plain_env_of(seed)`` with the
+    preset's network and PPO settings, interleaved; the ratio is plain / ours time."""
     from stable_baselines3 import PPO
 
-    overrides = {"impala_channels": (16, 32, 32), "n_envs": 8,
-                 "ppo": {"learning_rate": 5e-4, "n_steps": 64, "batch_size": 128, "n_epochs": 1, "gamma": 0.99}}
-    preset = get_preset("smoke", f"procgen:{game}", **overrides)
-    policy, kwargs = preset.policy_for(parse_env_id(f"procgen:{game}"))
+    policy, kwargs = preset.policy_for(parse_env_id(env_id))
+
     def run_ours(i: int) -> float:
         tmp = Path(tempfile.mkdtemp())
         t = time.perf_counter()
-        cfg = RLTrainConfig(f"procgen:{game}", "smoke", timesteps=timesteps, seed=i, checkpoint_every=timesteps,
-                            device="cpu", overrides=overrides)
-        train_agent(cfg, tmp / "agent", progress=False)
+        train_agent(cfg_of(i), tmp / "agent", progress=False)
         seconds = time.perf_counter() - t
         shutil.rmtree(tmp)
         return seconds
 
     def run_plain(i: int) -> float:
         t = time.perf_counter()
-        env = ProcgenVecEnv(game, 8, rand_seed=i)
-        PPO(policy, env, policy_kwargs=kwargs, seed=i, verbose=0, device="cpu", **preset.ppo).learn(timesteps)
+        PPO(policy, plain_env_of(i), policy_kwargs=kwargs, seed=i, verbose=0, device="cpu",
+            **preset.ppo).learn(timesteps)
         return time.perf_counter() - t
 
     ours, plain = interleaved(run_ours, run_plain, repeats)
     o, p = statistics.median(ours), statistics.median(plain)
-    return {"game": game, "timesteps": timesteps, "repeats": repeats, "ours_steps_per_s": timesteps / o,
+    return {"timesteps": timesteps, "repeats": repeats, "ours_steps_per_s": timesteps / o,
             "plain_sb3_steps_per_s": timesteps / p, "ratio": p / o, "ratio_of_minima": min(plain) / min(ours)}
+
+
+def ppo(game: str, timesteps: int, repeats: int) -> dict:
+    overrides = {"impala_channels": (16, 32, 32), "n_envs": 8,
+                 "ppo": {"learning_rate": 5e-4, "n_steps": 64, "batch_size": 128, "n_epochs": 1, "gamma": 0.99}}
+    env_id = f"procgen:{game}"
+    preset = get_preset("smoke", env_id, **overrides)
+    row = ppo_versus_plain(
+        lambda i: RLTrainConfig(env_id, "smoke", timesteps=timesteps, seed=i, checkpoint_every=timesteps,
+                                device="cpu", overrides=overrides),
+        lambda i: ProcgenVecEnv(game, 8, rand_seed=i), preset, env_id, timesteps, repeats)
+    return {"game": game, **row}
 
 
 def minigrid_stack(task: str, steps: int, repeats: int, n: int = 8) -> dict:
@@ -142,34 +152,16 @@ def minigrid_stack(task: str, steps: int, repeats: int, n: int = 8) -> dict:
 
 
 def minigrid_ppo(task: str, timesteps: int, repeats: int) -> dict:
-    from stable_baselines3 import PPO
-
     from evo_ensembles.agents.train import build_env
 
     env_id = f"minigrid:{task}"
     preset = get_preset("minigrid", env_id)
-    policy, kwargs = preset.policy_for(parse_env_id(env_id))
-
-    def run_ours(i: int) -> float:
-        tmp = Path(tempfile.mkdtemp())
-        t = time.perf_counter()
-        cfg = RLTrainConfig(env_id, "minigrid", timesteps=timesteps, seed=i, train_levels=100,
-                            checkpoint_every=timesteps, device="cpu")
-        train_agent(cfg, tmp / "agent", progress=False)
-        seconds = time.perf_counter() - t
-        shutil.rmtree(tmp)
-        return seconds
-
-    def run_plain(i: int) -> float:
-        t = time.perf_counter()
-        env = build_env(env_id, preset, n_envs=preset.n_envs, seed=i, num_levels=100)
-        PPO(policy, env, policy_kwargs=kwargs, seed=i, verbose=0, device="cpu", **preset.ppo).learn(timesteps)
-        return time.perf_counter() - t
-
-    ours, plain = interleaved(run_ours, run_plain, repeats)
-    o, p = statistics.median(ours), statistics.median(plain)
-    return {"task": task, "timesteps": timesteps, "repeats": repeats, "ours_steps_per_s": timesteps / o,
-            "plain_sb3_steps_per_s": timesteps / p, "ratio": p / o, "ratio_of_minima": min(plain) / min(ours)}
+    row = ppo_versus_plain(
+        lambda i: RLTrainConfig(env_id, "minigrid", timesteps=timesteps, seed=i, train_levels=100,
+                                checkpoint_every=timesteps, device="cpu"),
+        lambda i: build_env(env_id, preset, n_envs=preset.n_envs, seed=i, num_levels=100),
+        preset, env_id, timesteps, repeats)
+    return {"task": task, **row}
 
 
 def _sync(device: str) -> None:

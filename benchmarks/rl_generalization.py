@@ -390,10 +390,8 @@ def report(study: Study, chosen: dict, meta: dict) -> None:
                                                        "sigma": statistics.fmean(r["sigma"] for r in rs)}
             body.append([short(task), nlabel(n), len(rs), f"{gap['b']:.3f}", f"{gap['a']:.3f}", fmt_diff(gap),
                          f"{gain['b']:.3f}", fmt_diff(gain)])
-            for r in rs:
-                g = score(r, "parent", "train", act)["mean_return"] - score(r, "parent", "held-out", act)["mean_return"]
-                gaps.append(g)
-                gains.append(r["ensemble"] - r["parent"])
+            gaps.append((task, n, gap["per_seed"]))
+            gains.append(gain["per_seed"])
             cells = {(p, ac): statistics.fmean(score(r, p, "held-out", ac)["mean_return"] for r in rs)
                      for p in ("parent", "ensemble") for ac in RULES}
             rule_body.append([f"{short(task)} N={nlabel(n)}", len(rs), *(f"{cells[(p, ac)]:.3f}" for p in
@@ -409,15 +407,16 @@ def report(study: Study, chosen: dict, meta: dict) -> None:
                      + markdown_table(["task", "training levels", "seeds", "parent, training levels",
                                        "parent, held-out", "gap", "ensemble, held-out", "ensemble − parent, held-out"],
                                       body))
-    if len(gaps) > 2:
-        corr = spearman_with_interval(gaps, gains)
+    xs, ys = [x for *_, g in gaps for x in g], [y for g in gains for y in g]
+    if len(xs) > 2:
+        corr = spearman_with_interval(xs, ys)
         summary["gain_vs_gap"] = corr
         rho = ("undefined (a constant gap or gain)" if math.isnan(corr["rho"]) else
                f"{corr['rho']:+.2f} (95% bootstrap interval {corr['ci'][0]:+.2f} … {corr['ci'][1]:+.2f})")
         parts.insert(1, f"**Does the gain grow with the gap?** Spearman ρ between each agent's gap and its "
                      f"ensemble − parent gain on held-out levels: {rho}; {corr['n']} agents.\n\n"
                      f"![gain vs gap]({a.name}_gap.png)")
-        plot(study, final, RESULTS / f"{a.name}_gap.png")
+        plot(study, [(t, n, g, gn) for (t, n, g), gn in zip(gaps, gains)], RESULTS / f"{a.name}_gap.png")
     if rule_body:
         parts.append("## The action rule alone (held-out levels)\n\nParent and ensemble under each rule on the same "
                      "episodes (children selected under the chosen rule). A comparison of an arg-max ensemble with a "
@@ -453,19 +452,14 @@ def report(study: Study, chosen: dict, meta: dict) -> None:
     save(a.name, {**meta, "args": vars(a), "summary": summary}, md)
 
 
-def plot(study: Study, cfg: dict, path: Path) -> None:
-    """Each agent's ensemble − parent gain on held-out levels against its generalisation gap."""
+def plot(study: Study, cells: list[tuple[str, int, list[float], list[float]]], path: Path) -> None:
+    """Each agent's ensemble − parent gain on held-out levels against its generalisation gap
+    (``cells``: task, N, per-seed gaps, per-seed gains)."""
     fig, ax = plt.subplots(figsize=(5, 3.6))
     markers = dict(zip(study.args.tasks, "os^vD"))
     colours = {n: f"C{i}" for i, n in enumerate(study.args.levels)}
-    for task in study.args.tasks:
-        for n in study.args.levels:
-            rs = cell_rows(study, cfg, task, n)
-            xs = [score(r, "parent", "train", cfg["action"])["mean_return"]
-                  - score(r, "parent", "held-out", cfg["action"])["mean_return"] for r in rs]
-            ys = [r["ensemble"] - r["parent"] for r in rs]
-            if xs:
-                ax.scatter(xs, ys, marker=markers[task], color=colours[n], label=f"{short(task)} N={nlabel(n)}", s=22)
+    for task, n, xs, ys in cells:
+        ax.scatter(xs, ys, marker=markers[task], color=colours[n], label=f"{short(task)} N={nlabel(n)}", s=22)
     ax.axhline(0, color="grey", lw=0.8)
     ax.set_xlabel("parent's gap (training − held-out return)")
     ax.set_ylabel("ensemble − parent (held-out)")
