@@ -46,6 +46,32 @@ def test_one_hot_view_equals_minigrids_own_wrapper():
     assert a.sum(axis=0).max() == 3  # object, colour and state: one bit each per visible cell
 
 
+def test_vectorised_one_hot_equals_minigrids_wrapper_terminal_observations_too():
+    from minigrid.wrappers import ImgObsWrapper, OneHotPartialObsWrapper
+
+    venv = make_vec_env(f"minigrid:{TASK}", num_envs=2, seed=0, num_levels=5)
+    dummy = _dummy(venv)
+    theirs = [ImgObsWrapper(OneHotPartialObsWrapper(gym.make(TASK))) for _ in range(2)]
+
+    def expected(k: int) -> np.ndarray:  # MiniGrid's own encoding of env k's current view
+        view = dummy.envs[k].unwrapped.gen_obs()
+        return theirs[k].observation(theirs[k].env.observation(view)).transpose(2, 0, 1)
+
+    obs = venv.reset()
+    rng, ended = np.random.default_rng(1), 0
+    for step in range(250):
+        assert obs.dtype == np.float32 and obs.shape == (2, 20, 7, 7) and obs.flags["C_CONTIGUOUS"]
+        for k in range(2):
+            assert np.array_equal(obs[k], expected(k)), step
+        obs, _, done, infos = venv.step(rng.integers(0, 3, 2))
+        for k in np.flatnonzero(done):
+            last = infos[k]["terminal_observation"]  # encoded too: one bit per field in every cell
+            assert last.shape == (20, 7, 7) and last.dtype == np.float32
+            assert (last.sum(axis=0) == 3).all()
+            ended += 1
+    assert ended > 0  # 100-step episodes: both envs ended at least once
+
+
 def test_level_ranges_keep_held_out_levels_unseen():
     assert level_range(25) == (0, 25)
     assert level_range(25, 100) == (100, 125)

@@ -114,7 +114,7 @@ def make_vec_env(
                 if eid.family == "minigrid":
                     from .minigrid import make_minigrid
 
-                    env = make_minigrid(eid.name, num_levels=num_levels, start_level=start_level)
+                    env = make_minigrid(eid.name, num_levels=num_levels, start_level=start_level, encode=False)
                 else:
                     env = make_minatar(eid.name) if eid.family == "minatar" else gym.make(eid.name)
                 if max_episode_steps:
@@ -126,6 +126,10 @@ def make_vec_env(
 
         venv = DummyVecEnv([thunk(i) for i in range(num_envs)])
         venv.seed(seed)
+        if eid.family == "minigrid":
+            from .minigrid import VecOneHot
+
+            venv = VecOneHot(venv)
     venv = VecMonitor(venv)
     if normalize_reward or normalize_obs:
         if normalize_obs and is_procgen:

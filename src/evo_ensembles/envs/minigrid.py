@@ -12,8 +12,9 @@ so held-out levels never meet training levels, whatever ``N`` was.
 
 Observations are the agent's partial 7×7 view, one-hot encoded as MiniGrid's own
 ``OneHotPartialObsWrapper`` does (object, colour and state: 20 channels; a test pins the
-two equal), but in one vectorised step, as float32 channels-first maps for SB3: MiniGrid's
-per-cell Python loop halved the stack's throughput (benchmarks/perf_rl.py measures it).
+two equal), but as float32 channels-first maps for SB3 and in one scatter for the whole vector of envs
+(:class:`VecOneHot`): MiniGrid's per-cell Python loop halved the stack's throughput, and
+encoding env by env still cost 8% of a step (benchmarks/perf_rl.py measures it).
 The mission string is dropped: it is constant within each task the study uses.
 
 Example:
@@ -25,10 +26,13 @@ Example:
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import gymnasium as gym
 import numpy as np
+
+from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper
 
 from ..errors import UnknownNameError, UserError
 
@@ -79,31 +83,70 @@ def check_training_levels(num_levels: int, start_level: int, flag: str = "--trai
                         f"levels start there), got {start_level} … {start_level + num_levels - 1}")
 
 
-class OneHotView(gym.ObservationWrapper):
-    """MiniGrid's dict observation → its image, one-hot per cell, float32 (C, H, W).
+@functools.cache
+def _channels() -> tuple[np.ndarray, np.ndarray]:
+    """For each of the 20 one-hot channels: which of the 3 encoded fields it reads, and the value
+    it is hot for."""
+    from minigrid.core.constants import COLOR_TO_IDX, OBJECT_TO_IDX, STATE_TO_IDX
+
+    sizes = (len(OBJECT_TO_IDX), len(COLOR_TO_IDX), len(STATE_TO_IDX))
+    field = np.repeat(np.arange(3), sizes)
+    value = np.concatenate([np.arange(n) for n in sizes]).astype(np.uint8)
+    return field, value
+
+
+def one_hot(images: np.ndarray) -> np.ndarray:
+    """MiniGrid's encoded views ``(..., H, W, 3)`` → one-hot float32 ``(..., 20, H, W)``.
 
     Channels: the object type (11), then its colour (6), then its state (3), as MiniGrid's
-    ``OneHotPartialObsWrapper`` orders them.
+    ``OneHotPartialObsWrapper`` orders them; a value outside its field's range sets no bit. Any
+    number of leading (batch) axes, in three array operations for the whole batch, which is
+    why the vectorised stack encodes after ``DummyVecEnv`` (:class:`VecOneHot`).
+
+    Example:
+        >>> view = np.zeros((2, 7, 7, 3), dtype=np.uint8)  # unseen cells, colour red, state open
+        >>> x = one_hot(view)
+        >>> x.shape, float(x.sum(axis=1).max()), bool(x[:, 0].all() and x[:, 11].all() and x[:, 17].all())
+        ((2, 20, 7, 7), 3.0, True)
     """
+    field, value = _channels()
+    hot = images[..., field] == value  # (..., H, W, 20)
+    return np.moveaxis(hot, -1, -3).astype(np.float32, order="C")
+
+
+def one_hot_space(image_space: gym.spaces.Box) -> gym.spaces.Box:
+    """The observation space :func:`one_hot` maps MiniGrid's ``(H, W, 3)`` image space to."""
+    h, w, _ = image_space.shape
+    return gym.spaces.Box(0.0, 1.0, shape=(len(_channels()[0]), h, w), dtype=np.float32)
+
+
+class OneHotView(gym.ObservationWrapper):
+    """One MiniGrid env's dict observation → its :func:`one_hot` image, float32 (C, H, W)."""
 
     def __init__(self, env: gym.Env) -> None:
         super().__init__(env)
-        from minigrid.core.constants import COLOR_TO_IDX, OBJECT_TO_IDX, STATE_TO_IDX
-
-        sizes = (len(OBJECT_TO_IDX), len(COLOR_TO_IDX), len(STATE_TO_IDX))
-        h, w, _ = env.observation_space["image"].shape
-        self.observation_space = gym.spaces.Box(0.0, 1.0, shape=(sum(sizes), h, w), dtype=np.float32)
-        # Flat index of (channel, row, col) = channel·H·W + cell: one scatter per observation.
-        self._offsets = np.cumsum((0, *sizes[:-1])).astype(np.uint8)
-        self._largest = np.asarray(sizes, dtype=np.uint8) - 1
-        self._cells = np.arange(h * w, dtype=np.intp).reshape(h, w, 1)
-        self._plane = h * w
+        self.observation_space = one_hot_space(env.observation_space["image"])
 
     def observation(self, observation: dict[str, Any]) -> np.ndarray:
-        channels = np.minimum(observation["image"], self._largest) + self._offsets  # (H, W, 3)
-        out = np.zeros(self.observation_space.shape, dtype=np.float32)
-        out.reshape(-1)[channels.astype(np.intp) * self._plane + self._cells] = 1.0
-        return out
+        return one_hot(observation["image"])
+
+
+class VecOneHot(VecEnvWrapper):
+    """A vector of MiniGrid image envs (``ImgObsWrapper``) → :func:`one_hot` views, one batch
+    per step (terminal observations too, as SB3's ``VecTransposeImage`` does)."""
+
+    def __init__(self, venv: VecEnv) -> None:
+        super().__init__(venv, observation_space=one_hot_space(venv.observation_space))
+
+    def reset(self) -> np.ndarray:
+        return one_hot(self.venv.reset())
+
+    def step_wait(self):
+        obs, rewards, dones, infos = self.venv.step_wait()
+        for info in infos:
+            if "terminal_observation" in info:
+                info["terminal_observation"] = one_hot(info["terminal_observation"])
+        return one_hot(obs), rewards, dones, infos
 
 
 class LevelSeeds(gym.Wrapper):
@@ -129,11 +172,18 @@ class LevelSeeds(gym.Wrapper):
         return obs, {**info, "level_seed": level}
 
 
-def make_minigrid(name: str, *, num_levels: int = 0, start_level: int = 0) -> gym.Env:
-    """One MiniGrid task on a level set, with one-hot float32 (20, 7, 7) observations."""
+def make_minigrid(name: str, *, num_levels: int = 0, start_level: int = 0, encode: bool = True) -> gym.Env:
+    """One MiniGrid task on a level set, with one-hot float32 (20, 7, 7) observations.
+
+    ``encode=False`` gives MiniGrid's uint8 (7, 7, 3) image instead, for a vector of envs
+    that :class:`VecOneHot` encodes in one batch (what :func:`make_vec_env` builds).
+    """
+    from minigrid.wrappers import ImgObsWrapper
+
     low, high = level_range(num_levels, start_level)
-    return LevelSeeds(OneHotView(gym.make(resolve_minigrid_id(name))), low, high)
+    env = gym.make(resolve_minigrid_id(name))
+    return LevelSeeds(OneHotView(env) if encode else ImgObsWrapper(env), low, high)
 
 
-__all__ = ["EXAMPLES", "HELD_OUT_START", "LEVEL_SPACE", "LevelSeeds", "OneHotView", "check_training_levels",
-           "level_range", "make_minigrid", "resolve_minigrid_id"]
+__all__ = ["EXAMPLES", "HELD_OUT_START", "LEVEL_SPACE", "LevelSeeds", "OneHotView", "VecOneHot", "check_training_levels",
+           "level_range", "make_minigrid", "one_hot", "one_hot_space", "resolve_minigrid_id"]
