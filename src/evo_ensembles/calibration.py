@@ -41,6 +41,7 @@ from dataclasses import asdict, dataclass
 
 import torch
 
+from .combine import combine as combine_probs
 from .errors import UserError
 from .metrics import EPS
 
@@ -102,7 +103,6 @@ def _log_probs(logits: torch.Tensor, temperature: float, where: str, combine: st
             raise UserError("a per-member temperature needs combine='mean'; use where='combined'")
         logp = torch.log_softmax(z / temperature, dim=2)
         return torch.logsumexp(logp, dim=0) - math.log(z.shape[0])
-    from .ensemble import combine as combine_probs
 
     pooled = combine_probs(torch.softmax(z, dim=2), combine)
     return torch.log_softmax(as_logits(pooled) / temperature, dim=1)

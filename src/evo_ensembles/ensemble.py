@@ -17,30 +17,12 @@ import torch
 from torch import nn
 
 from .checks import check_choice
+from .combine import COMBINE_METHODS, combine, voters
 from .errors import UserError
 
 if TYPE_CHECKING:
     from .calibration import TemperatureFit
     from .uncertainty import Uncertainty
-
-COMBINE_METHODS = ("mean", "vote")
-
-
-def combine(member_probs: torch.Tensor, method: str = "mean") -> torch.Tensor:
-    """Combine (M, B, C) member probabilities into (B, C) ensemble probabilities.
-
-    ``"mean"`` averages probabilities (the standard rule). ``"vote"`` returns the fraction of
-    members voting for each class (majority vote; ties go to the lower class index under
-    arg-max). Vote probabilities can be exactly 0, so their NLL is large by design.
-    """
-    if method == "mean":
-        return member_probs.mean(dim=0)
-    if method == "vote":
-        votes = member_probs.argmax(dim=2)  # (M, B)
-        counts = torch.nn.functional.one_hot(votes, member_probs.shape[2]).to(member_probs.dtype)
-        return counts.mean(dim=0)
-    raise UserError(f"unknown combine method {method!r}; choose from {COMBINE_METHODS}")
-
 
 @torch.no_grad()
 def predict_logits(
@@ -72,18 +54,6 @@ def predict_probs(
     """Softmax outputs (B, C) of ``model`` in eval mode on ``x``, returned on CPU."""
     logits = predict_logits(model, x, batch_size=batch_size, device=device)
     return torch.softmax(logits, 1) if logits.numel() else logits
-
-
-def voters(member_probs: torch.Tensor, parent_probs: torch.Tensor | None, include_parent: bool) -> torch.Tensor:
-    """(M', B, C) probabilities of whoever votes: the members, and the parent first when it votes.
-
-    The one place that decides whether the parent votes (the paper's Algorithm 1 adds it).
-    """
-    if not include_parent:
-        return member_probs
-    if parent_probs is None:
-        raise UserError("include_parent=True needs a parent")
-    return torch.cat([parent_probs.unsqueeze(0), member_probs])
 
 
 @runtime_checkable

@@ -19,6 +19,8 @@ import math
 
 import torch
 
+from .combine import combine, voters
+
 EPS = 1e-12
 DEFAULT_ECE_BINS = 15
 
@@ -147,8 +149,6 @@ def ensemble_metrics(
 
     Every ensemble kind is scored through here (:meth:`evo_ensembles.ensemble.BaseEnsemble.evaluate`).
     """
-    from .ensemble import combine, voters
-
     ens = combine(voters(member_probs, parent_probs, include_parent), combine_method)
     return {
         "parent": None if parent_probs is None else classification_metrics(parent_probs, targets, ece_bins),

@@ -33,6 +33,7 @@ from stable_baselines3.common.preprocessing import preprocess_obs
 from torch import nn
 from torch.func import functional_call, vmap
 
+from ..combine import combine
 from ..config.rl import ACTION_RULES, PERTURB_SCOPES
 from ..errors import UserError
 from ..subnet import ChildSpec, InPlacePerturber, eligible_parameters, noise_delta
@@ -154,7 +155,7 @@ class NoisyEnsemblePolicy:
     def action_probs(self, observation: np.ndarray) -> np.ndarray:
         """(B, A) averaged action distribution for a batch of raw observations."""
         obs, _ = self.policy.obs_to_tensor(observation)
-        return self.member_probs(obs).mean(dim=0).cpu().numpy()
+        return combine(self.member_probs(obs)).cpu().numpy()
 
     def predict(self, observation: np.ndarray, state=None, episode_start=None,
                 deterministic: bool = False) -> tuple[np.ndarray, None]:

@@ -31,7 +31,6 @@ from typing import Any
 
 import gymnasium as gym
 import numpy as np
-
 from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper
 
 from ..errors import UnknownNameError, UserError

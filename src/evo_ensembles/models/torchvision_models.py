@@ -25,6 +25,7 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -189,9 +190,11 @@ def pretrained_torchvision_model(name: str, weights: str | None = "DEFAULT", *, 
     except UserError:
         default = None
     if weights is None:
-        from .registry import build_model
-
-        model = build_model(PREFIX + name, (3, 224, 224), num_classes, seed=seed)
+        # As build_model(..., seed=seed): the global random state is forked, not consumed.
+        with torch.random.fork_rng(devices=[]) if seed is not None else contextlib.nullcontext():
+            if seed is not None:
+                torch.manual_seed(int(seed))
+            model = build_torchvision_model(name, (3, 224, 224), num_classes)
         info = {"weights": "random init", "transforms_of": None if default is None else str(default)}
     elif Path(weights).suffix in (".safetensors", ".pt", ".pth", ".bin") or Path(weights).exists():
         path = Path(weights)
