@@ -42,3 +42,78 @@ def test_every_top_level_name_resolves_and_all_is_sorted():
         assert getattr(ee, name) is not None
     with pytest.raises(AttributeError):
         ee.no_such_name  # noqa: B018
+
+
+def _import_graph() -> dict[str, set[str]]:
+    """Module → the package modules it imports, read from the source (every import statement,
+    inside functions and ``TYPE_CHECKING`` blocks too). A name taken from a package is traced
+    through that package's ``__init__`` to the module that defines it."""
+    import ast
+    from pathlib import Path
+
+    import evo_ensembles
+
+    root = Path(evo_ensembles.__file__).parent
+    trees = {}
+    for path in root.rglob("*.py"):
+        parts = path.relative_to(root.parent).with_suffix("").parts
+        name = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+        trees[name] = (ast.parse(path.read_text()), path.name == "__init__.py")
+
+    def absolute(module: str, node: ast.ImportFrom) -> str:
+        if not node.level:
+            return node.module or ""
+        is_pkg = trees[module][1]
+        base = module.split(".")[: len(module.split(".")) - node.level + (1 if is_pkg else 0)]
+        return ".".join(base + ([node.module] if node.module else []))
+
+    def direct(module: str) -> list[tuple[str, str | None]]:
+        out = []
+        for node in ast.walk(trees[module][0]):
+            if isinstance(node, ast.Import):
+                out += [(a.name, None) for a in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                target = absolute(module, node)
+                out += [(target, a.name) for a in node.names]
+        return out
+
+    def resolve(target: str, name: str | None, seen: frozenset = frozenset()) -> set[str]:
+        if name is not None and f"{target}.{name}" in trees:
+            return {f"{target}.{name}"}
+        if target not in trees:
+            return set()
+        if not trees[target][1] or name is None or (target, name) in seen:
+            return {target}
+        for t, n in direct(target):  # where the package's __init__ takes the name from
+            if n == name and t != target:
+                return resolve(t, n, seen | {(target, name)})
+        return {target}
+
+    graph = {}
+    for module, (_, is_pkg) in trees.items():
+        if is_pkg:
+            continue
+        graph[module] = {m for t, n in direct(module) for m in resolve(t, n)
+                         if m != module and not trees[m][1]}
+    return graph
+
+
+def test_no_circular_imports_in_the_package():
+    graph = _import_graph()
+    assert "evo_ensembles.data.registry" in graph["evo_ensembles.data.ood"]  # the reader sees imports
+    state: dict[str, int] = {}
+    cycles = []
+
+    def visit(m: str, path: list[str]) -> None:
+        state[m] = 1
+        for n in sorted(graph.get(m, ())):
+            if state.get(n) == 1:
+                cycles.append(path[path.index(n):] + [n] if n in path else [m, n])
+            elif n not in state:
+                visit(n, path + [n])
+        state[m] = 2
+
+    for m in sorted(graph):
+        if m not in state:
+            visit(m, [m])
+    assert not cycles, "import cycles: " + "; ".join(" -> ".join(c) for c in cycles)

@@ -20,7 +20,7 @@ from evo_ensembles.data import (
     load_dataset,
     plot_corruption_grid,
 )
-from evo_ensembles.data import corruptions as C
+from evo_ensembles.data import image_corruptions as C
 from evo_ensembles.data.cifar import write_cifar_bin
 from evo_ensembles.data.corrupted import main
 from evo_ensembles.data.idx import write_idx

@@ -189,8 +189,8 @@ class EnsembleFields(RunConfig):
         names = self.ood_names()
         dataset = getattr(self, "dataset", None)
         if names and dataset:
+            from ..data.catalog import split_corrupted_name
             from ..data.ood import available_ood_sets
-            from ..data.registry import split_corrupted_name
             from ..errors import UnknownNameError
 
             offered = available_ood_sets(split_corrupted_name(dataset)[0])

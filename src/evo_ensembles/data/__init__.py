@@ -18,15 +18,17 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 from .arrays import ArrayData, Augment, BatchLoader
-from .corrupted import (
-    CorruptedSet,
-    corrupted_test,
-    generate_corrupted,
-    load_corrupted,
-    plot_corruption_grid,
-)
+from .corrupted import CorruptedSet, generate_corrupted, plot_corruption_grid
 from .idx import read_idx
-from .registry import DataSplits, available_datasets, dataset_augment, load_dataset, resolve_root
+from .registry import (
+    DataSplits,
+    available_datasets,
+    corrupted_test,
+    dataset_augment,
+    load_corrupted,
+    load_dataset,
+    resolve_root,
+)
 
 _LAZY = dict.fromkeys(
     ["available_ood_sets", "generate_ood", "load_ood", "ood_from", "ood_sets", "plot_ood_grid"], ".ood"

@@ -5,7 +5,7 @@ A generated set, ``<root>/<name>-c/`` (``fashion-mnist-c``, ``mnist-c``), holds 
 files' order), ``labels.npy`` (N,) and ``manifest.json`` (types, severities, parameters,
 seed, versions, a sha256 per file). It is written into a temporary folder beside it and
 renamed into place, so a crash leaves no half-written set; asking again for a complete set
-with the same settings does nothing. The transforms are in :mod:`.corruptions`.
+with the same settings does nothing. The transforms are in :mod:`.image_corruptions`.
 
 The released CIFAR-10-C / CIFAR-100-C (Hendrycks & Dietterich, 2019) are read as
 published: ``<root>/CIFAR-10-C/<corruption>.npy`` uint8 (5·N, 32, 32, 3), severity 1's N
@@ -13,7 +13,9 @@ images first, and ``labels.npy`` (5·N,).
 
 :class:`CorruptedSet` gives each (type, severity) as an :class:`ArrayData` normalised with
 the clean training split's statistics (exactly those of ``load_dataset``'s ``test``),
-read lazily through a memory map, so the whole set is never in memory at once.
+read lazily through a memory map, so the whole set is never in memory at once. Loading by
+name (``load_corrupted``, and ``load_dataset("NAME-c")`` attaching the set) is in
+:mod:`.registry`, beside ``load_dataset``.
 
 Example:
     >>> import os, tempfile
@@ -22,6 +24,7 @@ Example:
     >>> path = generate_corrupted("fashion-mnist", root, n=4, progress=False)
     >>> sorted(p.name for p in path.iterdir())[:3]
     ['brightness.npy', 'canny_edges.npy', 'contrast.npy']
+    >>> from evo_ensembles.data import load_corrupted
     >>> cs = load_corrupted("fashion-mnist-c", root, mean=(0.286,), std=(0.353,))
     >>> len(cs), cs.get("fog", 5).x.shape
     (115, torch.Size([4, 1, 28, 28]))
@@ -38,7 +41,6 @@ import shutil
 import sys
 import tempfile
 import time
-import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -49,14 +51,7 @@ import torch
 from .._version import __version__
 from ..errors import DataNotFoundError, UserError, first_line
 from .arrays import ArrayData
-from .registry import (
-    DataSplits,
-    _lookup,
-    _normalise,
-    load_dataset,
-    resolve_root,
-    split_corrupted_name,
-)
+from .catalog import _lookup, _normalise, resolve_root, split_corrupted_name
 
 FORMAT = 1
 CHUNK = 2000  # images corrupted at once: bounds memory; each chunk has its own random stream
@@ -248,62 +243,6 @@ def _open(cs: _CSpec, root: Path, mean, std) -> CorruptedSet:
     return opener(cs, root / cs.dirname, mean, std)
 
 
-def load_corrupted(
-    name: str,
-    root: str | os.PathLike | None = None,
-    *,
-    mean: tuple[float, ...] | None = None,
-    std: tuple[float, ...] | None = None,
-) -> CorruptedSet:
-    """Open a corrupted test set by name (``fashion-mnist``, ``fashion-mnist-c``, ``cifar10``...).
-
-    Normalised with ``mean``/``std`` when given, else with the clean training split's
-    statistics as ``load_dataset(name, root)`` computes them (default split), which needs
-    the clean data set too. ``load_dataset("NAME-c")`` attaches it with its own split's.
-    """
-    cs = _cspec(name)
-    found = _open(cs, resolve_root(root), (0.0,), (1.0,))  # a missing set is the first error
-    if mean is None or std is None:
-        clean = load_dataset(cs.clean, root)
-        mean, std = clean.mean, clean.std
-    return dataclasses.replace(found, mean=tuple(mean), std=tuple(std))
-
-
-def attach_corrupted(splits: DataSplits, clean: str, root: str | os.PathLike | None, *,
-                     required: bool) -> CorruptedSet | None:
-    """The corrupted test set for ``splits`` (its normalisation, its first test examples),
-    or None when it is not on disk and not ``required``. A damaged set is an error when
-    required and a warning otherwise."""
-    cs = _CSPECS[clean]
-    try:
-        found = _open(cs, resolve_root(root), splits.mean, splits.std)
-        found = found.head(len(splits.test))
-        k = found.size
-        if not torch.equal(found.labels, splits.test.y[:k]):
-            raise UserError(f"{found.title} at {found.path} has other labels than the clean test "
-                            "files (made from other files?); " + _hint(cs, found.path.parent))
-    except DataNotFoundError:
-        if required:
-            raise
-        return None
-    except UserError as e:
-        if required:
-            raise
-        warnings.warn(f"ignoring the corrupted test set: {first_line(e)}", stacklevel=3)
-        return None
-    return found
-
-
-def corrupted_test(data: DataSplits) -> CorruptedSet:
-    """``data.corrupted``, or a clear error saying how to get it."""
-    if data.corrupted is None:
-        clean = split_corrupted_name(data.name)[0]
-        raise DataNotFoundError(f"{data.name} has no corrupted test set attached; load it with "
-                                f"load_dataset({clean + '-c'!r}, root) once it exists; "
-                                + _hint(_CSPECS[clean], Path("<data root>")))
-    return data.corrupted
-
-
 # ---------------------------------------------------------------- generation
 def _sha256(path: Path) -> str:
     h = hashlib.sha256()
@@ -321,7 +260,7 @@ def _hashes_match(path: Path, manifest: dict) -> bool:
 
 def _settings(cs: _CSpec, seed: int, n: int | None, images: np.ndarray, labels: np.ndarray) -> dict:
     """Everything that decides a set's bytes: an existing set with these is complete."""
-    from .corruptions import CORRUPTIONS, GENERATOR_VERSION, MEANINGS, PARAMS
+    from .image_corruptions import CORRUPTIONS, GENERATOR_VERSION, MEANINGS, PARAMS
 
     source = hashlib.sha256(images.tobytes() + labels.astype(np.int64).tobytes()).hexdigest()
     s = {"format": FORMAT, "name": cs.dirname, "source": cs.clean, "source_sha256": source,
@@ -365,7 +304,7 @@ def generate_corrupted(
     """
     from tqdm.auto import tqdm
 
-    from .corruptions import CORRUPTIONS, corrupt, corruption_rng
+    from .image_corruptions import CORRUPTIONS, corrupt, corruption_rng
 
     cs = _cspec(name)
     base = resolve_root(root)

@@ -52,8 +52,9 @@ import torch
 from .._version import __version__
 from ..errors import DataNotFoundError, UnknownNameError, UserError, first_line
 from .arrays import ArrayData
+from .catalog import _lookup, _normalise, resolve_root, split_corrupted_name
 from .corrupted import FORMAT, _hashes_match, _publish, _read_manifest, _sha256, generator_main
-from .registry import DataSplits, _lookup, _normalise, resolve_root, split_corrupted_name
+from .registry import DataSplits
 
 GENERATOR_VERSION = 1
 FONT_DIR = Path("/usr/share/fonts")
