@@ -12,7 +12,7 @@ import statistics
 import sys
 from pathlib import Path
 
-from evo_ensembles.recipes.common import provenance
+from evo_ensembles.provenance import provenance
 
 RESULTS = Path(__file__).resolve().parent / "results"
 

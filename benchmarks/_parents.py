@@ -6,8 +6,8 @@ from pathlib import Path
 
 from evo_ensembles import load_dataset
 from evo_ensembles.devices import resolve_device
-from evo_ensembles.recipes.common import train_or_load_parent
 from evo_ensembles.train import parent_train_config
+from evo_ensembles.train.parent import train_or_load_parent
 
 RUNS = Path(__file__).resolve().parent / "runs"
 

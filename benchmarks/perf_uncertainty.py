@@ -32,9 +32,8 @@ from evo_ensembles.data.ood import ood_sets
 from evo_ensembles.devices import set_threads
 from evo_ensembles.ensemble import Ensemble, predict_probs
 from evo_ensembles.models import build_model
-from evo_ensembles.recipes.common import corrupted_scores
 from evo_ensembles.reporting import markdown_table
-from evo_ensembles.scoring import score_run
+from evo_ensembles.scoring import corrupted_scores, score_run
 
 
 def timed(fn) -> float:

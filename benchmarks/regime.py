@@ -50,9 +50,9 @@ from evo_ensembles import (
 from evo_ensembles.devices import resolve_device, set_threads
 from evo_ensembles.methods.sparse import prune_and_tune
 from evo_ensembles.metrics import classification_metrics, diversity
-from evo_ensembles.recipes.common import train_or_load_parent
 from evo_ensembles.reporting import _save, markdown_table, plt
 from evo_ensembles.train import load_state_into, load_tensors, parent_train_config, save_model
+from evo_ensembles.train.parent import train_or_load_parent
 
 RUNS = Path(__file__).resolve().parent / "runs" / "regime"
 LOG = RunLog("regime")

@@ -46,10 +46,10 @@ from evo_ensembles import ChildSpec, TrainConfig, load_dataset
 from evo_ensembles.devices import resolve_device, set_threads
 from evo_ensembles.methods.sparse import TunedChild, prune_and_tune
 from evo_ensembles.methods.stochastic import build_child
-from evo_ensembles.recipes.common import train_or_load_parent
 from evo_ensembles.reporting import _save, markdown_table, plt
 from evo_ensembles.subnet import derive_seed, mask_density
 from evo_ensembles.train import evaluate_accuracy, parent_train_config
+from evo_ensembles.train.parent import train_or_load_parent
 
 RUNS = Path(__file__).resolve().parent / "runs" / "table6_1"
 METHODS = ["one-shot", "iterative", "random", "temperature"]

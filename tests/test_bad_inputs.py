@@ -136,8 +136,8 @@ def fashion():
 @pytest.fixture(scope="module")
 def parent_file(fashion, tmp_path_factory):
     from evo_ensembles.models import build_model
-    from evo_ensembles.recipes.common import model_meta
     from evo_ensembles.train import save_model
+    from evo_ensembles.train.parent import model_meta
 
     path = tmp_path_factory.mktemp("parent") / "parent.safetensors"
     save_model(path, build_model("lenet5", fashion.input_shape, fashion.num_classes, seed=0),
@@ -180,8 +180,8 @@ def _refused_in_one_line(call) -> object:
 def test_a_mutated_checkpoint_record_loads_or_is_refused_in_one_line(data, fashion, parent_file, tmp_path):
     from safetensors.torch import load_file, save_file
 
-    from evo_ensembles.recipes.common import load_model_checkpoint
     from evo_ensembles.train.checkpoint import META_KEY, read_meta
+    from evo_ensembles.train.parent import load_model_checkpoint
 
     record = read_meta(parent_file)
     path = tmp_path / "parent.safetensors"
@@ -203,7 +203,7 @@ def test_a_mutated_checkpoint_record_loads_or_is_refused_in_one_line(data, fashi
 @BOUNDED
 @given(data=st.data())
 def test_damaged_checkpoint_bytes_are_refused_in_one_line(data, fashion, parent_file, tmp_path):
-    from evo_ensembles.recipes.common import load_model_checkpoint
+    from evo_ensembles.train.parent import load_model_checkpoint
 
     raw = bytearray(parent_file.read_bytes())
     cut = data.draw(st.integers(0, len(raw)), label="truncate at")
@@ -221,7 +221,7 @@ def descriptor_file(fashion, parent_file, tmp_path_factory):
     from evo_ensembles.es import NoiseSampling
     from evo_ensembles.es.population import make_noisy_specs
     from evo_ensembles.methods.noisy import NoisyEnsemble
-    from evo_ensembles.recipes.common import load_model_checkpoint
+    from evo_ensembles.train.parent import load_model_checkpoint
 
     parent, _ = load_model_checkpoint(parent_file, fashion)
     specs = make_noisy_specs(2, seed=0, sampling=NoiseSampling(sigma=0.01, density=0.5))

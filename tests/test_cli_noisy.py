@@ -131,8 +131,8 @@ def test_selection_follows_validation_and_never_test(tmp_path):
     from evo_ensembles.config.noisy import NoisyRunConfig
     from evo_ensembles.data import ArrayData
     from evo_ensembles.es import ClassifierFitness, evaluate_children
-    from evo_ensembles.recipes.common import load_model_checkpoint
     from evo_ensembles.recipes.noisy import run_noisy
+    from evo_ensembles.train.parent import load_model_checkpoint
 
     data = load_dataset("fashion-mnist", subset=600, seed=0)
     data = dataclasses.replace(data, test=ArrayData(data.val.x, (data.val.y + 1) % 10))

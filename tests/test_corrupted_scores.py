@@ -10,7 +10,7 @@ from evo_ensembles.data import load_dataset
 from evo_ensembles.data.corrupted import generate_corrupted
 from evo_ensembles.ensemble import predict_probs
 from evo_ensembles.metrics import classification_metrics
-from evo_ensembles.recipes.common import corrupted_scores
+from evo_ensembles.scoring import corrupted_scores
 
 CLEAN = os.path.join(os.environ.get("EVO_ENSEMBLES_DATA_ROOT", "/usr/share/datasets"), "fashion-mnist")
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from evo_ensembles.recipes.common import code_provenance, git_commit, provenance
+from evo_ensembles.provenance import code_provenance, git_commit, provenance
 from evo_ensembles.results import Provenance
 
 pytestmark = pytest.mark.skipif(shutil.which("git") is None, reason="git not installed")

@@ -139,8 +139,8 @@ def test_saved_noisy_and_peer_ensembles_keep_their_temperature(tmp_path):
     from evo_ensembles.config.noisy import NoisyRunConfig
     from evo_ensembles.methods.noisy import NoisyEnsemble
     from evo_ensembles.recipes.baseline import run_baseline
-    from evo_ensembles.recipes.common import load_model_checkpoint
     from evo_ensembles.recipes.noisy import run_noisy
+    from evo_ensembles.train.parent import load_model_checkpoint
 
     common = {"model": "lenet-5", "subset": 300, "threads": 1, "corrupted_examples": 20, "ood_sets": "none"}
     res = run_baseline(BaselineRunConfig(method="deep-ensemble", epochs=2, members=2, **common),

@@ -86,6 +86,7 @@ _TOP = {
     "TrainConfig": ".train",
     "fit": ".train",
     "save_model": ".train",
+    "load_model": ".train.parent",
     "resolve_device": ".devices",
     # errors
     "CheckpointError": ".errors",
@@ -168,4 +169,5 @@ if TYPE_CHECKING:  # static checkers and IDEs see the real names
     from .models import available_models, build_model  # noqa: F401
     from .subnet.descriptor import ChildSpec, make_child_specs  # noqa: F401
     from .train import Callback, TrainConfig, fit, save_model  # noqa: F401
+    from .train.parent import load_model  # noqa: F401
     from .uncertainty import Uncertainty, selective_predict, uncertainty  # noqa: F401

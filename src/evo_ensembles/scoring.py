@@ -30,7 +30,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
@@ -46,6 +46,9 @@ from .metrics import (
     selective_metrics,
 )
 from .uncertainty import uncertainty
+
+if TYPE_CHECKING:
+    from .data.registry import DataSplits
 
 METHOD = ("temperature scaling: one T per model fit on validation NLL (41-point grid over log T in "
           "[log 0.05, log 20], then bounded Brent); ensembles: T divides every voter's logits before "
@@ -234,5 +237,46 @@ def ood_summary(results: Mapping[str, Any], who: str = "ensemble", metric: str =
     return {name: {s: v[metric] for s, v in (d.get(who) or {}).items()} for name, d in sets.items()}
 
 
-__all__ = ["METHOD", "OOD_CONVENTION", "Outputs", "ood_summary", "score_run", "size_curve",
-           "uncertainty_results"]
+def corrupted_scores(
+    data: DataSplits,
+    predictors: dict[str, Any],
+    *,
+    ece_bins: int,
+    examples: int | None = None,
+    progress: bool = False,
+) -> dict[str, Any] | None:
+    """cAcc/cNLL/cECE (:func:`evo_ensembles.metrics.corruption_summary`) of each predictor on
+    the data set's corrupted test set, or ``None`` when it has none.
+
+    ``predictors``: name (``"parent"``, ``"ensemble"``) → function from inputs (B, ...) to
+    combined probabilities (B, C). ``examples``: only the first N images of every cell.
+    One (type, severity) is in memory at a time.
+    """
+    from tqdm.auto import tqdm
+
+    from .metrics import classification_metrics, corruption_summary
+
+    if getattr(data, "corrupted", None) is None:
+        return None
+    cs = data.corrupted if examples is None else data.corrupted.head(examples)
+    cells: dict[str, list[dict]] = {k: [] for k in predictors}
+    for kind, severity, part in tqdm(cs, total=len(cs), desc="corrupted test", disable=not progress, leave=False):
+        for name, predict in predictors.items():
+            m = classification_metrics(predict(part.x), part.y, ece_bins)
+            cells[name].append({"type": kind, "severity": severity, **m})
+    return {"set": cs.describe(), **{k: corruption_summary(v) for k, v in cells.items()}}
+
+
+def ood_inputs(cfg: Any, data: DataSplits) -> dict[str, Any]:
+    """The OOD sets a run scores: those ``cfg.ood_sets`` names (every one on disk for
+    ``auto``), normalised like ``data``, plus any the caller attached as ``data.ood``
+    (a dict of name → :class:`~evo_ensembles.data.ArrayData`, e.g. from ``ood_from``)."""
+    from .data.ood import ood_sets
+
+    names = cfg.ood_names() if hasattr(cfg, "ood_names") else None
+    found = {} if names == [] else ood_sets(data, names, getattr(cfg, "data_root", None))
+    return {**found, **(getattr(data, "ood", None) or {})}
+
+
+__all__ = ["METHOD", "OOD_CONVENTION", "Outputs", "corrupted_scores", "ood_inputs", "ood_summary", "score_run",
+           "size_curve", "uncertainty_results"]

@@ -199,7 +199,7 @@ class AnalysisRun:
         return None if cfg is None else cfg.load_data()
 
     def _load_parent(self) -> nn.Module | None:
-        from ..recipes.common import load_model_checkpoint
+        from ..train.parent import load_model_checkpoint
 
         return load_model_checkpoint(self.path / "checkpoints" / "parent.safetensors", self.data())[0]
 
@@ -211,7 +211,7 @@ class _SubnetRun(AnalysisRun):
     """sparse / stochastic: tuned children stored one file each."""
 
     def _member(self, i: int) -> nn.Module:
-        from ..recipes.common import load_model_checkpoint
+        from ..train.parent import load_model_checkpoint
 
         path = self.path / "checkpoints" / "children" / f"child_{i}.safetensors"
         if not path.is_file():

@@ -46,9 +46,9 @@ from ..analysis.runs import AnalysisRun, MemberView, open_run
 from ..config.analyze import AnalyzeConfig
 from ..devices import resolve_device, set_threads
 from ..errors import UserError
+from ..provenance import provenance
 from ..reporting import markdown_table
 from ..train.checkpoint import check_output_dir, make_output_dir, write_json, write_text
-from .common import provenance
 
 
 def _inputs(run: AnalysisRun, n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor | None, tuple, Any, Any]:

@@ -30,6 +30,7 @@ from ..data import DataSplits
 from ..devices import resolve_device, set_threads
 from ..errors import UserError
 from ..models import build_model
+from ..provenance import provenance
 from ..reporting import (
     calibrated_rows,
     markdown_table,
@@ -40,9 +41,8 @@ from ..reporting import (
     write_uncertainty_figures,
 )
 from ..results import BaselineResults
-from ..scoring import score_run
+from ..scoring import corrupted_scores, ood_inputs, score_run
 from ..train.checkpoint import RunLock, check_output_dir, write_json, write_text
-from .common import corrupted_scores, ood_inputs, provenance
 
 TITLES = {
     "independent": "Independent model", "dropout": "Dropout model", "mc-dropout": "MC Dropout",

@@ -32,8 +32,9 @@ from ..devices import resolve_device, set_threads
 from ..ensemble import predict_logits
 from ..errors import UserError
 from ..methods.noisy import noisy_ensemble
-from ..metrics import mean_kl
+from ..metrics import ensemble_metrics, mean_kl
 from ..models.torchvision_models import pretrained_torchvision_model, weights_enum
+from ..provenance import provenance
 from ..schema import CACHED_RECORDS
 from ..scoring import Outputs, uncertainty_results
 from ..subnet import eligible_parameters, resolve_dense_layers
@@ -47,7 +48,6 @@ from ..train.checkpoint import (
     save_tensors,
     write_json,
 )
-from .common import evaluate_probs, provenance
 from .noisy import print_summary, test_scores, write_noisy_outputs
 
 
@@ -134,10 +134,10 @@ def run_imagenet(cfg: ImageNetRunConfig, out: str | Path, *, progress: bool = Tr
                                                     {**identity, "descriptor": spec.to_dict()}, member))
     member_val_logits, member_test_logits = torch.stack(member_logits["val"]), torch.stack(member_logits["test"])
     member_test = torch.softmax(member_test_logits, -1)
-    test = evaluate_probs(parent_test, member_test, test_y, include_parent=cfg.include_parent,
-                          combine_method=cfg.combine, ece_bins=cfg.ece_bins)
-    val = evaluate_probs(parent_val, torch.softmax(member_val_logits, -1), val_y, include_parent=cfg.include_parent,
-                         combine_method=cfg.combine, ece_bins=cfg.ece_bins)
+    test = ensemble_metrics(parent_test, member_test, test_y, include_parent=cfg.include_parent,
+                            combine_method=cfg.combine, ece_bins=cfg.ece_bins)
+    val = ensemble_metrics(parent_val, torch.softmax(member_val_logits, -1), val_y, include_parent=cfg.include_parent,
+                           combine_method=cfg.combine, ece_bins=cfg.ece_bins)
     unc = uncertainty_results(Outputs(parent_val_logits, member_val_logits), val_y,
                               Outputs(parent_test_logits, member_test_logits), test_y, {},
                               include_parent=cfg.include_parent, combine=cfg.combine, ece_bins=cfg.ece_bins)

@@ -35,6 +35,7 @@ from ..errors import UserError
 from ..methods.noisy import NoisyEnsemble, noisy_ensemble
 from ..metrics import mean_kl
 from ..models import build_model
+from ..provenance import provenance
 from ..reporting import (
     SUMMARY_HEADERS,
     markdown_table,
@@ -48,7 +49,7 @@ from ..reporting import (
 )
 from ..results import NoisyResults
 from ..schema import CACHED_RECORDS
-from ..scoring import score_run
+from ..scoring import corrupted_scores, ood_inputs, score_run
 from ..subnet import eligible_parameters, resolve_dense_layers
 from ..train import save_model
 from ..train.checkpoint import (
@@ -59,15 +60,8 @@ from ..train.checkpoint import (
     write_json,
     write_text,
 )
-from .common import (
-    corrupted_scores,
-    load_model_checkpoint,
-    model_meta,
-    ood_inputs,
-    provenance,
-    subnetwork_cost,
-    train_or_load_parent,
-)
+from ..train.parent import load_model_checkpoint, model_meta, train_or_load_parent
+from .common import subnetwork_cost
 
 
 def run_noisy(cfg: NoisyRunConfig, out: str | Path, *, progress: bool = True,

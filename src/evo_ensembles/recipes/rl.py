@@ -29,10 +29,10 @@ from ..agents.train import load_agent, train_agent
 from ..config.rl import ACTION_RULES, RLEvalConfig, RLTrainConfig
 from ..devices import set_threads
 from ..es import ClassifierFitness, NoiseSampling, NoisySearch, select_children
+from ..provenance import provenance
 from ..reporting import markdown_table, text_table
 from ..results import RLResults
 from ..train.checkpoint import RunLock, check_output_dir, write_json, write_text
-from .common import provenance
 
 
 class EpisodeFitness:

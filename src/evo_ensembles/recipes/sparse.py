@@ -28,6 +28,7 @@ from ..errors import UserError
 from ..methods.sparse import TunedChild, prune_and_tune
 from ..methods.stochastic import build_child
 from ..models import build_model
+from ..provenance import provenance
 from ..reporting import (
     SUMMARY_HEADERS,
     markdown_table,
@@ -41,7 +42,7 @@ from ..reporting import (
     summary_rows as shared_summary_rows,
 )
 from ..results import SparseResults
-from ..scoring import score_run
+from ..scoring import corrupted_scores, ood_inputs, score_run
 from ..subnet import (
     ChildSpec,
     eligible_parameters,
@@ -50,15 +51,8 @@ from ..subnet import (
 )
 from ..train import load_state_into, load_tensors, parent_fingerprint, read_meta, save_model
 from ..train.checkpoint import RunLock, check_output_dir, write_json, write_text
-from .common import (
-    corrupted_scores,
-    load_model_checkpoint,
-    model_meta,
-    ood_inputs,
-    provenance,
-    subnetwork_cost,
-    train_or_load_parent,
-)
+from ..train.parent import load_model_checkpoint, model_meta, train_or_load_parent
+from .common import subnetwork_cost
 
 
 def run_sparse(cfg: SparseRunConfig, out: str | Path, *, progress: bool = True,

@@ -23,7 +23,14 @@ from dataclasses import asdict, dataclass, fields
 import numpy as np
 import torch
 
-from ..checks import check_choice, check_finite, check_fraction, check_nonneg, check_nonneg_int
+from ..checks import (
+    check_choice,
+    check_finite,
+    check_fraction,
+    check_nonneg,
+    check_nonneg_int,
+    check_positive_int,
+)
 from ..errors import UserError
 from .anneal import ANNEAL_SCHEDULES
 from .masks import Mask, partition_masks, sample_mask
@@ -111,13 +118,11 @@ class ChildSpec:
             raise UserError(f"sign must be +1 or -1, got {self.sign!r}")
         check_nonneg(self.sigma, "sigma")
         check_t0(self.t0)
-        if int(self.anneal_epochs) != self.anneal_epochs or self.anneal_epochs < 1:
-            raise UserError(f"annealing epochs must be a positive integer, got {self.anneal_epochs}")
+        check_positive_int(self.anneal_epochs, "annealing epochs")
         if self.anneal_schedule not in ANNEAL_SCHEDULES:
             raise UserError(f"unknown annealing schedule {self.anneal_schedule!r}; "
                             f"choose from {ANNEAL_SCHEDULES}")
-        if int(self.prune_epochs) != self.prune_epochs or self.prune_epochs < 0:
-            raise UserError(f"pruning epochs must be a non-negative integer, got {self.prune_epochs}")
+        check_nonneg_int(self.prune_epochs, "pruning epochs")
         if self.kind == "stochastic" and self.anneal not in ANNEALS:
             raise UserError(f"a stochastic child needs anneal in {ANNEALS}, got {self.anneal!r}")
         if self.kind != "stochastic" and self.anneal is not None:
