@@ -79,3 +79,21 @@ def test_batched_needs_one_architecture():
     assert not same_architecture([a, b])
     x = torch.randn(5, 1, 28, 28)
     assert Ensemble([a, b], batched=True).member_probs(x).shape == (2, 5, 10)  # falls back to the loop
+
+
+@pytest.mark.parametrize("combine_rule", ["mean", "vote"])
+def test_as_module_equals_predict_proba_with_parent_vote_and_temperature(combine_rule):
+    torch.manual_seed(0)
+    nets = [nn.Sequential(nn.Linear(6, 8), nn.ReLU(), nn.Linear(8, 3)) for _ in range(3)]
+    ens = Ensemble(nets[1:], parent=nets[0], include_parent=True, combine=combine_rule)
+    x, y = torch.randn(40, 6), torch.arange(40) % 3
+    module = ens.as_module()
+    assert len(module.nets) == 3 and module.nets[0] is nets[0]  # the parent votes first, weights shared
+    assert torch.allclose(module(x), ens.predict_proba(x), atol=1e-6)
+    with pytest.raises(UserError, match="no temperature"):
+        ens.as_module(calibrated=True)
+    ens.fit_temperature(x, y)
+    calibrated = ens.as_module()  # a fitted temperature is used by default
+    assert torch.allclose(calibrated(x), ens.predict_proba(x, calibrated=True), atol=1e-6)
+    exported = torch.export.export(calibrated, (x,))
+    assert torch.allclose(exported.module()(x), ens.predict_proba(x, calibrated=True), atol=1e-6)

@@ -87,6 +87,7 @@ _TOP = {
     "fit": ".train",
     "save_model": ".train",
     "load_model": ".train.parent",
+    "load_run": ".analysis.runs",
     "resolve_device": ".devices",
     # errors
     "CheckpointError": ".errors",
@@ -139,6 +140,7 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # static checkers and IDEs see the real names
+    from .analysis.runs import load_run  # noqa: F401
     from .calibration import TemperatureFit, fit_temperature, tempered_probs  # noqa: F401
     from .data import ArrayData, DataSplits, available_datasets, load_dataset  # noqa: F401
     from .devices import resolve_device  # noqa: F401

@@ -186,6 +186,65 @@ class BaseEnsemble:
                                 ece_bins=DEFAULT_ECE_BINS if ece_bins is None else ece_bins)
 
 
+    def _voting_modules(self) -> list[nn.Module] | nn.Module:
+        """The members as modules returning (B, C) logits each, or one module returning
+        (M, B, C) logits, for :meth:`as_module` (the parent is added there)."""
+        raise UserError(f"a {type(self).__name__} cannot be exported as one module")
+
+    def as_module(self, *, calibrated: bool | None = None) -> EnsembleModule:
+        """The ensemble as one :class:`EnsembleModule` in eval mode, for serving code and
+        ``torch.export.export``: its forward returns :meth:`predict_proba`'s probabilities (the
+        parent voting when it does; the fitted temperature when ``calibrated``, which defaults
+        to whether one is fitted). It shares the members' weights (no copy).
+
+        Example:
+            >>> import torch, torch.nn as nn
+            >>> ens = Ensemble([nn.Linear(4, 3), nn.Linear(4, 3)])
+            >>> x = torch.randn(5, 4)
+            >>> torch.allclose(ens.as_module()(x), ens.predict_proba(x))
+            True
+        """
+        calibrated = self.temperature is not None if calibrated is None else calibrated
+        if calibrated and self.temperature is None:
+            raise UserError("no temperature fitted: call fit_temperature(x_val, y_val) first, or calibrated=False")
+        nets = self._voting_modules()
+        if self.include_parent:
+            if not isinstance(nets, list):
+                raise UserError("a parent cannot vote beside a multi-output network in one module")
+            nets = [self.parent, *nets]
+        return EnsembleModule(nets, combine=self.combine_method,
+                              temperature=self.temperature.temperature if calibrated else None).eval()
+
+
+class EnsembleModule(nn.Module):
+    """Voting networks as one ``nn.Module`` whose forward returns the combined (B, C)
+    probabilities: ``mean`` or ``vote`` of the members' softmax, or with ``temperature`` the
+    temperature-scaled combination (:func:`evo_ensembles.calibration.tempered_probs`).
+
+    ``voters``: a list of modules each returning (B, C) logits (the parent first when it
+    votes), or one module returning (M, B, C) logits (TreeNet, BatchEnsemble, MIMO).
+    """
+
+    def __init__(self, voters: Sequence[nn.Module] | nn.Module, *, combine: str = "mean",
+                 temperature: float | None = None) -> None:
+        super().__init__()
+        check_choice(combine, COMBINE_METHODS, "combine")
+        self.stacked = voters if isinstance(voters, nn.Module) else None
+        self.nets = nn.ModuleList([] if isinstance(voters, nn.Module) else list(voters))
+        if self.stacked is None and not len(self.nets):
+            raise UserError("an ensemble module needs at least one voting network")
+        self.combine, self.temperature = combine, temperature
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        logits = self.stacked(x) if self.stacked is not None else torch.stack([net(x) for net in self.nets])
+        if self.temperature is None:
+            return combine(torch.softmax(logits.float(), -1), self.combine)
+        from .calibration import tempered_probs
+
+        return tempered_probs(logits, self.temperature, where="members" if self.combine == "mean" else "combined",
+                              combine=self.combine)
+
+
 class Ensemble(BaseEnsemble):
     """A list of member networks, optionally with the parent, combined on probabilities.
 
@@ -231,6 +290,9 @@ class Ensemble(BaseEnsemble):
 
     def _looped(self, x: torch.Tensor, batch_size: int) -> torch.Tensor:
         return torch.stack([predict_logits(m, x, batch_size=batch_size) for m in self.members])
+
+    def _voting_modules(self) -> list[nn.Module]:
+        return list(self.members)
 
     def _own_member_logits(self, x: torch.Tensor, batch_size: int) -> torch.Tensor:
         use = self._use_batched

@@ -169,3 +169,32 @@ def test_bad_run_directories_are_refused_in_one_line(run_dir, tmp_path):
         with pytest.raises(UserError) as e:
             call()
         assert "\n" not in str(e.value)
+
+
+@needs_fashion
+@pytest.mark.parametrize("name", ["sparse", "noisy", "batchensemble", "deep-ensemble"])
+def test_load_run_gives_the_ensemble_and_one_exportable_module_with_its_outputs(run_dir, name):
+    import evo_ensembles as ee
+
+    run = ee.load_run(run_dir(name))
+    assert run.results["method"] == name and run.config["seed"] == 0
+    x = run.data().test.x[:64]
+    ens = run.ensemble()
+    assert len(ens) == 2 and ens.temperature is not None  # every run fits one on validation
+    for calibrated in (False, True):
+        want = run.predict_proba(x, calibrated=calibrated)
+        assert torch.allclose(ens.predict_proba(x, calibrated=calibrated), want, atol=1e-6)
+        module = run.as_module(calibrated=calibrated)
+        assert isinstance(module, torch.nn.Module) and not module.training
+        assert torch.allclose(module(x), want, atol=1e-6)
+    exported = torch.export.export(run.as_module(), (x,))  # calibrated: the run fit a temperature
+    assert torch.allclose(exported.module()(x), run.predict_proba(x, calibrated=True), atol=1e-6)
+
+
+@needs_fashion
+def test_an_mc_dropout_run_is_an_ensemble_but_not_one_module(run_dir):
+    run = open_run(run_dir("mc-dropout"))
+    x = run.data().test.x[:16]
+    assert torch.allclose(run.ensemble().predict_proba(x), run.predict_proba(x), atol=1e-6)
+    with pytest.raises(UserError, match="cannot be exported"):
+        run.as_module()

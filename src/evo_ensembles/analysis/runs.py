@@ -46,7 +46,7 @@ from ..baselines.mc_dropout import MCDropoutPass
 from ..calibration import TemperatureFit, tempered_probs
 from ..data import DataSplits
 from ..devices import resolve_device
-from ..ensemble import predict_logits, predict_probs
+from ..ensemble import BaseEnsemble, Ensemble, predict_logits, predict_probs
 from ..errors import CheckpointError, UserError, first_line
 from ..subnet import ChildSpec, Mask, add_noise_, eligible_parameters
 from ..train import read_meta
@@ -171,6 +171,22 @@ class AnalysisRun:
             del m
         return tempered_probs(torch.stack(logits), t, where="members" if combine == "mean" else "combined",
                               combine=combine)
+
+    def ensemble(self) -> BaseEnsemble:
+        """The run's ensemble as a library object (:class:`~evo_ensembles.ensemble.BaseEnsemble`:
+        ``predict_proba``, ``evaluate``, ``uncertainty``, ``as_module``...) with the run's
+        combine rule, parent vote and fitted temperature. Members are loaded now, all of them
+        (a noisy run's children are materialised: K copies of the parent)."""
+        return Ensemble(list(self.members()), parent=self.parent(),
+                        include_parent=bool(self.config.get("include_parent")) and self.parent() is not None,
+                        combine=self.config.get("combine", "mean"), temperature=self.temperature)
+
+    def as_module(self, *, calibrated: bool | None = None) -> nn.Module:
+        """The run's ensemble as one module for serving or ``torch.export``
+        (:meth:`~evo_ensembles.ensemble.BaseEnsemble.as_module`): its forward returns
+        :meth:`predict_proba`'s probabilities; ``calibrated`` defaults to whether the run
+        fitted a temperature."""
+        return self.ensemble().as_module(calibrated=calibrated)
 
     def child_mask(self, i: int) -> Mask | None:
         """The weights child ``i`` keeps (sparse, stochastic) or perturbs (noisy, imagenet),
@@ -333,6 +349,11 @@ class _PeerRun(AnalysisRun):
             return ens.pass_module(i)
         return ens.members[i]
 
+    def ensemble(self) -> BaseEnsemble:
+        ens = self._ensemble()
+        ens.temperature = self.temperature
+        return ens
+
     def member_names(self) -> list[str]:
         what = "pass" if self.method == "mc-dropout" else "member"
         return [f"{self.method} {what} {i + 1}" for i in range(len(self))]
@@ -422,4 +443,7 @@ def open_run(run_dir: str | Path, *, device: str | torch.device = "cpu") -> Anal
     return classes[kind](path, kind, str(results["method"]), config, results, dev)
 
 
-__all__ = ["EXPECTED", "RUN_KINDS", "AnalysisRun", "MCDropoutPass", "MemberView", "open_run"]
+# The public name (``evo_ensembles.load_run``): a finished run back in Python.
+load_run = open_run
+
+__all__ = ["EXPECTED", "RUN_KINDS", "AnalysisRun", "MCDropoutPass", "MemberView", "load_run", "open_run"]

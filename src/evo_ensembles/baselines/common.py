@@ -84,6 +84,9 @@ class MultiOutputEnsemble(BaseEnsemble):
     def __len__(self) -> int:
         return self.members
 
+    def _voting_modules(self) -> nn.Module:
+        return self.module
+
     @torch.no_grad()
     def _own_member_logits(self, x: torch.Tensor, batch_size: int) -> torch.Tensor:
         device = next(self.module.parameters()).device

@@ -83,6 +83,9 @@ class NoisyEnsemble(BaseEnsemble):
                 out.append(predict_logits(self.parent, x, batch_size=batch_size))
         return torch.stack(out)
 
+    def _voting_modules(self) -> list[nn.Module]:
+        return [self.child(i) for i in range(len(self))]  # K copies of the parent: K× its memory
+
     def child(self, i: int) -> nn.Module:
         """Member ``i`` as a standalone model (a copy of the parent)."""
         model = copy.deepcopy(self.parent)
