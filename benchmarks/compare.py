@@ -143,7 +143,8 @@ def row_of(method: str, model: str, seed: int, results: dict, seconds: float) ->
     c = (results.get("corrupted") or {}).get("ensemble") or {}
     return {"method": method, "model": model, "seed": seed, "accuracy": e["accuracy"], "nll": e["nll"],
             "ece": e["ece"], "c_accuracy": c.get("accuracy"), "c_nll": c.get("nll"), "c_ece": c.get("ece"),
-            "c_accuracy_by_severity": c.get("accuracy_by_severity"), "members": e["size"], "training_flops": results.get("training_flops"),
+            "c_accuracy_by_severity": c.get("accuracy_by_severity"), "members": e["size"],
+            "training_flops": results.get("training_flops"),
             "epochs": results.get("epochs"), "wall_seconds": seconds,
             "parent_accuracy": (results.get("parent") or {}).get("accuracy"),
             **{k: results["diversity"][k] for k in ("disagreement", "kl", "correlation")},
@@ -244,8 +245,8 @@ def plots(rows: list[dict], methods: list[str], name: str) -> list[str]:
         out.append(f"{name}_calibrated_nll_vs_flops.png")
     if by_ood:
         plot_lines(RESULTS / f"{name}_ood_auroc_vs_flops.png", by_ood, xlabel="training FLOPs (x one model)",
-                   ylabel="OOD AUROC (max prob; mean of digits, letters, noise)", title="OOD detection vs training cost",
-                   logx=True, markers_only=True)
+                   ylabel="OOD AUROC (max prob; mean of digits, letters, noise)",
+                   title="OOD detection vs training cost", logx=True, markers_only=True)
         out.append(f"{name}_ood_auroc_vs_flops.png")
     return out
 
@@ -311,8 +312,8 @@ def uncertainty_table(rows: list[dict], methods: list[str], reference: dict[int,
                 single = score == "mutual_information" and rs[0]["members"] == 1
                 ood.append("–" if single else cell([auroc_of(r, s, score) for r in rs]))
         out.append([LABELS.get(m, m), rs[0]["members"], cell([r["cal_nll"] for r in rs]),
-                    cell([r["cal_ece"] for r in rs]), f"{helped}/{len(rs)}", dee_cell([dee_of(r, reference) for r in rs]),
-                    cell([r["aurc"] for r in rs]), *ood])
+                    cell([r["cal_ece"] for r in rs]), f"{helped}/{len(rs)}",
+                    dee_cell([dee_of(r, reference) for r in rs]), cell([r["aurc"] for r in rs]), *ood])
     return out
 
 
@@ -320,7 +321,8 @@ def per_seed_temperature(rows: list[dict], methods: list[str]) -> list[list[obje
     """Per method and seed: T, validation NLL before/after, test NLL before/after, helped?"""
     out = []
     for m in methods:
-        for r in sorted((r for r in rows if r["method"] == m and r.get("cal_nll") is not None), key=lambda r: r["seed"]):
+        for r in sorted((r for r in rows if r["method"] == m and r.get("cal_nll") is not None),
+                        key=lambda r: r["seed"]):
             out.append([LABELS.get(m, m), r["seed"], f"{r['temperature']:.3f}",
                         r["val_nll_before_t"], r["val_nll_after_t"], r["nll"], r["cal_nll"],
                         "yes" if r["cal_nll"] < r["nll"] else "no"])
@@ -557,7 +559,8 @@ def main() -> None:
          "plan() in benchmarks/compare.py); no crop/flip augmentation (the paper's CIFAR recipe has it; on "
          "Fashion-MNIST the regime study, benchmarks/results/regime.md, found that augmenting the children "
          "lowers the ensemble's validation accuracy by 2 points, and augmenting the parent lowers the parent's "
-         "own by 0.7 (while it lifts the ensemble's by 0.3)); ") + f"lr {sorted({r.get('lr') for r in rows if r.get('lr')})} "
+         "own by 0.7 (while it lifts the ensemble's by 0.3)); ")
+        + f"lr {sorted({r.get('lr') for r in rows if r.get('lr')})} "
         "(when several were given, chosen on seed 0's validation); FLOPs relative to one dense "
         f"{args.model} trained {args.epochs} epochs, counted with torch.utils.flop_counter on a real training "
         "step (masked layers at their density); epochs summed over separately trained models; wall time on "
@@ -575,7 +578,8 @@ def main() -> None:
             "learning rate of the grid and left out of the table: "
             + "; ".join(f"{LABELS.get(r['method'], r['method'])} seed {r['seed']} at lr {r['lr']:g}"
                         for r in failed) + ". Learning rate per method: "
-            + "; ".join(f"{LABELS.get(m, m)} {', '.join(f'{v:g}' for v in sorted({r['lr'] for r in rows if r['method'] == m}))}"
+            + "; ".join(f"{LABELS.get(m, m)} "
+                        f"{', '.join(f'{v:g}' for v in sorted({r['lr'] for r in rows if r['method'] == m}))}"
                         for m in args.methods if any(r["method"] == m for r in rows)) + ".")]
           if failed else []),
         *uncertainty,

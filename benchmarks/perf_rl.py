@@ -240,8 +240,8 @@ def main() -> None:
     if "adapter" in args.parts:
         ad = payload["adapter"] = [adapter(g, 2000, 2 * args.repeats + 1) for g in ("coinrun", "starpilot")]
         for r in ad:
-            print(f"adapter {r['game']}: raw/adapter time ratio {r['ratio']:.3f} (of minima {r['ratio_of_minima']:.3f})",
-                  flush=True)
+            print(f"adapter {r['game']}: raw/adapter time ratio {r['ratio']:.3f} "
+                  f"(of minima {r['ratio_of_minima']:.3f})", flush=True)
         sections += [
             "## ProcGen adapter vs raw gym3 (same actions; target ratio ≥ 0.95)",
             markdown_table(["game", "envs", "repeats", "raw steps/s", "adapter steps/s", "ratio of medians",

@@ -111,8 +111,8 @@ def main() -> None:
         markdown_table(["fresh process", "seconds"], [[k, f"{v:.2f}"] for k, v in imports.items()]),
         *footer(info),
     ]) + "\n"
-    save("perf_uncertainty", {**info, "seconds": times, "best": best, "ood_share": ood_share, "added": added, "imports": imports,
-                              "ood_sets": {k: len(v) for k, v in ood.items()}}, md)
+    save("perf_uncertainty", {**info, "seconds": times, "best": best, "ood_share": ood_share, "added": added,
+                              "imports": imports, "ood_sets": {k: len(v) for k, v in ood.items()}}, md)
     print(md)
 
 

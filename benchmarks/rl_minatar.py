@@ -62,7 +62,8 @@ def main() -> None:
             res = run_rl_evaluate(RLEvalConfig(agent=str(agent_dir), episodes=args.episodes, seed=seed),
                                   RUNS / f"minatar_{game}_eval_seed{seed}", progress=False)
             row = {"game": game, "seed": seed, "timesteps": info["timesteps_done"], "random": rand["mean_return"],
-                   "random_ci": ci(rand), "parent": res["parent"]["mean_return"], "parent_std": res["parent"]["std_return"],
+                   "random_ci": ci(rand), "parent": res["parent"]["mean_return"],
+                   "parent_std": res["parent"]["std_return"],
                    "parent_ci": ci(res["parent"]), "ensemble": res["ensemble"]["mean_return"],
                    "ensemble_std": res["ensemble"]["std_return"], "ensemble_ci": ci(res["ensemble"]),
                    "sigma": res["sigma"], "episodes": args.episodes}

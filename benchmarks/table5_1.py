@@ -164,7 +164,8 @@ def main() -> None:
     md = "\n\n".join([
         "# Table 5.1 analogue — small-budget ensembles on Fashion-MNIST",
         f"16-epoch budget per method, Adam lr 1e-3 constant, batch 128, "
-        f"{'pad-crop+flip augmentation' if args.augment else 'no augmentation'}, test split of 10,000 images untouched; training subset: "
+        f"{'pad-crop+flip augmentation' if args.augment else 'no augmentation'}, test split of 10,000 images "
+        "untouched; training subset: "
         f"{args.subset or 'all'} ({', '.join(args.subset_for) or 'all models'}); seeds "
         f"{args.seeds}; mean ± standard error. ECE with 15 equal-width bins.",
         f"Hardware: {info['hardware'].get('cpu')} ({info['hardware']['cpu_count']} cores, "

@@ -443,8 +443,8 @@ def main() -> None:
                 md_body,
                 f"![accuracy vs sparsity]({args.name}_accuracy_vs_sparsity.png)",
                 f"Hardware: {info['hardware'].get('cpu')} ({info['hardware']['torch_threads']} threads); "
-                f"{describe_code([info])}; date {info['date']}; summed tuning time {wall / 60:.1f} min (this invocation "
-                f"{(time.perf_counter() - t0) / 60:.1f} min).",
+                f"{describe_code([info])}; date {info['date']}; summed tuning time {wall / 60:.1f} min "
+                f"(this invocation {(time.perf_counter() - t0) / 60:.1f} min).",
                 f"Command: `{info['command']}`",
             ]
         )

@@ -14,7 +14,8 @@ three questions, for the parent (where there is one) and the ensemble:
    library's rule) against one T on the log of the averaged probabilities, each fit on
    validation, scored on test.
 
-    .venv/bin/python benchmarks/temperature_diagnosis.py benchmarks/runs/compare/compare/*_seed0 --name temperature_diagnosis
+    .venv/bin/python benchmarks/temperature_diagnosis.py benchmarks/runs/compare/compare/*_seed0 \\
+        --name temperature_diagnosis
 """
 
 from __future__ import annotations

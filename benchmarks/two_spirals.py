@@ -53,7 +53,8 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=10)
     args = ap.parse_args()
     torch.manual_seed(args.seed)
-    train, val, test = two_spirals(2500, args.seed), two_spirals(500, args.seed + 1000), two_spirals(250, args.seed + 2000)
+    train, val, test = (two_spirals(2500, args.seed), two_spirals(500, args.seed + 1000),
+                        two_spirals(250, args.seed + 2000))
     model = build_model("mlp-64x3", (1, 1, 2), 2, seed=args.seed)
     res = fit(model, train, TrainConfig(epochs=args.epochs, lr=1e-3, batch_size=16, seed=args.seed),
               val=val, device="cpu", progress=False)

@@ -185,7 +185,8 @@ def test_parent_given_as_an_older_checkpoints_json_names_its_weights(tmp_path, c
     assert res["config"]["parent"].endswith("parent.safetensors") and res["config"]["model"] == "lenet-5"
 
 
-@pytest.mark.parametrize("command", [["sparse"], ["noisy"], ["rl", "train", "--env", "gym:CartPole-v1", "--preset", "smoke"]])
+@pytest.mark.parametrize("command", [["sparse"], ["noisy"],
+                                     ["rl", "train", "--env", "gym:CartPole-v1", "--preset", "smoke"]])
 def test_an_out_path_under_a_file_is_refused_before_any_work(command, tmp_path, capsys):
     blocker = tmp_path / "file"
     blocker.write_text("x")

@@ -133,7 +133,8 @@ def test_a_page_names_one_commit_or_says_the_rows_are_mixed(common):
 def test_a_page_says_when_the_code_differed_from_the_commit(common):
     h = "c" * 64
     rows = [{"commit": A, "code_dirty": True, "code_diff_sha256": h}, {"commit": A, "code_dirty": False}]
-    assert common.made_at(rows) == "commit aaaaaaa; code differed from the commit in 1 of 2 rows (diff sha256 cccccccccccc)"
+    assert common.made_at(rows) == ("commit aaaaaaa; code differed from the commit in 1 of 2 rows "
+                                    "(diff sha256 cccccccccccc)")
     assert common.made_at(rows[:1]) == "commit aaaaaaa; code differed from the commit (diff sha256 cccccccccccc)"
     legacy = [{"commit": A + "-dirty"}]  # written before code_dirty existed
     assert common.code_of(legacy[0]) == {"commit": A, "code_dirty": True, "code_diff_sha256": None}

@@ -38,7 +38,8 @@ def test_permuting_test_labels_changes_no_temperature_and_no_ood_score():
 
     def temps(r):
         cal = r["calibrated"]
-        return [cal["parent"]["temperature"], cal["ensemble"]["temperature"]] + [m["temperature"] for m in cal["members"]]
+        return ([cal["parent"]["temperature"], cal["ensemble"]["temperature"]]
+                + [m["temperature"] for m in cal["members"]])
 
     assert temps(a) == temps(b)
     assert a["ood"] == b["ood"]  # OOD detection reads no label

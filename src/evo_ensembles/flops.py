@@ -54,7 +54,8 @@ def _count(model: nn.Module, x: torch.Tensor, y: torch.Tensor, objective: Object
     return counter
 
 
-def layer_flops(model: nn.Module, x: torch.Tensor, y: torch.Tensor, objective: Objective = cross_entropy) -> dict[str, float]:
+def layer_flops(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
+                objective: Objective = cross_entropy) -> dict[str, float]:
     """FLOPs of one training step on ``(x, y)`` per module that holds parameters of its own,
     by module name as in ``model.named_modules()`` (forward and backward together)."""
     counts = _count(model, x, y, objective).get_flop_counts()

@@ -215,5 +215,5 @@ class RLResults(Provenance):
 
 
 __all__ = ["BaselineResults", "Calibrated", "CalibrationResults", "ClassifierResults", "OODResults",
-           "SelectiveResults", "TemperatureFitRecord", "TrainingCost", "Diversity", "EnsembleMetrics", "EpisodeSummary", "Metrics", "NoisyResults",
-           "Provenance", "RLResults", "SparseResults"]
+           "SelectiveResults", "TemperatureFitRecord", "TrainingCost", "Diversity", "EnsembleMetrics", "EpisodeSummary",
+           "Metrics", "NoisyResults", "Provenance", "RLResults", "SparseResults"]

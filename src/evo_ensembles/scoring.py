@@ -182,7 +182,8 @@ def score_run(member_logits: Callable[[torch.Tensor], torch.Tensor], parent: nn.
 
     from .metrics import ensemble_metrics
 
-    sets = {"test": test, **({"validation": val} if len(val) else {}), **{f"ood:{k}": v for k, v in (ood or {}).items()}}
+    sets = {"test": test, **({"validation": val} if len(val) else {}),
+            **{f"ood:{k}": v for k, v in (ood or {}).items()}}
     outs: dict[str, Outputs] = {}
     for name, d in tqdm(sets.items(), desc="scoring", disable=not progress, leave=False):
         outs[name] = Outputs(predict_logits(parent, d.x) if parent is not None else None, member_logits(d.x))

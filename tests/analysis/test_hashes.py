@@ -51,7 +51,8 @@ def test_rmse_matrix_symmetric_zero_diagonal():
     g = torch.Generator().manual_seed(0)
     imgs = [torch.rand(1, 8, 8, generator=g) for _ in range(4)]
     r = rmse_matrix(imgs)
-    assert r.shape == (4, 4) and np.allclose(r, r.T) and (np.diag(r) == 0).all() and (r[~np.eye(4, dtype=bool)] > 0).all()
+    assert (r.shape == (4, 4) and np.allclose(r, r.T) and (np.diag(r) == 0).all()
+            and (r[~np.eye(4, dtype=bool)] > 0).all())
     assert rmse_matrix([torch.zeros(2, 2), torch.full((2, 2), 3.0)])[0, 1] == pytest.approx(3.0)
     scaled = rmse_matrix([imgs[0], 10 * imgs[0] + 5], minmax=True)
     assert scaled[0, 1] == pytest.approx(0.0, abs=1e-6)  # float32 inputs

@@ -25,7 +25,8 @@ def _splits(n=96, seed=0):
 
     def part(m):
         x = torch.randn(m, 1, 8, 8, generator=g)
-        return ArrayData(x, (x[:, 0, :4].mean((1, 2)) > x[:, 0, 4:].mean((1, 2))).long() + (x.mean((1, 2, 3)) > 0).long())
+        return ArrayData(x, (x[:, 0, :4].mean((1, 2)) > x[:, 0, 4:].mean((1, 2))).long()
+                         + (x.mean((1, 2, 3)) > 0).long())
 
     return DataSplits("rand", part(n), part(32), part(32), 3, (1, 8, 8), (0.0,), (1.0,))
 
@@ -233,7 +234,8 @@ def test_flops_count_masked_layers_at_their_density():
     net = build_model("mlp-16", data.input_shape, data.num_classes)
     cb = _sparse(net, 0.2)
     x, y = data.train.x[:32], data.train.y[:32]
-    by_hand = step_flops(net, x, y) - sum((1 - d) * layer_flops(net, x, y)[m] for m, d in mask_densities(cb.mask).items())
+    by_hand = step_flops(net, x, y) - sum((1 - d) * layer_flops(net, x, y)[m]
+                                          for m, d in mask_densities(cb.mask).items())
     base = sparse_training_flops(net, cb.mask, data, 32, 640)
     assert base == pytest.approx(by_hand / 32 * 640)
     assert base < 0.5 * step_flops(net, x, y) / 32 * 640  # ~20% on the masked layers, which dominate

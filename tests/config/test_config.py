@@ -12,7 +12,8 @@ from evo_ensembles.config.sparse import SparseRunConfig, StochasticRunConfig
 from evo_ensembles.errors import UserError
 
 REQUIRED = {"rl train": ["--env", "gym:CartPole-v1"], "rl evaluate": ["--agent", "A"],
-            "imagenet": ["--data", "D", "--model", "resnet18"], "baseline": ["--method", "snapshot"], "analyze": ["RUN"]}
+            "imagenet": ["--data", "D", "--model", "resnet18"], "baseline": ["--method", "snapshot"],
+            "analyze": ["RUN"]}
 
 
 @pytest.mark.parametrize("cmd", COMMANDS, ids=lambda c: c.name)

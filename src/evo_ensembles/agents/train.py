@@ -4,7 +4,8 @@ An agent directory holds ``agent.json`` (environment, preset, seed, timesteps do
 normalisation statistics), ``agent.zip`` (SB3's own format: JSON + torch tensors, loaded
 with ``weights_only``), ``checkpoints/latest.{zip,json}`` (written every
 ``checkpoint_every`` steps, atomically) and ``logs/`` (``progress.csv``, one row per
-rollout across resumed runs, and TensorBoard events). Running the same training again resumes from the latest checkpoint.
+rollout across resumed runs, and TensorBoard events). Running the same training again resumes
+from the latest checkpoint.
 
 Reward- and observation-normalisation statistics are stored as JSON numbers rather than SB3's pickled
 ``VecNormalize`` file, so loading an agent never unpickles anything.

@@ -182,5 +182,5 @@ def fit_stage(model: nn.Module, train, cfg: TrainConfig, *, workdir: str | Path 
     return res
 
 
-__all__ = ["BaselineResult", "MemberView", "MultiOutputEnsemble", "fit_stage", "masked_training_flops", "members_cross_entropy", "reference_flops",
-           "sample_batch", "stage_dir", "training_flops"]
+__all__ = ["BaselineResult", "MemberView", "MultiOutputEnsemble", "fit_stage", "masked_training_flops",
+           "members_cross_entropy", "reference_flops", "sample_batch", "stage_dir", "training_flops"]

@@ -68,7 +68,8 @@ def _skeleton(record: Mapping[str, Any]) -> BaseEnsemble:
         return MCDropoutEnsemble(build_model(name, shape, classes, dropout=p), passes=opts.get("passes", 8),
                                  seed=int(record.get("seed", 0)))
     if method == "treenet":
-        return MultiOutputEnsemble(treenet_model(name, shape, classes, members=opts["members"], split=opts.get("split")))
+        return MultiOutputEnsemble(treenet_model(name, shape, classes, members=opts["members"],
+                                                 split=opts.get("split")))
     if method == "batchensemble":
         return MultiOutputEnsemble(to_batch_ensemble(build_model(name, shape, classes), opts["members"],
                                                      init=opts.get("init", "normal")))

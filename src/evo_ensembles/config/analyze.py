@@ -4,10 +4,11 @@ Example:
     >>> cfg = AnalyzeConfig(run_dir="runs/sparse", parts=("tsne", "hashes"))
     >>> cfg.parts, cfg.steps
     (('tsne', 'hashes'), 1024)
-    >>> AnalyzeConfig(run_dir="runs/sparse", parts=("tsne", "colour"))
+    >>> AnalyzeConfig(run_dir="runs/sparse", parts=("tsne", "colour"))  # doctest: +NORMALIZE_WHITESPACE
     Traceback (most recent call last):
     ...
-    evo_ensembles.errors.UserError: --parts: unknown part 'colour'; choose from tsne, features, saliency, hashes, landscape
+    evo_ensembles.errors.UserError: --parts: unknown part 'colour'; choose from tsne, features, saliency, hashes,
+        landscape
 """
 
 from __future__ import annotations

@@ -78,8 +78,8 @@ class BaselineRunConfig(EnsembleFields, TrainingFields, DataFields, RuntimeField
                                default_help="after the first block")
     init: str = option("normal", "batchensemble: fast-weight init, N(1, 0.5) or random signs",
                        choices=("normal", "random-sign"), group="method")
-    batch_repetitions: int = option(4, "mimo: times each batch is repeated (the reference's CIFAR setting)", check=check_positive_int,
-                                    group="method")
+    batch_repetitions: int = option(4, "mimo: times each batch is repeated (the reference's CIFAR setting)",
+                                    check=check_positive_int, group="method")
     input_sharing: float = option(0.0, "mimo: ρ, the share of a batch every member sees alike",
                                   check=check_probability, group="method")
     density: float | None = option(None, "dst/edst: fraction of weights kept", check=check_fraction,

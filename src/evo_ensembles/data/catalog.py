@@ -84,7 +84,8 @@ def _cifar_reader(train_files: list[str], test_file: str, label_bytes: int):
     return read
 
 
-_MNIST_FILES = "train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz, t10k-images-idx3-ubyte.gz, t10k-labels-idx1-ubyte.gz"
+_MNIST_FILES = ("train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz, "
+                "t10k-images-idx3-ubyte.gz, t10k-labels-idx1-ubyte.gz")
 _SPECS: dict[str, _Spec] = {
     s.name: s
     for s in [

@@ -184,5 +184,5 @@ def make_minigrid(name: str, *, num_levels: int = 0, start_level: int = 0, encod
     return LevelSeeds(OneHotView(env) if encode else ImgObsWrapper(env), low, high)
 
 
-__all__ = ["EXAMPLES", "HELD_OUT_START", "LEVEL_SPACE", "LevelSeeds", "OneHotView", "VecOneHot", "check_training_levels",
-           "level_range", "make_minigrid", "one_hot", "one_hot_space", "resolve_minigrid_id"]
+__all__ = ["EXAMPLES", "HELD_OUT_START", "LEVEL_SPACE", "LevelSeeds", "OneHotView", "VecOneHot",
+           "check_training_levels", "level_range", "make_minigrid", "one_hot", "one_hot_space", "resolve_minigrid_id"]

@@ -283,9 +283,9 @@ def evolve(
     """Evolve from the parent with EvoTorch's PGPE or SNES; return the last generation's top K.
 
     The search distribution starts centred at the parent with standard deviation ``sigma``
-    over a random subnetwork of ``density`` (``dense_layers`` stay the parent's). PGPE uses ClipUp with a centre step of σ/2 by
-    default (max speed σ), symmetric (mirrored) sampling and centred ranks; SNES uses its
-    default natural-gradient rates. ``generations`` counts evaluated populations.
+    over a random subnetwork of ``density`` (``dense_layers`` stay the parent's). PGPE uses ClipUp
+    with a centre step of σ/2 by default (max speed σ), symmetric (mirrored) sampling and centred
+    ranks; SNES uses its default natural-gradient rates. ``generations`` counts evaluated populations.
     """
     _evotorch()
     from evotorch.algorithms import PGPE, SNES

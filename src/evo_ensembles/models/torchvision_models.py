@@ -171,9 +171,10 @@ def pretrained_torchvision_model(name: str, weights: str | None = "DEFAULT", *, 
                                  seed: int = 0, progress: bool = True) -> tuple[nn.Module, dict[str, Any]]:
     """An ImageNet classifier ``torchvision.models.<name>`` with ``weights``, in eval mode.
 
-    ``weights``: ``None`` (random init from ``seed``, with ``num_classes`` outputs), ``"DEFAULT"`` or a named entry (torchvision's own
-    weights, through its normal cache and download), or a file: a ``.safetensors`` or a
-    ``torch.save``d state dict (read with ``weights_only=True``, so a pickle is refused).
+    ``weights``: ``None`` (random init from ``seed``, with ``num_classes`` outputs), ``"DEFAULT"``
+    or a named entry (torchvision's own weights, through its normal cache and download), or a
+    file: a ``.safetensors`` or a ``torch.save``d state dict (read with ``weights_only=True``, so a
+    pickle is refused).
 
     Returns the model and a record: which weights, the number of classes, and the weights
     whose ``transforms()`` give its preprocessing (``None`` when torchvision has none).

@@ -115,7 +115,8 @@ def part_tsne(run, cfg, out, progress):
     probs = run.member_probs(x)
     if y is None:
         y = probs.mean(0).argmax(1)  # RL: colour by the ensemble's action
-    emb = member_embedding(probs, seed=cfg.seed, perplexity=min(30.0, max(2.0, (probs.shape[0] * probs.shape[1] - 1) / 3)))
+    emb = member_embedding(probs, seed=cfg.seed,
+                           perplexity=min(30.0, max(2.0, (probs.shape[0] * probs.shape[1] - 1) / 3)))
     plot_tsne(out / "figures" / "tsne.png", emb, probs, y, title=f"{run.method}: members' outputs",
               member_labels=run.member_names())
     return {"examples": int(x.shape[0]), "members": int(probs.shape[0]), "figure": "figures/tsne.png"}
@@ -203,7 +204,8 @@ def part_landscape(run, cfg, out, progress):
     x, y = data.train.x[:cfg.landscape_examples], data.train.y[:cfg.landscape_examples]
     axis = np.linspace(-cfg.span, cfg.span, cfg.grid)
     mask = run.child_mask(cfg.child)
-    models = {"parent": (run.parent(), None), "pruned child": (pruned, mask), "tuned child": (run.member(cfg.child), mask)}
+    models = {"parent": (run.parent(), None), "pruned child": (pruned, mask),
+              "tuned child": (run.member(cfg.child), mask)}
     surfaces = {}
     for name, (model, m) in tqdm(models.items(), desc="landscape", disable=not progress, leave=False):
         surfaces[name] = loss_surface(model, landscape_directions(model, seed=cfg.seed, mask=m), x, y,
@@ -278,7 +280,8 @@ def report(record: dict[str, Any]) -> str:
             lines += [f"![{f}]({f})" for f in r["figures"]]
         else:
             if part == "landscape":
-                lines.append(markdown_table(["model", "loss at (0, 0)"], [[k, x] for k, x in r["loss_at_origin"].items()]))
+                lines.append(markdown_table(["model", "loss at (0, 0)"],
+                                            [[k, x] for k, x in r["loss_at_origin"].items()]))
             lines.append(f"![{part}]({r['figure']})")
     return "\n\n".join(lines) + "\n"
 

@@ -56,7 +56,8 @@ def _preprocess(cfg: ImageNetRunConfig, info: dict) -> Preprocess:
         return Preprocess.paper()
     if info["transforms_of"] is None:
         raise UserError(f"torchvision has no weights (so no transforms()) for {cfg.model}; use --preprocess paper")
-    return Preprocess.from_weights(weights_enum(cfg.model, info["transforms_of"]), source=f"{info['transforms_of']}.transforms()")
+    return Preprocess.from_weights(weights_enum(cfg.model, info["transforms_of"]),
+                                   source=f"{info['transforms_of']}.transforms()")
 
 
 def _kept_logits(path: Path, key: dict, compute) -> torch.Tensor:

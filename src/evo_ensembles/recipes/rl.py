@@ -6,8 +6,8 @@ parent's own rollouts); draw a population of mirrored noisy children of the acto
 by default); keep the top K of N (default 2K) by mean return on validation episodes (training
 levels, a fixed seed: common random numbers for every child); then evaluate parent and
 ensemble under one action rule (arg-max by default) on the same evaluation episodes (held-out
-levels by default). The defaults are the RL regime study's (benchmarks/results/rl_regime.md). Writes ``config.json``, ``results.json``,
-``report.md`` and ``ensemble.json`` (descriptors) into ``out``.
+levels by default). The defaults are the RL regime study's (benchmarks/results/rl_regime.md).
+Writes ``config.json``, ``results.json``, ``report.md`` and ``ensemble.json`` (descriptors) into ``out``.
 """
 
 from __future__ import annotations

@@ -314,8 +314,9 @@ class RunLock:
     """Only one process writes to a run directory at a time.
 
     ``with RunLock(out):`` creates ``out`` (an uncreatable one is a :class:`UserError`) and
-    ``out/.evo_ensembles.lock`` (exclusively) holding this process's id and host. A second process refuses with one line while the first is alive;
-    a lock left by a process that died (same host, pid gone) is taken over.
+    ``out/.evo_ensembles.lock`` (exclusively) holding this process's id and host. A second process
+    refuses with one line while the first is alive; a lock left by a process that died (same host,
+    pid gone) is taken over.
     """
 
     def __init__(self, directory: str | os.PathLike) -> None:

@@ -46,7 +46,8 @@ the (N, C) logits and (N,) targets its training accuracy is counted on. Multi-me
 (TreeNet, BatchEnsemble, MIMO) give their own; the default is :func:`cross_entropy`."""
 
 
-def cross_entropy(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def cross_entropy(model: nn.Module, x: torch.Tensor,
+                  y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """The default objective: cross-entropy of ``model(x)``."""
     logits = model(x)
     return F.cross_entropy(logits, y), logits, y
