@@ -103,6 +103,8 @@ class BaseEnsemble:
         members = own(x, batch_size) if len(self) else None
         parent = parent_fn(self.parent, x, batch_size=batch_size) if include and self.parent is not None else None
         if members is None:
+            if parent is None:  # with_parent=True on an ensemble without a parent (or members)
+                raise UserError("include_parent=True needs a parent")
             return voters(torch.empty(0, *parent.shape), parent, include)
         return voters(members, parent, include)
 
@@ -211,9 +213,11 @@ class BaseEnsemble:
         if self.include_parent:
             if not isinstance(nets, list):
                 raise UserError("a parent cannot vote beside a multi-output network in one module")
+            assert self.parent is not None  # include_parent needs a parent (checked in __init__)
             nets = [self.parent, *nets]
-        return EnsembleModule(nets, combine=self.combine_method,
-                              temperature=self.temperature.temperature if calibrated else None).eval()
+        # calibrated implies a fitted temperature (checked above)
+        temperature = self.temperature.temperature if calibrated and self.temperature is not None else None
+        return EnsembleModule(nets, combine=self.combine_method, temperature=temperature).eval()
 
 
 class EnsembleModule(nn.Module):

@@ -38,6 +38,7 @@ from torch import nn
 from .calibration import TemperatureFit, fit_temperature, tempered_probs
 from .data.arrays import ArrayData
 from .ensemble import predict_logits
+from .errors import UserError
 from .metrics import (
     DEFAULT_ECE_BINS,
     classification_metrics,
@@ -48,6 +49,7 @@ from .metrics import (
 from .uncertainty import uncertainty
 
 if TYPE_CHECKING:
+    from .data.corrupted import CorruptedSet
     from .data.registry import DataSplits
 
 METHOD = ("temperature scaling: one T per model fit on validation NLL (41-point grid over log T in "
@@ -68,7 +70,11 @@ class Outputs:
 
 
 def _voters(o: Outputs, include_parent: bool) -> torch.Tensor:
-    return torch.cat([o.parent.unsqueeze(0), o.members]) if include_parent else o.members
+    if not include_parent:
+        return o.members
+    if o.parent is None:
+        raise UserError("include_parent=True needs a parent")
+    return torch.cat([o.parent.unsqueeze(0), o.members])
 
 
 def _scored(logits: torch.Tensor, y: torch.Tensor, t: float, where: str, combine: str, bins: int) -> dict:
@@ -108,7 +114,7 @@ def uncertainty_results(val: Outputs, y_val: torch.Tensor, test: Outputs, y_test
                 "test": _scored(t, y_test, fit.temperature, "members", "mean", ece_bins)}
 
     parent_t = None
-    if has_parent:
+    if val.parent is not None and test.parent is not None:  # has_parent
         cal["parent"] = one_model(val.parent, test.parent)
         parent_t = cal["parent"]["temperature"]
     else:
@@ -126,6 +132,7 @@ def uncertainty_results(val: Outputs, y_val: torch.Tensor, test: Outputs, y_test
     ens_ok, parent_ok = _finite(test_voters), has_parent and _finite(test.parent)
     test_probs = {}
     if parent_ok:
+        assert test.parent is not None and parent_t is not None  # parent_ok implies has_parent
         test_probs = {"parent": probs(test.parent, 1.0, "members", "mean"),
                       "parent + T": probs(test.parent, parent_t, "members", "mean")}
     if ens_ok:
@@ -144,6 +151,9 @@ def uncertainty_results(val: Outputs, y_val: torch.Tensor, test: Outputs, y_test
             u = uncertainty(voting, temperature=ens_t)
             res["ensemble"] = {s: u.score(s) for s in u.available_scores()}
         if parent_ok and _finite(o.parent):
+            if o.parent is None:
+                raise UserError("every input set needs the parent's logits when the test split has them")
+            assert parent_t is not None  # parent_ok implies has_parent, which set it
             up = uncertainty(o.parent, temperature=parent_t)
             res["parent"] = {s: up.score(s) for s in ("max_prob", "entropy", "energy")}
         return res
@@ -193,7 +203,8 @@ def score_run(member_logits: Callable[[torch.Tensor], torch.Tensor], parent: nn.
         return ensemble_metrics(parent_p, torch.softmax(o.members, -1), y, include_parent=include_parent,
                                 combine_method=combine, ece_bins=ece_bins)
 
-    empty = Outputs(None if parent is None else outs["test"].parent[:0], outs["test"].members[:, :0])
+    test_parent = outs["test"].parent  # None exactly when parent is None
+    empty = Outputs(None if test_parent is None else test_parent[:0], outs["test"].members[:, :0])
     v = outs.get("validation", empty)
     res = {"test": raw(outs["test"], test.y), "validation": raw(v, val.y) if len(val) else None,
            **uncertainty_results(v, val.y, outs["test"], test.y,
@@ -257,9 +268,10 @@ def corrupted_scores(
 
     from .metrics import classification_metrics, corruption_summary
 
-    if getattr(data, "corrupted", None) is None:
+    corrupted: CorruptedSet | None = getattr(data, "corrupted", None)
+    if corrupted is None:
         return None
-    cs = data.corrupted if examples is None else data.corrupted.head(examples)
+    cs = corrupted if examples is None else corrupted.head(examples)
     cells: dict[str, list[dict]] = {k: [] for k in predictors}
     for kind, severity, part in tqdm(cs, total=len(cs), desc="corrupted test", disable=not progress, leave=False):
         for name, predict in predictors.items():

@@ -137,6 +137,7 @@ def selective_predict(probs: torch.Tensor, *, coverage: float | None = None, thr
     if threshold is not None:
         accepted = conf >= threshold
         return Selection(preds, accepted, float(threshold))
+    assert coverage is not None  # exactly one of coverage and threshold was given (checked above)
     if not 0.0 <= coverage <= 1.0:
         raise UserError(f"coverage must be in [0, 1], got {coverage!r}")
     k = math.ceil(coverage * len(conf) - 1e-9)

@@ -25,6 +25,7 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import cast
 
 import numpy as np
 import torch
@@ -154,8 +155,8 @@ class NoisyEnsemblePolicy:
     @torch.no_grad()
     def action_probs(self, observation: np.ndarray) -> np.ndarray:
         """(B, A) averaged action distribution for a batch of raw observations."""
-        obs, _ = self.policy.obs_to_tensor(observation)
-        return combine(self.member_probs(obs)).cpu().numpy()
+        obs, _ = self.policy.obs_to_tensor(observation)  # one tensor: an ndarray observation, not a dict
+        return combine(self.member_probs(cast(torch.Tensor, obs))).cpu().numpy()
 
     def predict(self, observation: np.ndarray, state=None, episode_start=None,
                 deterministic: bool = False) -> tuple[np.ndarray, None]:

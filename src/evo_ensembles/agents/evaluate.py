@@ -19,9 +19,10 @@ For MinAtar/gymnasium, ``levels`` only changes the seed stream.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
+from gymnasium import spaces
 from stable_baselines3.common.evaluation import evaluate_policy
 from stable_baselines3.common.preprocessing import is_image_space, is_image_space_channels_first
 from stable_baselines3.common.vec_env import VecEnv, VecTransposeImage
@@ -52,7 +53,8 @@ def eval_env(meta: dict[str, Any], *, levels: str = "held-out", seed: int = 0, n
     if normalize_obs:
         load_normalization_state(env, meta.get("normalization"), frozen=True)
     space = env.observation_space
-    if is_image_space(space) and not is_image_space_channels_first(space):
+    # (is_image_space is False for any space but a Box)
+    if isinstance(space, spaces.Box) and is_image_space(space) and not is_image_space_channels_first(space):
         env = VecTransposeImage(env)  # what SB3 did to the training env
     return env
 
@@ -78,8 +80,9 @@ def run_episodes(predictor, meta: dict[str, Any], *, episodes: int, levels: str 
         raise UserError(f"--episodes must be > 0, got {episodes}")
     env = eval_env(meta, levels=levels, seed=seed, n_envs=n_envs)
     try:
-        returns, lengths = evaluate_policy(predictor, env, n_eval_episodes=episodes, deterministic=False,
-                                           return_episode_rewards=True, warn=False)
+        returns, lengths = cast("tuple[list[float], list[int]]",  # per-episode lists: return_episode_rewards
+                                evaluate_policy(predictor, env, n_eval_episodes=episodes, deterministic=False,
+                                                return_episode_rewards=True, warn=False))
     finally:
         env.close()
     r = np.asarray(returns, dtype=float)
@@ -92,7 +95,8 @@ def collect_observations(predictor, meta: dict[str, Any], *, steps: int, seed: i
     """Observations visited by ``predictor`` (the parent's own rollouts) for KL probes."""
     env = eval_env(meta, levels="train", seed=seed + 7, n_envs=n_envs)
     try:
-        obs, out = env.reset(), []
+        obs = env.reset()
+        out: list[np.ndarray] = []
         while sum(len(o) for o in out) < steps:
             out.append(np.array(obs, copy=True))
             actions, _ = predictor.predict(obs)

@@ -44,7 +44,7 @@ class Preset:
         kind = self.policy
         if kind == "auto":
             kind = {"procgen": "impala", "minigrid": "minatar-cnn", "minatar": "minatar-cnn", "gym": "mlp"}[env.family]
-        heads = {"net_arch": {"pi": [], "vf": []}}
+        heads: dict[str, Any] = {"net_arch": {"pi": [], "vf": []}}
         if kind == "impala":
             return "CnnPolicy", {**heads, "features_extractor_class": ImpalaCNN,
                                  "features_extractor_kwargs": {"channels": tuple(self.impala_channels)}}

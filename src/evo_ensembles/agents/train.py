@@ -23,7 +23,7 @@ import os
 import time
 import zipfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 from stable_baselines3 import PPO
@@ -40,6 +40,10 @@ from ..schema import AGENT_RECORD
 from ..train.checkpoint import RunLock, check_output_dir, parse_record, read_sidecar, write_json
 from .presets import Preset
 
+if TYPE_CHECKING:
+    from stable_baselines3.common.base_class import BaseAlgorithm
+    from stable_baselines3.common.running_mean_std import RunningMeanStd
+
 AGENT_FORMAT = "evo_ensembles.agent/1"
 
 
@@ -53,7 +57,7 @@ def build_env(env_id: str, preset: Preset, *, n_envs: int, seed: int, num_levels
                         start_level=start_level)
 
 
-def _find_vecnormalize(env: VecEnv) -> VecNormalize | None:
+def _find_vecnormalize(env: VecEnv | None) -> VecNormalize | None:
     while env is not None:
         if isinstance(env, VecNormalize):
             return env
@@ -61,7 +65,7 @@ def _find_vecnormalize(env: VecEnv) -> VecNormalize | None:
     return None
 
 
-def normalization_state(env: VecEnv) -> dict | None:
+def normalization_state(env: VecEnv | None) -> dict | None:
     """The running statistics of the stack's ``VecNormalize`` as JSON numbers (None without one)."""
     vn = _find_vecnormalize(env)
     if vn is None:
@@ -70,7 +74,7 @@ def normalization_state(env: VecEnv) -> dict | None:
     state = {"ret_mean": float(r.mean), "ret_var": float(r.var), "ret_count": float(r.count),
              "clip_reward": vn.clip_reward, "epsilon": vn.epsilon, "gamma": vn.gamma}
     if vn.norm_obs:
-        o = vn.obs_rms
+        o = cast("RunningMeanStd", vn.obs_rms)  # one RunningMeanStd: Box observations, never a Dict space
         state |= {"obs_mean": np.asarray(o.mean).tolist(), "obs_var": np.asarray(o.var).tolist(),
                   "obs_count": float(o.count), "clip_obs": vn.clip_obs}
     return state
@@ -85,16 +89,17 @@ def load_normalization_state(env: VecEnv, state: dict | None, *, frozen: bool = 
         raise CheckpointError("the agent normalises observations but its record holds no observation "
                               "statistics; retrain it")
     if state:
-        vn.ret_rms.mean = np.float64(state["ret_mean"])
-        vn.ret_rms.var = np.float64(state["ret_var"])
+        vn.ret_rms.mean = np.asarray(state["ret_mean"], np.float64)  # 0-d, as RunningMeanStd(shape=()) holds it
+        vn.ret_rms.var = np.asarray(state["ret_var"], np.float64)
         vn.ret_rms.count = state["ret_count"]
         if vn.norm_obs:
-            shape = vn.obs_rms.mean.shape
+            obs_rms = cast("RunningMeanStd", vn.obs_rms)  # Box observations, never a Dict space
+            shape = obs_rms.mean.shape
             mean, var = np.asarray(state["obs_mean"], np.float64), np.asarray(state["obs_var"], np.float64)
             if mean.shape != shape or var.shape != shape:
                 raise CheckpointError(f"observation statistics of shape {mean.shape} do not fit "
                                       f"observations of shape {shape}")
-            vn.obs_rms.mean, vn.obs_rms.var, vn.obs_rms.count = mean, var, float(state["obs_count"])
+            obs_rms.mean, obs_rms.var, obs_rms.count = mean, var, float(state["obs_count"])
     if frozen:
         vn.training = False
 
@@ -159,7 +164,7 @@ def _merge_csv(target: Path, *sources: Path) -> None:
 RECORD = "evo_ensembles.json"  # the agent's record, a member of its SB3 zip
 
 
-def save_agent_zip(model: PPO, path: Path, record: dict) -> None:
+def save_agent_zip(model: BaseAlgorithm, path: Path, record: dict) -> None:
     """SB3's zip with the agent's record inside it, renamed into place as one file (atomic)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.stem + ".tmp.zip")
@@ -186,7 +191,7 @@ def read_agent_record(path: Path) -> dict | None:
     return record
 
 
-def save_checkpoint(model: PPO, stem: Path, meta: dict) -> None:
+def save_checkpoint(model: BaseAlgorithm, stem: Path, meta: dict) -> None:
     """``stem.zip``: SB3's model with the metadata and normalisation stats inside, atomically."""
     save_agent_zip(model, stem.with_suffix(".zip"),
                    {**meta, "normalization": normalization_state(model.get_env())})
@@ -247,7 +252,7 @@ def train_agent(cfg: RLTrainConfig, out: str | Path, *, progress: bool = True) -
     t = time.perf_counter()
     if remaining:
         ckpt = _Checkpoint(out / "checkpoints", cfg.checkpoint_every, meta)
-        callbacks = [ckpt] if cfg.max_seconds is None else [ckpt, _TimeLimit(cfg.max_seconds)]
+        callbacks: list[BaseCallback] = [ckpt] if cfg.max_seconds is None else [ckpt, _TimeLimit(cfg.max_seconds)]
         model.learn(remaining, callback=callbacks, reset_num_timesteps=done == 0, progress_bar=progress)
         ckpt.save()
     seconds = time.perf_counter() - t

@@ -42,7 +42,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NamedTuple
+from typing import NamedTuple, cast
 
 import torch
 from torch import nn
@@ -85,7 +85,7 @@ def _find_unit(model: nn.Module, layer: str, channel: int) -> nn.Module:
         raise UserError(f"no Conv/Linear layer named {layer!r} in the model; "
                         f"choose from {', '.join(layers) or '(none)'}")
     module = layers[layer]
-    n = module.out_features if isinstance(module, nn.Linear) else module.out_channels
+    n = module.out_features if isinstance(module, nn.Linear) else cast(int, module.out_channels)  # a ConvNd
     if not 0 <= channel < n:
         raise UserError(f"layer {layer!r} has {n} units (0..{n - 1}), got unit {channel}")
     return module

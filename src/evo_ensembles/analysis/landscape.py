@@ -131,8 +131,8 @@ def loss_surface(
     unknown = sorted((set(delta) | set(eta)) - set(params))
     if unknown:
         raise UserError(f"directions name parameters the model does not have: {', '.join(unknown[:5])}")
-    for d in (delta, eta):
-        for n, t in d.items():
+    for direction in (delta, eta):
+        for n, t in direction.items():
             if t.shape != params[n].shape:
                 raise UserError(f"direction for {n!r} has shape {tuple(t.shape)}, "
                                 f"the parameter {tuple(params[n].shape)}")
@@ -194,6 +194,7 @@ def plot_landscapes(
     values = np.concatenate([np.asarray(s, dtype=np.float64).ravel() for s in surfaces.values()])
     finite = values[np.isfinite(values)]
     lo, hi = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
+    norm: Normalize
     if log:
         lo = max(lo, 1e-6)
         hi = max(hi, lo * 1.0001)
@@ -215,6 +216,7 @@ def plot_landscapes(
         ax.set_title(name, fontsize=9)
         ax.set_xlabel("α (δ)")
     axes[0][0].set_ylabel("β (η)")
+    assert cs is not None  # surfaces is not empty: one contour set per surface
     fig.colorbar(cs, ax=list(axes[0]), label="training loss (cross-entropy)", shrink=0.9,
                  format="%.3g")
     fig.suptitle(title, fontsize=10)

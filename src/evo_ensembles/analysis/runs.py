@@ -121,6 +121,12 @@ class AnalysisRun:
                 self._parent.to(self.device).eval()
         return self._parent
 
+    def _required_parent(self) -> nn.Module:
+        """:meth:`parent` of a kind that has one (all but baseline, whose ``_load_parent`` is None)."""
+        parent = self.parent()
+        assert parent is not None  # _load_parent always loads one for these kinds
+        return parent
+
     def member(self, i: int) -> nn.Module:
         """Member ``i`` as a module whose forward returns its logits (B, C)."""
         return self._member(self._index(i)).to(self.device).eval()
@@ -163,8 +169,9 @@ class AnalysisRun:
             t = self.temperature.temperature
         combine = self.config.get("combine", "mean")
         logits = []
-        if self.config.get("include_parent") and self.parent() is not None:
-            logits.append(predict_logits(self.parent(), x, batch_size=batch_size))
+        parent = self.parent() if self.config.get("include_parent") else None
+        if parent is not None:
+            logits.append(predict_logits(parent, x, batch_size=batch_size))
         for m in self.members():
             with m.seeded() if isinstance(m, MCDropoutPass) else nullcontext():
                 logits.append(predict_logits(m, x, batch_size=batch_size))
@@ -244,12 +251,12 @@ class _SubnetRun(AnalysisRun):
         # The one-shot mask (an iterative child's last mask when its selection is random;
         # for iterative magnitude pruning the one-shot mask of the parent's magnitudes).
         spec = replace(self._descriptor(i), prune_epochs=0)
-        return spec.mask(eligible_parameters(self.parent()))
+        return spec.mask(eligible_parameters(self._required_parent()))
 
     def pruned_child(self, i: int) -> nn.Module:
         from ..methods.sparse import prune_child
 
-        return prune_child(self.parent(), replace(self._descriptor(i), prune_epochs=0))[0].eval()
+        return prune_child(self._required_parent(), replace(self._descriptor(i), prune_epochs=0))[0].eval()
 
 
 class _NoisyRun(AnalysisRun):
@@ -264,16 +271,21 @@ class _NoisyRun(AnalysisRun):
             if any(m["descriptor"].get("kind") == "evolved" for m in self.results["members"]):
                 raise UserError(f"{self.path}: members of an evolved run (--generations > 1) are weight "
                                 "vectors, not descriptors; analyze a population run")
-            ens = NoisyEnsemble.load(self.path / "ensemble.json", self.parent())  # checks the parent
+            ens = NoisyEnsemble.load(self.path / "ensemble.json", self._required_parent())  # checks the parent
             if [s.to_dict() for s in ens.specs] != [m["descriptor"] for m in self.results["members"]]:
                 raise CheckpointError(f"{self.path}: ensemble.json and results.json name other members")
             self.eligibility = ens.eligibility
         return [self._descriptor(i) for i in range(len(self))]
 
+    def _eligibility(self) -> dict[str, Any]:
+        """``eligibility`` once :meth:`_specs` has read it from ensemble.json."""
+        assert self.eligibility is not None  # every caller calls _specs() first
+        return self.eligibility
+
     def _member(self, i: int) -> nn.Module:
         spec = self._specs()[i]
-        child = copy.deepcopy(self.parent())  # the in-place perturber's arithmetic: W + sign · N∘M
-        add_noise_(eligible_parameters(child, **self.eligibility), spec)
+        child = copy.deepcopy(self._required_parent())  # the in-place perturber's arithmetic: W + sign · N∘M
+        add_noise_(eligible_parameters(child, **self._eligibility()), spec)
         return child
 
     def member_names(self) -> list[str]:
@@ -282,7 +294,7 @@ class _NoisyRun(AnalysisRun):
 
     def child_mask(self, i: int) -> Mask:
         spec = self._specs()[self._index(i)]
-        return spec.mask(eligible_parameters(self.parent(), **self.eligibility))
+        return spec.mask(eligible_parameters(self._required_parent(), **self._eligibility()))
 
 
 class _ImageNetRun(_NoisyRun):
@@ -387,7 +399,7 @@ class _RLRun(AnalysisRun):
         elig = actor_eligibility()
         if (self.path / "ensemble.json").is_file():
             elig = _read_json(self.path / "ensemble.json").get("eligibility") or elig
-        child = copy.deepcopy(self.parent())  # the actor's modules only (no value head, no optimizer)
+        child = copy.deepcopy(self._required_parent())  # the actor's modules only (no value head, no optimizer)
         add_noise_(eligible_parameters(child, **elig), self._descriptor(i))
         return child
 
@@ -406,7 +418,7 @@ class _RLRun(AnalysisRun):
 def _kind(path: Path, results: dict[str, Any]) -> str:
     from ..config.baseline import PEERS
 
-    method = results.get("method")
+    method: Any = results.get("method")  # any JSON value
     if method == "noisy":
         return "imagenet" if "weights" in results and "preprocess" in results else "noisy"
     kind = {"sparse": "sparse", "stochastic": "stochastic", "rl": "rl", "rl-noisy": "rl"}.get(method)

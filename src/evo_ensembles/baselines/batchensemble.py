@@ -194,12 +194,13 @@ def to_batch_ensemble(model: nn.Module, members: int, *, init: str = "normal",
     converted: dict[int, nn.Module] = {}
     for parent, name, child in targets:
         if id(child) not in converted:
-            cls = BatchEnsembleLinear if isinstance(child, nn.Linear) else BatchEnsembleConv2d
-            converted[id(child)] = cls(child, members, init=init, generator=generator)
+            converted[id(child)] = (BatchEnsembleLinear(child, members, init=init, generator=generator)
+                                    if isinstance(child, nn.Linear)
+                                    else BatchEnsembleConv2d(child, members, init=init, generator=generator))
         setattr(parent, name, converted[id(child)])
     if isinstance(net, (nn.Linear, nn.Conv2d)):  # the model is itself one layer
-        cls = BatchEnsembleLinear if isinstance(net, nn.Linear) else BatchEnsembleConv2d
-        net = cls(net, members, init=init, generator=generator)
+        net = (BatchEnsembleLinear(net, members, init=init, generator=generator) if isinstance(net, nn.Linear)
+               else BatchEnsembleConv2d(net, members, init=init, generator=generator))
     if not converted and not isinstance(net, _RankOne):
         raise UserError("BatchEnsemble found no nn.Linear or nn.Conv2d layer to convert")
     return BatchEnsemble(net, members)

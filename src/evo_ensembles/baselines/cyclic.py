@@ -51,7 +51,7 @@ class CollectAtSteps(Callback):
         self.steps = set(int(s) for s in steps)
         self.states: dict[int, dict[str, torch.Tensor]] = {}
         self.lrs: list[float] = []
-        self._optimizer = None
+        self._optimizer: torch.optim.Optimizer | None = None
 
     def on_train_start(self, model: nn.Module, optimizer: torch.optim.Optimizer) -> None:
         self._optimizer = optimizer
@@ -62,6 +62,7 @@ class CollectAtSteps(Callback):
 
     def on_batch_start(self, model: nn.Module, step: int) -> None:
         # read before the step: after it the scheduler has already moved on
+        assert self._optimizer is not None  # fit calls on_train_start first
         self.lrs.append(float(self._optimizer.param_groups[0]["lr"]))
 
     def state_dict(self) -> dict[str, torch.Tensor]:

@@ -42,6 +42,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import replace
+from typing import Any
 
 import torch
 from torch import nn
@@ -64,7 +65,7 @@ LARGE_SCOPES = ("global", "layer")
 
 
 def sparse_model(model_name: str, data: DataSplits, cfg: TrainConfig, *, density: float,
-                 device: str | torch.device = "auto", **dst: object) -> tuple[nn.Module, DynamicSparsity]:
+                 device: str | torch.device = "auto", **dst: Any) -> tuple[nn.Module, DynamicSparsity]:
     """A fresh ``model_name`` (seeded by ``cfg.seed``) on ``device``, pruned to a random ERK
     mask of ``density`` (seeded from ``cfg.seed``), and its :class:`DynamicSparsity` for a
     training of ``cfg.epochs`` (``dst`` holds the callback's keywords)."""
@@ -168,6 +169,7 @@ class EDSTPhases(Callback):
 
     def on_batch_start(self, model: nn.Module, step: int) -> None:
         lr = self.lr_at(step // self.steps_per_epoch)
+        assert self.optimizer is not None  # fit calls on_train_start first
         for group in self.optimizer.param_groups:
             group["lr"] = lr
 

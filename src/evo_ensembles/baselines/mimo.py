@@ -42,6 +42,7 @@ import copy
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import cast
 
 import torch
 import torch.nn.functional as F
@@ -89,21 +90,27 @@ def _resample(w: torch.Tensor, shape: Sequence[int], scale: float, g: torch.Gene
     return (flat[idx] * scale).reshape(shape)
 
 
-def _widen(layer: nn.Module, members: int, *, inputs: bool, outputs: bool, g: torch.Generator) -> nn.Module:
+def _widen(layer: nn.Conv2d | nn.Linear, members: int, *, inputs: bool, outputs: bool,
+           g: torch.Generator) -> nn.Conv2d | nn.Linear:
     """``layer`` with ``members`` × its inputs and/or outputs, freshly initialised from it."""
     m_in, m_out = (members if inputs else 1), (members if outputs else 1)
     has_bias = layer.bias is not None
     if isinstance(layer, nn.Conv2d):
         if layer.groups != 1:
             raise UserError("MIMO cannot widen a grouped first convolution (groups != 1)")
-        new: nn.Module = nn.Conv2d(layer.in_channels * m_in, layer.out_channels * m_out, layer.kernel_size,
-                                   layer.stride, layer.padding, layer.dilation, 1, has_bias, layer.padding_mode)
+        # a Conv2d's sizes are typed tuple[int, ...] (as _ConvNd's) but are always pairs
+        kernel_size, stride = cast("tuple[int, int]", layer.kernel_size), cast("tuple[int, int]", layer.stride)
+        padding = cast("str | tuple[int, int]", layer.padding)
+        dilation = cast("tuple[int, int]", layer.dilation)
+        new: nn.Conv2d | nn.Linear = nn.Conv2d(layer.in_channels * m_in, layer.out_channels * m_out, kernel_size,
+                                               stride, padding, dilation, 1, has_bias, layer.padding_mode)
     else:
         new = nn.Linear(layer.in_features * m_in, layer.out_features * m_out, bias=has_bias)
     new = new.to(device=layer.weight.device, dtype=layer.weight.dtype)
     with torch.no_grad():
         new.weight.copy_(_resample(layer.weight, new.weight.shape, 1 / math.sqrt(m_in), g))
         if has_bias:
+            assert layer.bias is not None and new.bias is not None  # new was built with bias=has_bias
             new.bias.copy_(layer.bias.detach().repeat(m_out))
     return new
 
@@ -176,7 +183,7 @@ class MIMOLoss:
         check_probability(self.input_sharing, "input_sharing")
 
     def __call__(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor):
-        idx = mimo_indices(len(y), model.members, self.batch_repetitions, self.input_sharing).to(x.device)
+        idx = mimo_indices(len(y), cast(MIMO, model).members, self.batch_repetitions, self.input_sharing).to(x.device)
         logits = model(x[idx.T])  # (r·B, M, ...) in → (M, r·B, K) out
         m, n, k = logits.shape
         flat, targets = logits.reshape(m * n, k), y[idx].reshape(m * n)

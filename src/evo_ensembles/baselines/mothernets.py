@@ -109,7 +109,8 @@ def widen_mlp(mother: MLP, hidden: Sequence[int], *, seed: int) -> MLP:
     device = old_layers[0].weight.device
     child.to(device)
     for k, (old, new) in enumerate(zip(old_layers, new_layers, strict=True)):
-        w, b = old.weight, old.bias
+        w: torch.Tensor = old.weight
+        b: torch.Tensor = old.bias
         if k < len(maps):  # outputs: copy the chosen units' incoming weights and biases
             out_map = maps[k].to(device)
             w, b = w[out_map], b[out_map]

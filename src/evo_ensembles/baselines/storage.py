@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import torch
 
@@ -31,6 +31,11 @@ from ..ensemble import BaseEnsemble, Ensemble
 from ..errors import CheckpointError
 from ..models import MLP, build_model
 from ..train import load_state_into, load_tensors, read_meta, save_tensors
+
+if TYPE_CHECKING:
+    from torch import nn
+
+    from .mc_dropout import MCDropoutEnsemble
 
 FORMAT = "evo_ensembles.peer/1"
 
@@ -75,7 +80,7 @@ def _skeleton(record: Mapping[str, Any]) -> BaseEnsemble:
                                                      init=opts.get("init", "normal")))
     if method == "mimo":
         return MultiOutputEnsemble(to_mimo(build_model(name, shape, classes), opts["members"], input_shape=shape))
-    members = []
+    members: list[nn.Module] = []
     for info in record.get("members") or []:
         if "hidden" in info:  # a MotherNets member: an MLP of its own widths
             members.append(MLP(shape, classes, hidden=tuple(info["hidden"])))
@@ -92,7 +97,7 @@ def rebuild_peer(record: Mapping[str, Any], state: Mapping[str, torch.Tensor]) -
             prefix = f"member.{i}."
             load_state_into(m, {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}, f"member {i}")
     else:
-        module = getattr(ens, "module", None) or ens.model
+        module = getattr(ens, "module", None) or cast("MCDropoutEnsemble", ens).model  # the other kind
         load_state_into(module, {k[7:]: v for k, v in state.items() if k.startswith("module.")}, "module")
     return ens
 

@@ -37,6 +37,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import cast
 
 import torch
 from torch import nn
@@ -92,7 +93,7 @@ def default_split(model: nn.Module) -> str:
     """The default split point of ``model``'s family (:data:`DEFAULT_SPLITS`)."""
     for cls, name in DEFAULT_SPLITS.items():
         if isinstance(model, cls):
-            if cls is MLP and len(model.hidden) == 0:
+            if cls is MLP and len(cast(MLP, model).hidden) == 0:
                 return "fc1"  # logistic regression: nothing to share but the flatten
             return name
     raise UserError(f"TreeNet has no default split for a {type(model).__name__}; give split=")

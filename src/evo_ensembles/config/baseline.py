@@ -32,7 +32,7 @@ Example:
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, cast
 
 from ..checks import check_fraction, check_positive, check_positive_int, check_probability
 from ..errors import UserError
@@ -106,7 +106,7 @@ class BaselineRunConfig(EnsembleFields, TrainingFields, DataFields, RuntimeField
         super().check()
         if self.method in SINGLE and self.members != 1:
             raise UserError(f"--method {self.method} is one model; drop --members")
-        if self.method == "snapshot" and self.epochs % self.members:
+        if self.method == "snapshot" and self.epochs % cast(int, self.members):  # resolve() set members
             raise UserError(f"--epochs ({self.epochs}) must be a multiple of --members ({self.members}) for snapshot")
         if self.method == "fge" and self.cycle_epochs % 2:
             raise UserError(f"--cycle-epochs must be even for fge, got {self.cycle_epochs}")
@@ -149,7 +149,7 @@ class BaselineRunConfig(EnsembleFields, TrainingFields, DataFields, RuntimeField
         """What the method's function gets as ``cfg``: the budget, or one member's epochs."""
         cfg = self.train_config()
         if self.method in SPLIT_BUDGET:
-            cfg = replace(cfg, epochs=self.member_epochs)
+            cfg = replace(cfg, epochs=cast(int, self.member_epochs))  # resolve() set it for SPLIT_BUDGET
         return cfg
 
 

@@ -18,7 +18,7 @@ Example:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from ..checks import (
     check_fraction,
@@ -121,7 +121,7 @@ class RLTrainConfig(RuntimeFields):
         """The :class:`~evo_ensembles.agents.Preset` this config trains with."""
         from ..agents.presets import get_preset
 
-        return get_preset(self.preset, self.env, **(self.overrides or {}))
+        return get_preset(cast(str, self.preset), self.env, **(self.overrides or {}))  # resolve() set preset
 
 
 def sigma_or_auto(text: str) -> float | None:

@@ -13,7 +13,7 @@ Example:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 from ..checks import (
     check_fraction,
@@ -147,7 +147,7 @@ class SparseRunConfig(EnsembleFields, ParentFields, DataFields, RuntimeFields):
         super().check()
         if self.partition and self.k < 2:
             raise UserError(f"--k must be >= 2 for a partition, got {self.k}")
-        if self.partition and abs(self.density - 1.0 / self.k) > 1e-9:
+        if self.partition and abs(cast(float, self.density) - 1.0 / self.k) > 1e-9:  # resolve() set density
             raise UserError(
                 f"with --partition each child keeps 1/k of the weights: use "
                 f"--density {1 / self.k:.4g} for k={self.k}, or --no-partition"
@@ -176,7 +176,7 @@ class SparseRunConfig(EnsembleFields, ParentFields, DataFields, RuntimeFields):
         """The children's descriptors (a subclass adds its own through :meth:`spec_options`)."""
         return make_child_specs(
             self.children,
-            self.density,
+            cast(float, self.density),  # resolve() set it
             partition=self.partition,
             k=self.k,
             seed=self.seed,

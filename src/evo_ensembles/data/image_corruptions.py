@@ -79,6 +79,7 @@ from __future__ import annotations
 import io
 import math
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -432,21 +433,21 @@ def _jpeg(x: Tensor, p: int, rng: Rng) -> Tensor:
 
 
 # ---------------------------------------------------------------- shape (MNIST-C)
-def _rotate(x: Tensor, p: tuple, rng: Rng) -> Tensor:
+def _rotate(x: Tensor, p: tuple[float, float], rng: Rng) -> Tensor:
     n = len(x)
     angle = np.deg2rad(rng.uniform(*p, n)) * _signs(rng, n)
     cos, sin = np.cos(angle), np.sin(angle)
     return _affine(x, np.stack([np.stack([cos, -sin], 1), np.stack([sin, cos], 1)], 1))
 
 
-def _shear(x: Tensor, p: tuple, rng: Rng) -> Tensor:
+def _shear(x: Tensor, p: tuple[float, float], rng: Rng) -> Tensor:
     n = len(x)
     a = _eye(n)
     a[:, 0, 1] = rng.uniform(*p, n) * _signs(rng, n)
     return _affine(x, a)
 
 
-def _scale(x: Tensor, p: tuple, rng: Rng) -> Tensor:
+def _scale(x: Tensor, p: tuple[float, float], rng: Rng) -> Tensor:
     return _affine(x, _eye(len(x), 1.0 / rng.uniform(*p, len(x))))
 
 
@@ -520,7 +521,8 @@ def _canny_edges(x: Tensor, p: float, rng: Rng) -> Tensor:
         strong = grown | strong
 
 
-_FUNCS: dict[str, Callable[[Tensor, object, Rng], Tensor]] = {
+# The parameter's type depends on the corruption (a number or a tuple: see PARAMS).
+_FUNCS: dict[str, Callable[[Tensor, Any, Rng], Tensor]] = {
     "gaussian_noise": _gaussian_noise, "shot_noise": _shot_noise, "impulse_noise": _impulse_noise,
     "defocus_blur": _defocus_blur, "glass_blur": _glass_blur, "motion_blur": _motion_blur,
     "zoom_blur": _zoom_blur, "snow": _snow, "frost": _frost, "fog": _fog,

@@ -27,7 +27,7 @@ Example:
 from __future__ import annotations
 
 import functools
-from typing import Any
+from typing import Any, cast
 
 import gymnasium as gym
 import numpy as np
@@ -124,7 +124,9 @@ class OneHotView(gym.ObservationWrapper):
 
     def __init__(self, env: gym.Env) -> None:
         super().__init__(env)
-        self.observation_space = one_hot_space(env.observation_space["image"])
+        # MiniGrid's observation space is a Dict whose "image" entry is a Box.
+        image_space = cast(gym.spaces.Dict, env.observation_space)["image"]
+        self.observation_space = one_hot_space(cast(gym.spaces.Box, image_space))
 
     def observation(self, observation: dict[str, Any]) -> np.ndarray:
         return one_hot(observation["image"])
@@ -135,10 +137,11 @@ class VecOneHot(VecEnvWrapper):
     per step (terminal observations too, as SB3's ``VecTransposeImage`` does)."""
 
     def __init__(self, venv: VecEnv) -> None:
-        super().__init__(venv, observation_space=one_hot_space(venv.observation_space))
+        # ImgObsWrapper envs: the image Box.
+        super().__init__(venv, observation_space=one_hot_space(cast(gym.spaces.Box, venv.observation_space)))
 
     def reset(self) -> np.ndarray:
-        return one_hot(self.venv.reset())
+        return one_hot(cast(np.ndarray, self.venv.reset()))  # image envs: one array, not a dict
 
     def step_wait(self):
         obs, rewards, dones, infos = self.venv.step_wait()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 import gymnasium as gym
 import numpy as np
 
@@ -16,7 +18,8 @@ class ChannelsFirstFloat(gym.ObservationWrapper):
 
     def __init__(self, env: gym.Env) -> None:
         super().__init__(env)
-        h, w, c = env.observation_space.shape
+        # An image-like Box: its shape is (H, W, C), never None.
+        h, w, c = cast("tuple[int, int, int]", env.observation_space.shape)
         self.observation_space = gym.spaces.Box(0.0, 1.0, shape=(c, h, w), dtype=np.float32)
 
     def observation(self, observation: np.ndarray) -> np.ndarray:

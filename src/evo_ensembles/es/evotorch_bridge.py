@@ -36,6 +36,7 @@ import math
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, cast
 
 import torch
 from torch import nn
@@ -48,6 +49,9 @@ from .evaluate import evaluate_children
 from .evaluate import top_k as _top_k
 from .fitness import Fitness
 from .population import ALGORITHMS, NoiseSampling
+
+if TYPE_CHECKING:
+    from evotorch import Problem as _EvotorchProblem  # untyped: Any to mypy
 
 _FIELDS = ("mask_seed", "noise_seed", "part", "sign", "sigma")
 
@@ -66,7 +70,8 @@ def _evotorch():
 
 def encode_specs(specs: Sequence[ChildSpec]) -> torch.Tensor:
     """(n, 5) float64 rows: mask_seed, noise_seed, part, sign, sigma (seeds < 2**53: exact)."""
-    rows = [[float(s.mask_seed), float(s.noise_seed), float(s.part), float(s.sign), float(s.sigma)]
+    # noisy children always carry a noise seed
+    rows = [[float(s.mask_seed), float(cast(int, s.noise_seed)), float(s.part), float(s.sign), float(s.sigma)]
             for s in specs]
     return torch.tensor(rows, dtype=torch.float64).reshape(len(rows), len(_FIELDS))
 
@@ -95,6 +100,10 @@ def _record_keys(fitness: Fitness) -> tuple[str, ...]:
 class _ModelProblemMixin:
     """Shared set-up: a parent model and a fitness that each actor keeps a copy of."""
 
+    # set by the subclasses / provided by EvoTorch's Problem, which the subclasses also derive from
+    _remote_capable: bool
+    is_remote: bool
+
     def _setup(self, model: nn.Module, fitness: Fitness, threads_per_actor: int,
                eligibility: dict | None) -> None:
         self.model = model.cpu() if self._remote_capable else model
@@ -102,11 +111,11 @@ class _ModelProblemMixin:
         self.threads_per_actor = threads_per_actor
         self.eligibility = dict(eligibility or {})
         self.record_keys = _record_keys(fitness)
-        self._perturber = None
+        self._perturber: InPlacePerturber | None = None
 
     @property
     def _nonserialized_attribs(self) -> list[str]:
-        return super()._nonserialized_attribs + ["_perturber"]
+        return cast(Any, super())._nonserialized_attribs + ["_perturber"]  # Problem's, next in the MRO
 
     def _prepare(self) -> None:
         if self.is_remote:  # actors share the machine's cores; one thread each by default
@@ -123,7 +132,11 @@ def _problem_base():
     return _evotorch().Problem
 
 
-class DescriptorProblem(_ModelProblemMixin, _problem_base()):
+if not TYPE_CHECKING:
+    _EvotorchProblem = _problem_base()
+
+
+class DescriptorProblem(_ModelProblemMixin, _EvotorchProblem):
     """A population of noisy children of ``model`` as an EvoTorch problem (maximise fitness).
 
     Args:
@@ -173,7 +186,7 @@ def evaluate_population(problem: DescriptorProblem, specs: Sequence[ChildSpec]) 
     return _records(problem, batch.evals)
 
 
-class SubnetVectorProblem(_ModelProblemMixin, _problem_base()):
+class SubnetVectorProblem(_ModelProblemMixin, _EvotorchProblem):
     """Solutions are the values of a fixed random subnetwork of ``model`` (maximise fitness).
 
     ``density`` and ``mask_seed`` choose which eligible weights are searched; the rest stay
@@ -215,6 +228,7 @@ class SubnetVectorProblem(_ModelProblemMixin, _problem_base()):
     @torch.no_grad()
     def write(self, vector: torch.Tensor) -> None:
         """Put ``vector`` into the model's subnetwork (in place)."""
+        assert self._perturber is not None, "the problem is not prepared (EvoTorch calls _prepare first)"
         params, start = self._perturber.params, 0
         for n, idx in self.index.items():
             p = params[n]
@@ -223,6 +237,7 @@ class SubnetVectorProblem(_ModelProblemMixin, _problem_base()):
 
     def _evaluate_batch(self, batch) -> None:
         records = []
+        assert self._perturber is not None  # evaluate() runs _prepare() first
         for row in batch.values:
             try:
                 self.write(row)

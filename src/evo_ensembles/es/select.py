@@ -130,6 +130,7 @@ def select_children(
     if evaluate is not None:
         records = evaluate(specs)
     else:
+        assert fitness is not None  # no fitness and no evaluate returned above
         records = evaluate_children(perturber.model, specs, fitness, perturber=perturber, progress=progress,
                                     desc="population", cache=cache)
     state = es.tell(state, specs, records)

@@ -74,7 +74,7 @@ def _cell(perturber: InPlacePerturber, probe: Callable[[nn.Module], dict], sampl
     specs = make_noisy_specs(children, seed=seed, sampling=sampling)
     recs = evaluate_children(perturber.model, specs, probe, perturber=perturber, progress=False)
     kls = np.array([r["kl"] for r in recs], dtype=float)
-    row = {"sigma": sampling.sigma, "density": sampling.density, "kl": float(kls.mean()),
+    row: dict[str, float | None] = {"sigma": sampling.sigma, "density": sampling.density, "kl": float(kls.mean()),
            "kl_se": float(kls.std(ddof=1) / math.sqrt(len(kls))) if len(kls) > 1 else 0.0,
            "children": len(recs)}
     for key in ("accuracy", "fitness"):

@@ -57,6 +57,8 @@ class NoisyEnsemble(BaseEnsemble):
         eligibility: options of ``eligible_parameters`` the children were drawn over.
     """
 
+    parent: nn.Module  # required here (optional in BaseEnsemble): the children are regenerated from it
+
     def __init__(self, parent: nn.Module, specs: Sequence[ChildSpec], *, include_parent: bool = False,
                  combine: str = "mean", eligibility: dict | None = None) -> None:
         super().__init__(parent=parent, include_parent=include_parent, combine=combine)
@@ -224,6 +226,7 @@ def noisy_ensemble(
                 problem.kill_actors()
     sel = select_children(perturber, probe, fitness, settings, seed=seed, progress=progress, evaluate=evaluate,
                           cache=cache)
+    assert sel.records is not None  # there is a fitness, so every child was scored
     ens = NoisyEnsemble(parent, sel.members, include_parent=include_parent, combine=combine,
                         eligibility=eligibility)
     return NoisyResult(ens, sel.sigma, sel.trust_region, sel.population, sel.records, sel.selected,

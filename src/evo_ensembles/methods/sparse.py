@@ -21,7 +21,7 @@ import copy
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import torch
 from torch import nn
@@ -94,7 +94,10 @@ def tune_child(
 
 
 
-ChildFactory = Callable[..., tuple[nn.Module, KeepPruned]]
+# (parent, spec, cfg, steps, *, eligible) -> (child, its training callback). The callback is a
+# Callback with a ``mask`` property (KeepPruned, methods.stochastic's StochasticMasks, ...); typing
+# has no intersection type for that, so it is Any here.
+ChildFactory = Callable[..., tuple[nn.Module, Any]]
 
 
 @dataclass

@@ -121,6 +121,7 @@ class StochasticMasks(Callback):
 
     @torch.no_grad()
     def _show_target(self) -> None:
+        assert self._dense is not None  # set by on_train_start until _finish
         for n, p in self.params.items():
             torch.mul(self._dense[n], self._target[n], out=p.data)
 
@@ -141,6 +142,7 @@ class StochasticMasks(Callback):
         if self.done:
             self._keep.on_after_step(model, step)
             return
+        assert self._dense is not None  # not done: on_train_start set it and _finish has not run
         for n, p in self.params.items():
             # p = D∘B − update, so D∘(1−B) + p = D − update: the dense weights, updated.
             self._dense[n].masked_fill_(self._sample[n], 0.0).add_(p.data)
@@ -166,6 +168,7 @@ class StochasticMasks(Callback):
         if "done" in state:
             self._finish()
             return
+        assert self._dense is not None  # loaded after on_train_start (see train.loop.train)
         for n, d in self._dense.items():
             d.copy_(state[f"dense.{n}"])
         self._show_target()

@@ -121,7 +121,8 @@ class LeNet(nn.Module):
         for m in self.modules():
             if isinstance(m, (nn.Conv2d, nn.Linear)):
                 nn.init.kaiming_normal_(m.weight, mode="fan_in", nonlinearity="relu")
-                nn.init.zeros_(m.bias)
+                if m.bias is not None:  # every layer here is built with a bias
+                    nn.init.zeros_(m.bias)
         # Output layer: plain fan-in scaling (no ReLU follows) keeps initial logits small.
         nn.init.kaiming_normal_(self.fc3.weight, mode="fan_in", nonlinearity="linear")
 

@@ -71,6 +71,11 @@ class WideResNet(nn.Module):
         256
     """
 
+    # The three stages are registered with ``add_module`` in ``__init__``.
+    block1: nn.Sequential
+    block2: nn.Sequential
+    block3: nn.Sequential
+
     def __init__(
         self,
         input_shape: Sequence[int],

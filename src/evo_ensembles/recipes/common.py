@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypedDict, cast
 
 import torch
 from torch import nn
 
 from ..data import DataSplits
+
+if TYPE_CHECKING:
+    from ..results import TrainingCost as TrainingCostRecord
+
+
+class SubnetworkCost(TypedDict):
+    """The training-cost keys of a subnetwork run's results (all None without a training record)."""
+
+    training_flops: float | None
+    epochs: float | None
+    training_cost: TrainingCostRecord | None
 
 
 def parent_cost(parent: nn.Module, parent_meta: dict[str, Any], data: DataSplits,
@@ -17,7 +28,9 @@ def parent_cost(parent: nn.Module, parent_meta: dict[str, Any], data: DataSplits
     from ..baselines.common import training_flops
 
     train = parent_meta.get("train")
-    epochs = train.get("epochs") if isinstance(train, dict) else None
+    if not isinstance(train, dict):
+        return None, None
+    epochs = train.get("epochs")
     if not isinstance(epochs, (int, float)):
         return None, None
     bs = int(train.get("batch_size", batch_size))
@@ -25,7 +38,7 @@ def parent_cost(parent: nn.Module, parent_meta: dict[str, Any], data: DataSplits
 
 
 def subnetwork_cost(parent: nn.Module, parent_meta: dict[str, Any], data: DataSplits, batch_size: int,
-                    children: list[tuple[dict[str, torch.Tensor], list[tuple[float, float]]]]) -> dict[str, Any]:
+                    children: list[tuple[dict[str, torch.Tensor], list[tuple[float, float]]]]) -> SubnetworkCost:
     """Training cost of a subnetwork ensemble (SPEC §5): the parent's dense training plus
     each child's tuning at its density, relative to one dense model trained for as many
     epochs as the parent and children together (the paper's 0.85× for the sparse ensembles).
@@ -38,7 +51,7 @@ def subnetwork_cost(parent: nn.Module, parent_meta: dict[str, Any], data: DataSp
     from ..flops import TrainingCost
 
     flops, epochs = parent_cost(parent, parent_meta, data, batch_size)
-    if flops is None:
+    if flops is None or epochs is None:  # both None together (no training record)
         return {"training_flops": None, "epochs": None, "training_cost": None}
     n = len(data.train)
     for mask, phases in children:
@@ -48,4 +61,5 @@ def subnetwork_cost(parent: nn.Module, parent_meta: dict[str, Any], data: DataSp
             epochs += child_epochs
     ref = training_flops(parent, data, batch_size, epochs * n)
     cost = TrainingCost(flops, ref, epochs, epochs)
-    return {"training_flops": cost.relative, "epochs": epochs, "training_cost": cost.to_dict()}
+    return {"training_flops": cost.relative, "epochs": epochs,
+            "training_cost": cast("TrainingCostRecord", cost.to_dict())}

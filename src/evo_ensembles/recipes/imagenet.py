@@ -135,10 +135,11 @@ def run_imagenet(cfg: ImageNetRunConfig, out: str | Path, *, progress: bool = Tr
                                                     {**identity, "descriptor": spec.to_dict()}, member))
     member_val_logits, member_test_logits = torch.stack(member_logits["val"]), torch.stack(member_logits["test"])
     member_test = torch.softmax(member_test_logits, -1)
-    test = ensemble_metrics(parent_test, member_test, test_y, include_parent=cfg.include_parent,
-                            combine_method=cfg.combine, ece_bins=cfg.ece_bins)
-    val = ensemble_metrics(parent_val, torch.softmax(member_val_logits, -1), val_y, include_parent=cfg.include_parent,
-                           combine_method=cfg.combine, ece_bins=cfg.ece_bins)
+    test: dict[str, Any] = ensemble_metrics(parent_test, member_test, test_y, include_parent=cfg.include_parent,
+                                            combine_method=cfg.combine, ece_bins=cfg.ece_bins)
+    val: dict[str, Any] = ensemble_metrics(parent_val, torch.softmax(member_val_logits, -1), val_y,
+                                           include_parent=cfg.include_parent, combine_method=cfg.combine,
+                                           ece_bins=cfg.ece_bins)
     unc = uncertainty_results(Outputs(parent_val_logits, member_val_logits), val_y,
                               Outputs(parent_test_logits, member_test_logits), test_y, {},
                               include_parent=cfg.include_parent, combine=cfg.combine, ece_bins=cfg.ece_bins)
@@ -148,7 +149,7 @@ def run_imagenet(cfg: ImageNetRunConfig, out: str | Path, *, progress: bool = Tr
     sel = [res.records[i] for i in res.selected]
     population = [{"descriptor": s.to_dict(), **r, "selected": i in res.selected}
                   for i, (s, r) in enumerate(zip(res.population, res.records))]
-    results = {
+    results: dict[str, Any] = {  # NoisyResults plus the ImageNet keys (weights, preprocess, device, ...)
         "method": "noisy",
         "mode": "population",
         **test_scores(test, cfg, len(member_test)),

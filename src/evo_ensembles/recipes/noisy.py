@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypedDict, cast
 
 import torch
 
@@ -63,9 +63,26 @@ from ..train.checkpoint import (
 from ..train.parent import load_model_checkpoint, model_meta, train_or_load_parent
 from .common import subnetwork_cost
 
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from ..results import EnsembleMetrics, Metrics, Provenance
+
+
+class NoisyTestScores(TypedDict):
+    """The test-split entries of a noisy run's results (:func:`test_scores`)."""
+
+    split: str
+    ece_bins: int
+    parent: Metrics
+    ensemble: EnsembleMetrics
+    delta_accuracy: float
+    delta_nll: float
+    delta_ece: float
+
 
 def run_noisy(cfg: NoisyRunConfig, out: str | Path, *, progress: bool = True,
-              data: DataSplits | None = None) -> dict[str, Any]:
+              data: DataSplits | None = None) -> NoisyResults:
     """Run the Noisy Subnetwork Ensemble pipeline; returns the results dict also saved to disk.
 
     ``data``: your own splits (default: the data set ``cfg`` names). σ is searched on a probe
@@ -79,7 +96,7 @@ def run_noisy(cfg: NoisyRunConfig, out: str | Path, *, progress: bool = True,
     ood = ood_inputs(cfg, data)  # a missing or unknown OOD set fails before any training
     if len(data.val) == 0:
         raise UserError("the noisy method selects children on a validation split: use --val-fraction > 0")
-    model_name = cfg.model
+    model_name = cast(str, cfg.model)  # resolve() set it
     loaded = None
     if cfg.parent is None:
         parent_model = build_model(model_name, data.input_shape, data.num_classes)  # unknown names fail here
@@ -164,16 +181,17 @@ def run_noisy(cfg: NoisyRunConfig, out: str | Path, *, progress: bool = True,
                  "selection": "validation split"},
         "timing": {"parent_train_seconds": parent_s, "search_and_selection_seconds": search_s,
                    "eval_seconds": eval_s, "total_seconds": time.perf_counter() - t_start},
-        **provenance(),
+        **cast("Provenance", provenance()),
     }
-    write_noisy_outputs(out, results)
+    write_noisy_outputs(out, cast("dict[str, Any]", results))
     lock.release()
     return results
 
 
-def test_scores(test: dict[str, Any], cfg: Any, members: int) -> dict[str, Any]:
+def test_scores(test: dict[str, Any], cfg: Any, members: int) -> NoisyTestScores:
     """The test-split entries of a noisy run's results: parent, ensemble and their differences."""
-    p, e = test["parent"], test["ensemble"]
+    p: Metrics = test["parent"]
+    e: Metrics = test["ensemble"]
     return {"split": "test", "ece_bins": cfg.ece_bins, "parent": p,
             "ensemble": {**e, "size": members + int(cfg.include_parent), "combine": cfg.combine,
                          "include_parent": cfg.include_parent},
@@ -315,7 +333,7 @@ def write_noisy_outputs(out: Path, results: dict[str, Any]) -> None:
     if tr:
         sigma = results["sigma"] if isinstance(results["sigma"], float) else None
         plot_kl_vs_sigma(figs / "kl_vs_sigma.png", tr["grid"], tr["target"], sigma, title=title)
-        series = {}
+        series: dict[str, tuple[Sequence[float], Sequence[float]]] = {}
         for d in sorted({r["density"] for r in tr["grid"]}):
             rows = [r for r in tr["grid"] if r["density"] == d and r.get("accuracy") is not None]
             if rows:

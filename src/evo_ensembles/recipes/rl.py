@@ -31,7 +31,6 @@ from ..devices import set_threads
 from ..es import ClassifierFitness, NoiseSampling, NoisySearch, select_children
 from ..provenance import provenance
 from ..reporting import markdown_table, text_table
-from ..results import RLResults
 from ..train.checkpoint import RunLock, check_output_dir, write_json, write_text
 
 
@@ -64,7 +63,9 @@ def run_rl_evaluate(cfg: RLEvalConfig, out: str | Path, *, progress: bool = True
     model, meta = load_agent(cfg.agent, env=cfg.env, device=cfg.device)
     policy = model.policy.eval()
     parent = PolicyPredictor(policy, action=cfg.action, seed=cfg.seed)
-    results: RLResults = {  # type: ignore[typeddict-item]  # the rest is filled in below
+    # Built key by key: the keys of evo_ensembles.results.RLResults, plus "trust_region" and
+    # "population" with an ensemble (which RLResults does not declare): a plain dict.
+    results: dict[str, Any] = {
         "method": "rl-noisy" if cfg.ensemble == "noisy" else "rl", "env": meta["env"],
                                "agent": str(cfg.agent), "preset": meta["preset"]["name"],
                                "agent_timesteps": meta.get("timesteps_done")}
@@ -130,7 +131,8 @@ def _scores(cfg: RLEvalConfig, policy, meta: dict, chosen, results: dict[str, An
         for action in rules:
             if (levels, action) == (cfg.levels, cfg.action):
                 continue
-            predictors = {"parent": PolicyPredictor(policy, action=action, seed=cfg.seed)}
+            predictors: dict[str, PolicyPredictor | NoisyEnsemblePolicy] = {
+                "parent": PolicyPredictor(policy, action=action, seed=cfg.seed)}
             if chosen is not None:
                 predictors["ensemble"] = NoisyEnsemblePolicy(policy, chosen, action=action, seed=cfg.seed)
             for who, predictor in predictors.items():

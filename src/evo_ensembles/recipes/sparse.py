@@ -18,7 +18,7 @@ from __future__ import annotations
 import os
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from ..config.sparse import CHILD_LR_FACTOR, SparseRunConfig
 from ..data import DataSplits, dataset_augment
@@ -41,7 +41,6 @@ from ..reporting import (
 from ..reporting import (
     summary_rows as shared_summary_rows,
 )
-from ..results import SparseResults
 from ..scoring import corrupted_scores, ood_inputs, score_run
 from ..subnet import (
     ChildSpec,
@@ -77,7 +76,7 @@ def run_sparse(cfg: SparseRunConfig, out: str | Path, *, progress: bool = True,
         probe, _ = load_model_checkpoint(cfg.parent, data, cfg.model)
     else:
         probe = build_model(
-            cfg.model, data.input_shape, data.num_classes
+            cast(str, cfg.model), data.input_shape, data.num_classes
         )  # unknown names fail here
     resolve_dense_layers(eligible_parameters(probe), cfg.dense_layers)  # so do unknown layers
 
@@ -86,7 +85,7 @@ def run_sparse(cfg: SparseRunConfig, out: str | Path, *, progress: bool = True,
     parent, parent_meta, parent_s = train_or_load_parent(
         out,
         data,
-        cfg.model,
+        cast(str, cfg.model),  # resolve() set it
         cfg.parent_train_config(),
         parent_path=cfg.parent,
         device=device,
@@ -117,7 +116,9 @@ def run_sparse(cfg: SparseRunConfig, out: str | Path, *, progress: bool = True,
                                  ece_bins=cfg.ece_bins, examples=cfg.corrupted_examples, progress=progress)
     eval_s = time.perf_counter() - t_eval
 
-    results: SparseResults = {
+    # The keys of evo_ensembles.results.SparseResults, plus the config's extra_results()
+    # (stochastic: "annealing", which SparseResults does not declare): a plain dict.
+    results: dict[str, Any] = {
         "method": cfg.METHOD,
         "split": "test",
         "ece_bins": cfg.ece_bins,
@@ -219,7 +220,7 @@ def _child_setup(out: Path, cfg: SparseRunConfig, parent, model_name: str, data)
     return tune_cfg, augment, store
 
 
-def tune_child_job(cfg: SparseRunConfig, out: str, index: int) -> float:
+def tune_child_job(cfg: SparseRunConfig, out: str | Path, index: int) -> float:
     """Tune child ``index`` of the run in ``out`` into its store, in this process (a Ray task).
 
     It gets the run config and directory, not a model: it loads the data and the parent

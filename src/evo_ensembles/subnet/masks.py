@@ -24,6 +24,7 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from typing import cast
 
 import numpy as np
 import torch
@@ -198,7 +199,7 @@ def mask_density(mask: Mask) -> float:
 def check_partition(masks: list[Mask]) -> None:
     """Raise ``ValueError`` unless the masks are pairwise disjoint and cover every weight."""
     for name in masks[0]:
-        count = sum(m[name].to(torch.int8) for m in masks)
+        count = cast(torch.Tensor, sum(m[name].to(torch.int8) for m in masks))  # masks is non-empty
         if not bool((count == 1).all()):
             raise ValueError(f"masks overlap or leave gaps in {name}")
 

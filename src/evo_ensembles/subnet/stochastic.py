@@ -32,6 +32,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import cast
 
 import torch
 
@@ -101,8 +102,8 @@ def partition_probabilities(
     if int(k) != k or k < 2:
         raise UserError(f"a partition needs k >= 2 groups, got {k}")
     if k == 2:
-        p = (mog_probabilities if base == "mog" else uniform_probabilities)(params, seed=seed)
-        return [p, {n: 1.0 - t for n, t in p.items()}]
+        probs = (mog_probabilities if base == "mog" else uniform_probabilities)(params, seed=seed)
+        return [probs, {n: 1.0 - t for n, t in probs.items()}]
     if base != "random":
         raise UserError(f"{base!r} probabilities partition only 2 ways; got k={k}")
     gen = torch.Generator().manual_seed(int(seed))
@@ -128,7 +129,7 @@ def check_probability_partition(
         evo_ensembles.errors.UserError: partitioned probabilities of w sum to 0.9 (max error 0.1), not 1
     """
     for n in parts[0]:
-        total = sum(p[n].double() for p in parts)
+        total = cast(torch.Tensor, sum(p[n].double() for p in parts))  # parts is non-empty
         err = float((total - 1.0).abs().max())
         if err > atol:
             raise UserError(

@@ -323,7 +323,7 @@ class RunLock:
         self.path = Path(directory) / LOCK_NAME
         self.held = False
 
-    def _owner(self) -> dict[str, Any] | None:
+    def _owner(self) -> dict[str, Any]:
         try:
             owner = json.loads(self.path.read_text())
             return owner if isinstance(owner, dict) else {}

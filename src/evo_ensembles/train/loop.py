@@ -205,9 +205,10 @@ def fit(
             tqdm.write(f"{desc} epoch {epoch + 1}/{cfg.epochs}: loss {stats['loss']:.4f} "
                        f"acc {stats['train_accuracy']:.4f}{extra} ({seconds:.1f}s)")
         if checkpoint_dir is not None:
-            extra = {f"callback.{i}.{k}": v for i, cb in enumerate(callbacks) for k, v in cb.state_dict().items()}
+            cb_tensors = {f"callback.{i}.{k}": v for i, cb in enumerate(callbacks)
+                          for k, v in cb.state_dict().items()}
             save_train_state(checkpoint_dir, model, optimizer,
-                             {"epoch": epoch + 1, "config": cfg.to_dict(), "history": result.history}, extra)
+                             {"epoch": epoch + 1, "config": cfg.to_dict(), "history": result.history}, cb_tensors)
     if checkpoint_dir is not None:
         clear_train_state(checkpoint_dir)
     return result
