@@ -197,7 +197,7 @@ class RunLog:
         sessions can say which code made each; every row gets the command line that made it
         (``command``), so a page lists the commands that trained its rows (:func:`trained_by`).
         """
-        from evo_ensembles.train.checkpoint import write_text
+        from evo_ensembles.run_folder import write_text
 
         if "commit" not in row:
             row.update(zip(CODE_KEYS, _code(), strict=True))

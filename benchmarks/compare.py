@@ -41,15 +41,18 @@ from evo_ensembles.config.baseline import PEERS, BaselineRunConfig
 from evo_ensembles.config.noisy import NoisyRunConfig
 from evo_ensembles.config.sparse import SparseRunConfig, StochasticRunConfig
 from evo_ensembles.devices import set_threads
-from evo_ensembles.recipes.baseline import TITLES
+from evo_ensembles.methods.registry import title
 from evo_ensembles.reporting import markdown_table, plot_lines
+from evo_ensembles.run_folder import LAYOUT
 
 SUBNETWORK = ("sparse", "stochastic", "noisy")
-DEFAULT_METHODS = [p for p in PEERS if p not in ("dropout", "mothernets")] + list(SUBNETWORK)
+# the default recipe's rows, in the order its tables have always had
+DEFAULT_METHODS = ["independent", "mc-dropout", "bagging", "deep-ensemble", "snapshot", "fge", "treenet",
+                   "batchensemble", "mimo", "dst", "edst", *SUBNETWORK]
 # the rows of the paper's Tables 5.2/6.2, in its order
 LARGE_METHODS = ["independent", "mc-dropout", "snapshot", "fge", "sparse", "stochastic", "noisy", "treenet",
                  "batchensemble", "mimo", "edst", "dst", "deep-ensemble"]
-LABELS = {**TITLES, "sparse": "Sparse Subnetworks", "stochastic": "Stochastic Annealing",
+LABELS = {**{p: title(p) for p in PEERS}, "sparse": "Sparse Subnetworks", "stochastic": "Stochastic Annealing",
           "noisy": "Noisy Subnetworks"}
 RUNS = Path(__file__).resolve().parent / "runs" / "compare"
 # The deep-ensemble equivalent's reference: 4 members, each trained the whole budget E (a deep
@@ -432,7 +435,7 @@ def diverged(row: dict, args, rows: list[dict] | None = None) -> bool:
     if "val_nll" in row:
         nll = row["val_nll"]
         return nll is None or not math.isfinite(nll) or bool(row.get("val_collapsed"))
-    path = run_dir(args, row["method"], row["seed"], row["lr"], row.get("base_lr", row["lr"])) / "results.json"
+    path = run_dir(args, row["method"], row["seed"], row["lr"], row.get("base_lr", row["lr"])) / LAYOUT.results
     val = (json.loads(path.read_text()).get("validation") or {}).get("ensemble") if path.is_file() else None
     if val and val.get("nll") is not None:
         return not math.isfinite(val["nll"])

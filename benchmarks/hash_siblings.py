@@ -30,6 +30,7 @@ from evo_ensembles.config.baseline import BaselineRunConfig
 from evo_ensembles.recipes.analyze import run_analyze
 from evo_ensembles.recipes.baseline import run_baseline
 from evo_ensembles.reporting import markdown_table
+from evo_ensembles.run_folder import LAYOUT
 
 RUNS = Path(__file__).resolve().parent / "runs"
 METHODS = ("sparse", "snapshot")
@@ -42,12 +43,12 @@ def with_checkpoint(run_dir: Path, retrain: Path) -> Path:
     Peer runs of compare.py made before peers saved their ensembles hold only results; the
     same config and seed retrains the same ensemble (its test accuracy is checked to match).
     """
-    config = json.loads((run_dir / "config.json").read_text())
-    if config.get("method") not in PEERS or (run_dir / "checkpoints" / "ensemble.safetensors").is_file():
+    config = json.loads((run_dir / LAYOUT.config).read_text())
+    if config.get("method") not in PEERS or (run_dir / LAYOUT.peer_ensemble).is_file():
         return run_dir
     print(f"{run_dir.name} kept no weights: retraining it in {retrain}", flush=True)
     again = run_baseline(BaselineRunConfig(**config), retrain, progress=False)
-    before = json.loads((run_dir / "results.json").read_text())["ensemble"]["accuracy"]
+    before = json.loads((run_dir / LAYOUT.results).read_text())["ensemble"]["accuracy"]
     if abs(again["ensemble"]["accuracy"] - before) > 1e-9:
         raise SystemExit(f"{retrain}: retrained accuracy {again['ensemble']['accuracy']} is not the compare "
                          f"run's {before}; the code changed in between")
@@ -73,7 +74,7 @@ def main() -> None:
             if log.find(method=method, seed=seed, channel=args.channel, steps=args.steps):
                 continue
             run_dir = RUNS / "compare" / args.source / f"{args.model}_{method}_seed{seed}"
-            if not (run_dir / "results.json").is_file():
+            if not (run_dir / LAYOUT.results).is_file():
                 print(f"skip {method} seed {seed}: {run_dir} has not finished", flush=True)
                 continue
             run_dir = with_checkpoint(run_dir, RUNS / args.name / "train" / f"{method}_seed{seed}")
@@ -123,7 +124,7 @@ def main() -> None:
                      "verdict": {k: list(v) for k, v in verdict.items()}, "claim_holds": holds}, md)
     if seeds:  # the figures of seed 0's analyses, for the README
         for method in METHODS:
-            src = RUNS / args.name / f"{method}_seed{seeds[0]}" / "figures" / "features.png"
+            src = RUNS / args.name / f"{method}_seed{seeds[0]}" / LAYOUT.figures / "features.png"
             if src.is_file():
                 (RESULTS / f"{args.name}_{method}_features.png").write_bytes(src.read_bytes())
     if seeds and args.gallery:
@@ -138,7 +139,7 @@ def gallery(args: argparse.Namespace, seed: int) -> None:
                         channel=args.channel, steps=args.steps, images=args.images, seed=seed, threads=args.threads)
     record = run_analyze(cfg, out, progress=False)  # the parts hashed above are reused, not redone
     prefix = "" if args.name == "hash_siblings" else f"{args.name}_"
-    run = json.loads((run_dir / "config.json").read_text())
+    run = json.loads((run_dir / LAYOUT.config).read_text())
     info = header()
     lines = ["# `analyze` on a sparse ensemble: one figure of each kind",
              f"`evo-ensembles analyze` on the {args.model} sparse run of compare.py `{args.source}`, seed {seed} "
@@ -146,7 +147,7 @@ def gallery(args: argparse.Namespace, seed: int) -> None:
              f"at density {run['density']} on {run['dataset']}), with --channel {args.channel} "
              f"--steps {args.steps} --images {args.images} --seed {seed}."]
     for name in ("tsne", "features", "saliency", "hashes_features", "landscape"):
-        src = out / "figures" / f"{name}.png"
+        src = out / LAYOUT.figures / f"{name}.png"
         if src.is_file():
             target = f"{prefix}analyze_{name}.png"
             (RESULTS / target).write_bytes(src.read_bytes())

@@ -30,6 +30,7 @@ from _common import footer, header, save
 from evo_ensembles.config.sparse import SparseRunConfig
 from evo_ensembles.recipes.sparse import run_sparse
 from evo_ensembles.reporting import markdown_table
+from evo_ensembles.run_folder import LAYOUT
 
 SETTINGS = {"1 x 1": {"workers": 1, "threads": 1}, "1 x 2": {"workers": 1, "threads": 2},
             "2 x 1": {"workers": 2, "threads": 1}}
@@ -53,7 +54,7 @@ def main() -> None:
             # The parent once, then every setting loads it (as a user with --parent does).
             first = run_sparse(SparseRunConfig(**{**base, "children": 1, "child_epochs": 1}), work / f"{scale}_parent",
                                progress=False)
-            parent = work / f"{scale}_parent" / "checkpoints" / "parent.safetensors"
+            parent = work / f"{scale}_parent" / LAYOUT.parent
             times: dict[str, list[float]] = {k: [] for k in SETTINGS}
             accs: dict[str, float] = {}
             for r in range(args.rounds):

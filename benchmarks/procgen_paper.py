@@ -27,6 +27,7 @@ from _common import RESULTS, describe_code, header
 
 from evo_ensembles.cli import main as cli
 from evo_ensembles.reporting import markdown_table
+from evo_ensembles.run_folder import LAYOUT
 
 RUNS = Path(__file__).resolve().parent / "runs" / "rl"
 
@@ -77,7 +78,7 @@ def main() -> None:
         t = time.perf_counter()
         assert cli(train) == 0
         print(f"train invocation: {time.perf_counter() - t:.0f} s", flush=True)
-    meta = json.loads((agent / "agent.json").read_text())
+    meta = json.loads((agent / LAYOUT.agent_record).read_text())
     args.results.mkdir(parents=True, exist_ok=True)
     name = f"procgen_paper_{args.game}"
     curve = learning_curve(agent, args.results / f"{name}_curve.png")
@@ -92,7 +93,7 @@ def main() -> None:
         t = time.perf_counter()
         assert cli(evaluate) == 0
         seconds = time.perf_counter() - t
-        res = json.loads((out / "results.json").read_text())
+        res = json.loads((out / LAYOUT.results).read_text())
         evals.append({"command": "evo-ensembles " + " ".join(evaluate), "seconds": seconds, "results": res})
         p, e = res["parent"], res["ensemble"]
         rows.append([res["env"], meta["timesteps_done"], seed, f"{p['mean_return']:.2f} ± {p['std_return']:.2f}",

@@ -20,6 +20,7 @@ from _common import header, save
 
 from evo_ensembles.cli import main as cli
 from evo_ensembles.reporting import markdown_table
+from evo_ensembles.run_folder import LAYOUT
 
 RUNS = Path(__file__).resolve().parent / "runs" / "rl"
 
@@ -42,8 +43,8 @@ def main() -> None:
     t = time.perf_counter()
     assert cli(evaluate) == 0
     eval_s = time.perf_counter() - t
-    res = json.loads((out / "results.json").read_text())
-    agent_meta = json.loads((agent / "agent.json").read_text())
+    res = json.loads((out / LAYOUT.results).read_text())
+    agent_meta = json.loads((agent / LAYOUT.agent_record).read_text())
     row = [res["env"], agent_meta["timesteps_done"], f"{agent_meta['steps_per_second_this_run']:.0f}",
            f"{res['parent']['mean_return']:.2f} ± {res['parent']['std_return']:.2f}",
            f"{res['ensemble']['mean_return']:.2f} ± {res['ensemble']['std_return']:.2f}", res["sigma"],

@@ -62,6 +62,7 @@ from evo_ensembles.agents.train import read_agent_record
 from evo_ensembles.devices import set_threads
 from evo_ensembles.recipes.rl import RLEvalConfig, run_rl_evaluate
 from evo_ensembles.reporting import _save, markdown_table, plt
+from evo_ensembles.run_folder import LAYOUT
 
 HERE = Path(__file__).resolve().parent
 TASKS = ["MiniGrid-DoorKey-6x6-v0", "MiniGrid-KeyCorridorS3R1-v0", "MiniGrid-LavaGapS6-v0"]
@@ -126,7 +127,7 @@ class Study:
     def agent(self, task: str, n: int, seed: int) -> Path:
         """The agent directory of (task, N, seed), once its training is complete."""
         out = self.agent_dir(task, n, seed)
-        record = read_agent_record(out / "agent.zip") if (out / "agent.zip").is_file() else None
+        record = read_agent_record(out / LAYOUT.agent) if (out / LAYOUT.agent).is_file() else None
         cfg = self.train_config(task, n, seed)
         if record is None or not record.get("complete") or \
                 record.get("timesteps_target") != (cfg.timesteps or cfg.preset_spec().timesteps):
@@ -436,7 +437,7 @@ def report(study: Study, chosen: dict, meta: dict) -> None:
                  f"{len(done) - len(failed)} of {len(done)} checked"
                  + (f"; not: {', '.join(failed)}." if failed else "."))
     records = [read_agent_record(z) for t, n, s in study.agents
-               if (z := study.agent_dir(t, n, s) / "agent.zip").is_file()]
+               if (z := study.agent_dir(t, n, s) / LAYOUT.agent).is_file()]
     train_h = sum(r.get("train_seconds_this_run") or 0.0 for r in records) / 3600
     sps = [r["steps_per_second_this_run"] for r in records if r.get("steps_per_second_this_run")]
     md = "\n\n".join([

@@ -54,6 +54,7 @@ from evo_ensembles.agents.train import read_agent_record
 from evo_ensembles.devices import set_threads
 from evo_ensembles.recipes.rl import RLEvalConfig, run_rl_evaluate
 from evo_ensembles.reporting import _save, markdown_table, plt
+from evo_ensembles.run_folder import LAYOUT
 
 RUNS = Path(__file__).resolve().parent / "runs" / "rl_regime"
 GAMES = ["breakout", "space_invaders", "asterix", "seaquest"]
@@ -117,7 +118,7 @@ class Study:
     def agent(self, game: str, seed: int) -> Path:
         """The agent directory of (game, training seed), once its training is complete."""
         out = self.agent_dir(game, seed)
-        record = read_agent_record(out / "agent.zip") if (out / "agent.zip").is_file() else None
+        record = read_agent_record(out / LAYOUT.agent) if (out / LAYOUT.agent).is_file() else None
         cfg = self.train_config(game, seed)
         if record is None or not record.get("complete") or \
                 record.get("timesteps_target") != (cfg.timesteps or cfg.preset_spec().timesteps):
@@ -330,7 +331,7 @@ def report(study: Study, chosen: dict, meta: dict) -> None:
         )
     plot(study, RESULTS / f"{study.args.name}_sigma.png")
     wall = sum(r["seconds"] for r in rows)
-    zips = [study.agent_dir(g, s) / "agent.zip" for g, s in study.pairs]
+    zips = [study.agent_dir(g, s) / LAYOUT.agent for g, s in study.pairs]
     records = [read_agent_record(z) for z in zips if z.is_file()]
     train_h = sum(r.get("train_seconds_this_run") or 0.0 for r in records) / 3600
     md = "\n\n".join([

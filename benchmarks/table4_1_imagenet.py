@@ -26,6 +26,7 @@ from evo_ensembles.data.imagenet import find_imagenet_val, make_split, save_spli
 from evo_ensembles.recipes.imagenet import run_imagenet
 from evo_ensembles.recipes.noisy import TABLE_HEADERS, table_row
 from evo_ensembles.reporting import markdown_table
+from evo_ensembles.run_folder import LAYOUT
 
 PAPER_MODELS = ["alexnet", "densenet121", "inception_v3", "mobilenet_v2", "resnet18", "resnext50_32x4d",
                 "shufflenet_v2_x1_0", "squeezenet1_1", "vgg16", "wide_resnet50_2"]
@@ -55,7 +56,7 @@ def main() -> None:
     extra = {k: _value(v) for k, v in (s.split("=", 1) for s in args.set)}
     base = {"data": args.data, "weights": args.weights, "preprocess": args.preprocess, "seed": args.seed,
             "cache_dir": str(out / "cache"), **extra}
-    split_file = out / "split.json"
+    split_file = out / LAYOUT.split
     if not split_file.is_file():  # one split for the whole table
         probe = ImageNetRunConfig(model="resnet18", **base)
         images = find_imagenet_val(args.data)
@@ -65,7 +66,7 @@ def main() -> None:
     for model in [m.strip() for m in args.models.split(",") if m.strip()]:
         cfg = ImageNetRunConfig(model=model, split=str(split_file), **base)
         run_dir = out / model
-        done = run_dir / "results.json"
+        done = run_dir / LAYOUT.results
         results = json.loads(done.read_text()) if done.is_file() else None
         wanted = json.loads(json.dumps({**cfg.to_dict(), "dataset": "imagenet-val"}))
         if results is None or results["config"] != wanted:

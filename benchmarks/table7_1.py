@@ -30,6 +30,7 @@ from evo_ensembles.config.sparse import SparseRunConfig
 from evo_ensembles.devices import set_threads
 from evo_ensembles.recipes.sparse import run_sparse
 from evo_ensembles.reporting import markdown_table, plot_heatmap
+from evo_ensembles.run_folder import LAYOUT
 
 RUNS = Path(__file__).resolve().parent / "runs"
 VARIANTS = {"R": {"partition": False, "density": 0.5}, "NP": {"partition": True},
@@ -59,7 +60,7 @@ def member_diversity(source: str, model: str, seeds: list[int]) -> dict[str, lis
         if record["kl"] is None:
             lr = row.get("lr")
             path = (run_dir(args, row["method"], row["seed"], lr, row.get("base_lr", lr)) if lr is not None
-                    else RUNS / "compare" / source / f"{model}_{row['method']}_seed{row['seed']}") / "results.json"
+                    else RUNS / "compare" / source / f"{model}_{row['method']}_seed{row['seed']}") / LAYOUT.results
             if not path.is_file():
                 continue
             record = {k: json.loads(path.read_text())["diversity"][k] for k in keys}
@@ -86,7 +87,7 @@ def part_b(seeds: list[int], threads: int, log: RunLog) -> None:
         for name, opts in VARIANTS.items():
             if log.find(variant=name, seed=seed):
                 continue
-            parent = None if name == "R" else str(first / "checkpoints" / "parent.safetensors")
+            parent = None if name == "R" else str(first / LAYOUT.parent)
             cfg = SparseRunConfig(model="lenet-s", parent_epochs=8, parent=parent, children=8, child_epochs=1,
                                   seed=seed, threads=threads, **opts)
             out = RUNS / "table7_1" / f"{name.replace(' + ', '_')}_seed{seed}"

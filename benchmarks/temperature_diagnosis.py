@@ -33,6 +33,7 @@ from evo_ensembles.devices import set_threads
 from evo_ensembles.ensemble import predict_logits
 from evo_ensembles.metrics import ece, nll
 from evo_ensembles.reporting import markdown_table
+from evo_ensembles.run_folder import LAYOUT
 
 
 def logits_of(run, x: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor]:
@@ -98,7 +99,7 @@ def main() -> None:
     set_threads(args.threads)
     rows, table = [], []
     for path in args.runs:
-        if not (path / "results.json").is_file():
+        if not (path / LAYOUT.results).is_file():
             continue
         run = open_run(path)
         if run.kind == "rl":

@@ -185,7 +185,7 @@ def _add_command(sub, cmd: Command) -> None:
 def _run(cmd: Command, args: argparse.Namespace) -> int:
     cfg = config_from_args(cmd.config, args)  # validated here; errors name the flag
     if args.out is not None:  # every command: an --out that cannot be made fails before any work
-        from .train.checkpoint import check_output_dir
+        from .run_folder import check_output_dir
 
         check_output_dir(args.out)
     module, name = cmd.run.split(":")

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import time
 import zipfile
 from pathlib import Path
@@ -33,11 +32,12 @@ from stable_baselines3.common.vec_env import VecEnv, VecNormalize
 
 from .._version import __version__
 from ..config.rl import RLTrainConfig
-from ..devices import resolve_device, set_threads
+from ..devices import resolve_device
 from ..envs import make_vec_env, parse_env_id
 from ..errors import CheckpointError, UserError
+from ..run_folder import LAYOUT, RunFolder, atomic_write, write_json
 from ..schema import AGENT_RECORD
-from ..train.checkpoint import RunLock, check_output_dir, parse_record, read_sidecar, write_json
+from ..train.checkpoint import parse_record, read_sidecar
 from .presets import Preset
 
 if TYPE_CHECKING:
@@ -150,12 +150,13 @@ def _merge_csv(target: Path, *sources: Path) -> None:
                 rows += list(reader)
     if not fields:
         return
-    tmp = target.with_name(target.name + ".tmp")
-    with tmp.open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=fields)
-        writer.writeheader()
-        writer.writerows(rows)
-    os.replace(tmp, target)
+    def write(tmp: str) -> None:
+        with open(tmp, "w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=fields)
+            writer.writeheader()
+            writer.writerows(rows)
+
+    atomic_write(target, write)
     for src in sources:
         if src != target and src.exists():
             src.unlink()
@@ -166,12 +167,12 @@ RECORD = "evo_ensembles.json"  # the agent's record, a member of its SB3 zip
 
 def save_agent_zip(model: BaseAlgorithm, path: Path, record: dict) -> None:
     """SB3's zip with the agent's record inside it, renamed into place as one file (atomic)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.stem + ".tmp.zip")
-    model.save(tmp)
-    with zipfile.ZipFile(tmp, "a") as z:
-        z.writestr(RECORD, json.dumps(record))
-    os.replace(tmp, path)
+    def write(tmp: str) -> None:
+        model.save(tmp)  # the temporary name ends in .zip, so SB3 writes exactly there
+        with zipfile.ZipFile(tmp, "a") as z:
+            z.writestr(RECORD, json.dumps(record))
+
+    atomic_write(path, write)
     write_json(path.with_suffix(".json"), record)  # a copy for people; the zip's record decides
 
 
@@ -211,16 +212,16 @@ def _check_same_settings(record: dict, preset: Preset, n_envs: int, levels: tupl
 def train_agent(cfg: RLTrainConfig, out: str | Path, *, progress: bool = True) -> dict[str, Any]:
     """Train (or resume training) a PPO agent into ``out``; returns ``agent.json``'s content."""
     preset = cfg.preset_spec()
-    set_threads(cfg.threads)
-    out = check_output_dir(out)
+    run = RunFolder(out, threads=cfg.threads, device=cfg.device)  # checks only: nothing is made yet
+    out = run.path
     total = cfg.timesteps or preset.timesteps
     n_envs = cfg.n_envs or preset.n_envs
     meta = {"format": AGENT_FORMAT, "library_version": __version__, "env": cfg.env, "preset": preset.to_dict(),
             "seed": cfg.seed, "n_envs": n_envs, "num_levels": cfg.num_levels, "start_level": cfg.start_level,
             "timesteps_target": total}
     levels = (cfg.num_levels, cfg.start_level)
-    latest = out / "checkpoints" / "latest"
-    old = read_agent_record(out / "agent.zip") if (out / "agent.zip").exists() else None
+    latest = run / LAYOUT.agent_latest
+    old = read_agent_record(run / LAYOUT.agent) if (run / LAYOUT.agent).exists() else None
     if old is not None:
         if old.get("env") != cfg.env or old.get("preset", {}).get("name") != preset.name:
             raise UserError(f"{out} holds an agent for {old.get('env')} ({old.get('preset', {}).get('name')}); "
@@ -234,24 +235,32 @@ def train_agent(cfg: RLTrainConfig, out: str | Path, *, progress: bool = True) -
         if saved.get("env") != cfg.env or saved.get("preset", {}).get("name") != preset.name:
             raise UserError(f"{out} holds a checkpoint for another environment or preset; use a new --out")
         _check_same_settings(saved, preset, n_envs, levels, f"{out} holds a checkpoint")
-        model = PPO.load(latest.with_suffix(".zip"), env=env, device=resolve_device(cfg.device))
+        model = PPO.load(latest.with_suffix(".zip"), env=env, device=run.device)
         load_normalization_state(env, saved.get("normalization"))
         done = int(saved["timesteps_done"])
     else:
         policy, policy_kwargs = preset.policy_for(parse_env_id(cfg.env))
         model = PPO(policy, env, policy_kwargs=policy_kwargs, seed=cfg.seed, verbose=0,
-                    device=resolve_device(cfg.device), **preset.ppo)
-    lock = RunLock(out).acquire()  # creates out; one writer at a time
+                    device=run.device, **preset.ppo)
+    try:
+        with run:  # creates out; one writer at a time
+            return _learn(cfg, run, model, env, meta, total, done, progress)
+    finally:
+        env.close()
+
+
+def _learn(cfg: RLTrainConfig, run: RunFolder, model: PPO, env: VecEnv, meta: dict[str, Any], total: int,
+           done: int, progress: bool) -> dict[str, Any]:
     # SB3 truncates progress.csv when it opens it: keep earlier runs' rows (resume) in
     # history.csv while this run logs, and merge them back when it ends.
-    logs = out / "logs"
+    logs = run / LAYOUT.logs
     logs.mkdir(exist_ok=True)
     _merge_csv(logs / "history.csv", logs / "history.csv", logs / "progress.csv")
     model.set_logger(configure(str(logs), ["csv", "tensorboard"]))
     remaining = max(total - done, 0)
     t = time.perf_counter()
     if remaining:
-        ckpt = _Checkpoint(out / "checkpoints", cfg.checkpoint_every, meta)
+        ckpt = _Checkpoint(run / LAYOUT.checkpoints, cfg.checkpoint_every, meta)
         callbacks: list[BaseCallback] = [ckpt] if cfg.max_seconds is None else [ckpt, _TimeLimit(cfg.max_seconds)]
         model.learn(remaining, callback=callbacks, reset_num_timesteps=done == 0, progress_bar=progress)
         ckpt.save()
@@ -262,16 +271,14 @@ def train_agent(cfg: RLTrainConfig, out: str | Path, *, progress: bool = True) -
             "train_seconds_this_run": seconds,
             "steps_per_second_this_run": (model.num_timesteps - done) / seconds if seconds > 0 else None,
             "normalization": normalization_state(env)}
-    save_agent_zip(model, out / "agent.zip", info)
-    env.close()
-    lock.release()
+    save_agent_zip(model, run / LAYOUT.agent, info)
     return info
 
 
 def load_agent(agent_dir: str | Path, *, env: str | None = None, device: str = "auto") -> tuple[PPO, dict]:
     """The trained PPO model and its ``agent.json`` (checked against ``env`` when given)."""
     agent_dir = Path(agent_dir)
-    archive = agent_dir / "agent.zip"
+    archive = agent_dir / LAYOUT.agent
     meta = read_agent_record(archive) if archive.is_file() else None
     if meta is None:
         raise CheckpointError(f"no trained agent in {agent_dir} (expected agent.zip written by rl train)")

@@ -48,6 +48,7 @@ from ..data import DataSplits
 from ..devices import resolve_device
 from ..ensemble import BaseEnsemble, Ensemble, predict_logits, predict_probs
 from ..errors import CheckpointError, UserError, first_line
+from ..run_folder import LAYOUT
 from ..subnet import ChildSpec, Mask, add_noise_, eligible_parameters
 from ..train import read_meta
 
@@ -105,7 +106,7 @@ class AnalysisRun:
         try:
             return cls(**{k: v for k, v in self.config.items() if k in names})
         except TypeError as e:
-            raise UserError(f"{self.path / 'config.json'}: {e}") from None
+            raise UserError(f"{self.path / LAYOUT.config}: {e}") from None
 
     def data(self) -> DataSplits | None:
         """The train/val/test splits the run used (``None`` for RL), loaded once."""
@@ -157,7 +158,7 @@ class AnalysisRun:
         """The ensemble's temperature the run fit on validation (``None`` for a run without one,
         e.g. from an older version, or an RL run)."""
         fit = ((self.results.get("calibrated") or {}).get("ensemble") or {}).get("fit")
-        return None if fit is None else TemperatureFit.from_dict(fit, source=str(self.path / "results.json"))
+        return None if fit is None else TemperatureFit.from_dict(fit, source=str(self.path / LAYOUT.results))
 
     def predict_proba(self, x: torch.Tensor, *, calibrated: bool = False, batch_size: int = 1024) -> torch.Tensor:
         """(B, C) ensemble probabilities as the run combined them (its ``combine`` rule, the
@@ -224,7 +225,7 @@ class AnalysisRun:
     def _load_parent(self) -> nn.Module | None:
         from ..train.parent import load_model_checkpoint
 
-        return load_model_checkpoint(self.path / "checkpoints" / "parent.safetensors", self.data())[0]
+        return load_model_checkpoint(self.path / LAYOUT.parent, self.data())[0]
 
     def _member(self, i: int) -> nn.Module:
         raise NotImplementedError
@@ -236,7 +237,7 @@ class _SubnetRun(AnalysisRun):
     def _member(self, i: int) -> nn.Module:
         from ..train.parent import load_model_checkpoint
 
-        path = self.path / "checkpoints" / "children" / f"child_{i}.safetensors"
+        path = self.path / LAYOUT.child(i)
         if not path.is_file():
             raise CheckpointError(f"{path} is missing: child {i} of the run's {len(self)}")
         if read_meta(path).get("descriptor") != self.results["members"][i]["descriptor"]:
@@ -271,7 +272,7 @@ class _NoisyRun(AnalysisRun):
             if any(m["descriptor"].get("kind") == "evolved" for m in self.results["members"]):
                 raise UserError(f"{self.path}: members of an evolved run (--generations > 1) are weight "
                                 "vectors, not descriptors; analyze a population run")
-            ens = NoisyEnsemble.load(self.path / "ensemble.json", self._required_parent())  # checks the parent
+            ens = NoisyEnsemble.load(self.path / LAYOUT.ensemble, self._required_parent())  # checks the parent
             if [s.to_dict() for s in ens.specs] != [m["descriptor"] for m in self.results["members"]]:
                 raise CheckpointError(f"{self.path}: ensemble.json and results.json name other members")
             self.eligibility = ens.eligibility
@@ -313,7 +314,7 @@ class _ImageNetRun(_NoisyRun):
 
         cfg, pre = self.run_config(), self._preprocess()
         images = find_imagenet_val(cfg.data)
-        split = load_split(self.path / "split.json", images)
+        split = load_split(self.path / LAYOUT.split, images)
         order = split.val + split.test
         x, _ = cached_images([images.files[i] for i in order], pre, cfg.cache_dir or self.path / "cache",
                              workers=cfg.loader_workers, progress=False)
@@ -344,7 +345,7 @@ class _PeerRun(AnalysisRun):
         from ..baselines.storage import load_peer
 
         if self._ens is None:
-            path = self.path / "checkpoints" / "ensemble.safetensors"
+            path = self.path / LAYOUT.peer_ensemble
             if not path.is_file():
                 raise CheckpointError(f"{path} is missing (the trained peer ensemble)")
             self._ens = load_peer(path)[0]
@@ -382,8 +383,8 @@ class _RLRun(AnalysisRun):
 
         if self._agent is None:
             where = self.path if self.method == "agent" else Path(self.config["agent"])
-            if not (where / "agent.zip").is_file():
-                raise UserError(f"the agent this run evaluated is gone: no {where / 'agent.zip'}")
+            if not (where / LAYOUT.agent).is_file():
+                raise UserError(f"the agent this run evaluated is gone: no {where / LAYOUT.agent}")
             self._agent = load_agent(where, device=str(self.device))
             self._agent[0].policy.eval()
         return self._agent
@@ -397,8 +398,8 @@ class _RLRun(AnalysisRun):
         from ..agents.ensemble_policy import actor_eligibility
 
         elig = actor_eligibility()
-        if (self.path / "ensemble.json").is_file():
-            elig = _read_json(self.path / "ensemble.json").get("eligibility") or elig
+        if (self.path / LAYOUT.ensemble).is_file():
+            elig = _read_json(self.path / LAYOUT.ensemble).get("eligibility") or elig
         child = copy.deepcopy(self._required_parent())  # the actor's modules only (no value head, no optimizer)
         add_noise_(eligible_parameters(child, **elig), self._descriptor(i))
         return child
@@ -416,15 +417,17 @@ class _RLRun(AnalysisRun):
 
 
 def _kind(path: Path, results: dict[str, Any]) -> str:
-    from ..config.baseline import PEERS
+    from ..methods.registry import registry
 
-    method: Any = results.get("method")  # any JSON value
-    if method == "noisy":
+    name: Any = results.get("method")  # any JSON value
+    if name in ("rl", "rl-noisy"):
+        return "rl"
+    spec = registry().get(name) if isinstance(name, str) else None
+    if spec is None:
+        raise UserError(f"{path / LAYOUT.results} was written by an unknown method {name!r}; expected {EXPECTED}")
+    if spec.reader == "noisy":
         return "imagenet" if "weights" in results and "preprocess" in results else "noisy"
-    kind = {"sparse": "sparse", "stochastic": "stochastic", "rl": "rl", "rl-noisy": "rl"}.get(method)
-    if kind is None and method not in PEERS:
-        raise UserError(f"{path / 'results.json'} was written by an unknown method {method!r}; expected {EXPECTED}")
-    return kind or "baseline"
+    return {"subnet": name, "peer": "baseline"}[spec.reader]
 
 
 def open_run(run_dir: str | Path, *, device: str | torch.device = "cpu") -> AnalysisRun:
@@ -437,18 +440,18 @@ def open_run(run_dir: str | Path, *, device: str | torch.device = "cpu") -> Anal
     dev = resolve_device(device)
     if not path.is_dir():
         raise UserError(f"{path} is not a directory; expected {EXPECTED}")
-    has_config, has_results = (path / "config.json").is_file(), (path / "results.json").is_file()
-    if not has_config and not has_results and (path / "agent.zip").is_file():
+    has_config, has_results = (path / LAYOUT.config).is_file(), (path / LAYOUT.results).is_file()
+    if not has_config and not has_results and (path / LAYOUT.agent).is_file():
         from ..agents.train import read_agent_record
 
-        record = read_agent_record(path / "agent.zip") or {}
+        record = read_agent_record(path / LAYOUT.agent) or {}
         return _RLRun(path, "rl", "agent", record, {**record, "members": []}, dev)
     if not has_config:
         raise UserError(f"{path} has no config.json; expected {EXPECTED}")
     if not has_results:
         raise UserError(f"{path} holds an unfinished run (config.json but no results.json); "
                         "rerun its command to finish it")
-    config, results = _read_json(path / "config.json"), _read_json(path / "results.json")
+    config, results = _read_json(path / LAYOUT.config), _read_json(path / LAYOUT.results)
     kind = _kind(path, results)
     classes = {"sparse": _SubnetRun, "stochastic": _SubnetRun, "noisy": _NoisyRun, "imagenet": _ImageNetRun,
                "baseline": _PeerRun, "rl": _RLRun}

@@ -1,44 +1,53 @@
-"""Peer methods behind one interface: each is a function ``method(model_name, data, cfg, *,
+"""Peer methods behind one interface: each is a function ``method(model, data, cfg, *,
 members=..., ..., device="auto", progress=False, workdir=None) -> BaselineResult`` that trains
 through the one training loop and returns a :class:`~evo_ensembles.ensemble.BaseEnsemble`
 with its cost in epochs and FLOPs (see :mod:`.common`). :data:`PEERS` names them all."""
 
+from __future__ import annotations
+
 import importlib
 from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
-from .batchensemble import BatchEnsemble, batch_ensemble, to_batch_ensemble
-from .common import BaselineResult, MultiOutputEnsemble, reference_flops
-from .cyclic import CollectAtSteps, fge, snapshot
-from .dynamic_sparsity import DynamicSparsity, erk_densities, erk_mask
-from .freetickets import dst, edst
-from .mc_dropout import MCDropoutEnsemble, mc_dropout
-from .mimo import MIMO, MIMOLoss, mimo, mimo_indices, to_mimo
-from .mothernets import mothernet_hidden, mothernets, widen_mlp
-from .simple import bagging, deep_ensemble, dropout_model, independent
-from .treenet import TreeNet, treenet, treenet_model
+from ..methods.registry import method, peer_names
 
-# method name -> "module:function" (imported on use, so one method's extras never block another)
-PEERS: dict[str, str] = {
-    "independent": ".simple:independent",
-    "dropout": ".simple:dropout_model",
-    "mc-dropout": ".mc_dropout:mc_dropout",
-    "bagging": ".simple:bagging",
-    "deep-ensemble": ".simple:deep_ensemble",
-    "snapshot": ".cyclic:snapshot",
-    "fge": ".cyclic:fge",
-    "treenet": ".treenet:treenet",
-    "batchensemble": ".batchensemble:batch_ensemble",
-    "mimo": ".mimo:mimo",
-    "dst": ".freetickets:dst",
-    "edst": ".freetickets:edst",
-    "mothernets": ".mothernets:mothernets",
+if TYPE_CHECKING:
+    from .common import BaselineResult
+
+# method name -> "module:function", from the registry (each peer declares itself in its module)
+PEERS: dict[str, str] = {name: f"{method(name).module}:{method(name).function}" for name in peer_names()}
+
+# The public names of the peer modules, imported when first used (so one method's extras
+# never block another, and ``import evo_ensembles.baselines`` stays light).
+_EXPORTS = {
+    "BatchEnsemble": "batchensemble", "batch_ensemble": "batchensemble", "to_batch_ensemble": "batchensemble",
+    "BaselineResult": "common", "MultiOutputEnsemble": "common", "reference_flops": "common",
+    "CollectAtSteps": "cyclic", "fge": "cyclic", "snapshot": "cyclic",
+    "DynamicSparsity": "dynamic_sparsity", "erk_densities": "dynamic_sparsity", "erk_mask": "dynamic_sparsity",
+    "dst": "freetickets", "edst": "freetickets",
+    "MCDropoutEnsemble": "mc_dropout", "mc_dropout": "mc_dropout",
+    "MIMO": "mimo", "MIMOLoss": "mimo", "mimo": "mimo", "mimo_indices": "mimo", "to_mimo": "mimo",
+    "mothernet_hidden": "mothernets", "mothernets": "mothernets", "widen_mlp": "mothernets",
+    "bagging": "simple", "deep_ensemble": "simple", "dropout_model": "simple", "independent": "simple",
+    "TreeNet": "treenet", "treenet": "treenet", "treenet_model": "treenet",
 }
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def get_peer(name: str) -> Callable[..., BaselineResult]:
     """The library function of peer method ``name`` (see :data:`PEERS`)."""
-    module, function = PEERS[name].split(":")
-    return getattr(importlib.import_module(module, __name__), function)
+    spec = method(name)
+    if spec.family != "peer":
+        raise KeyError(name)
+    fn: Callable[..., BaselineResult] = spec.load()
+    return fn
 
 
 __all__ = [

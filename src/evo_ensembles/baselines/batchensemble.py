@@ -46,7 +46,7 @@ from torch import nn
 from ..checks import check_choice, check_positive_int
 from ..data import DataSplits
 from ..errors import UserError
-from ..models import build_model
+from ..models import ModelSource, build_model, make_model
 from ..subnet import derive_seed
 from ..train import TrainConfig, fit
 from .common import BaselineResult, MultiOutputEnsemble, stage_dir, training_flops
@@ -170,6 +170,11 @@ class BatchEnsemble(nn.Module):
         return out.reshape(self.members, x.shape[0], *out.shape[1:])
 
 
+# Layers with weights that may stay shared by the members (as in the reference implementation's
+# shared normalisation); any other layer with weights refuses (it would not be an ensemble member's own).
+SHARED_OK = (nn.modules.batchnorm._NormBase, nn.LayerNorm, nn.GroupNorm, nn.MultiheadAttention)
+
+
 def to_batch_ensemble(model: nn.Module, members: int, *, init: str = "normal",
                       seed: int = 0) -> BatchEnsemble:
     """A BatchEnsemble of ``members`` built from a copy of ``model`` (left untouched): every
@@ -182,6 +187,12 @@ def to_batch_ensemble(model: nn.Module, members: int, *, init: str = "normal",
     """
     check_positive_int(members, "members")
     check_choice(init, INITS, "BatchEnsemble init")
+    shared = sorted({type(m).__name__ for m in model.modules()
+                     if not isinstance(m, (nn.Linear, nn.Conv2d, *SHARED_OK))
+                     and any(True for _ in m.parameters(recurse=False))})
+    if shared:
+        raise UserError(f"BatchEnsemble makes every nn.Linear and nn.Conv2d rank-1 per member; {type(model).__name__} "
+                        f"also has {', '.join(shared)} layers with weights every member would share: not supported")
     net = copy.deepcopy(model)
     # Collect every (parent, name, layer) first and replace afterwards: replacing while
     # iterating named_modules() mutates the tree under the iterator.
@@ -216,9 +227,9 @@ def batch_ensemble_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor):
     return F.cross_entropy(flat, targets), flat, targets
 
 
-def batch_ensemble(model_name: str, data: DataSplits, cfg: TrainConfig, *, members: int = 4,
+def batch_ensemble(model: ModelSource, data: DataSplits, cfg: TrainConfig, *, members: int = 4,
                    init: str = "normal", device="auto", progress=False, workdir=None) -> BaselineResult:
-    """BatchEnsemble of ``members`` over ``model_name``, trained jointly for ``cfg.epochs`` on
+    """BatchEnsemble of ``members`` over ``model``, trained jointly for ``cfg.epochs`` on
     batches tiled ``members`` times.
 
     Every step runs all members on every example, so the training FLOPs (counted on the real
@@ -235,7 +246,7 @@ def batch_ensemble(model_name: str, data: DataSplits, cfg: TrainConfig, *, membe
         (4, 1.0)
     """
     seed = derive_seed(cfg.seed, _SEED_STREAM, 0) % (2**31)
-    base = build_model(model_name, data.input_shape, data.num_classes, seed=cfg.seed)
+    base = make_model(model, data.input_shape, data.num_classes, seed=cfg.seed)
     model = to_batch_ensemble(base, members, init=init, seed=seed)
     # No val=: fit's validation accuracy expects (B, C) logits, this model returns (M, B, C).
     res = fit(model, data.train, cfg, augment=data.augment, device=device, progress=progress,
@@ -247,6 +258,22 @@ def batch_ensemble(model_name: str, data: DataSplits, cfg: TrainConfig, *, membe
     info = [{"member": i, "init": init, "seed": seed} for i in range(members)]
     return BaselineResult(MultiOutputEnsemble(model), float(cfg.epochs), res.seconds, flops,
                           members=info, history=res.history)
+
+
+
+def rebuild(record: dict) -> MultiOutputEnsemble:
+    """The untrained BatchEnsemble a stored record describes (see baselines/storage.py)."""
+    opts = record.get("options") or {}
+    model = build_model(record["model"], tuple(record["input_shape"]), int(record["num_classes"]))
+    return MultiOutputEnsemble(to_batch_ensemble(model, opts["members"], init=opts.get("init", "normal")))
+
+
+# The methods of this module (read by evo_ensembles.methods.registry without importing it).
+METHODS = [
+    {"name": "batchensemble", "title": "BatchEnsemble", "function": "batch_ensemble",
+     "summary": "rank-1 members, batch tiled M times, the budget's epochs", "members": 4,
+     "options": {"init": "init"}, "rebuild": "rebuild"},
+]
 
 
 __all__ = ["BatchEnsemble", "BatchEnsembleConv2d", "BatchEnsembleLinear", "batch_ensemble",

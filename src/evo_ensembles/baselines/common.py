@@ -1,8 +1,10 @@
 """What every peer method shares: its result, the member interface of one-network-many-outputs
 models, their training objective, and the training-cost count.
 
-Every peer is a function ``method(model_name, data, cfg, *, members=..., ..., device="auto",
-progress=False, workdir=None) -> BaselineResult``: ``cfg`` is the :class:`TrainConfig` of the
+Every peer is a function ``method(model, data, cfg, *, members=..., ..., device="auto",
+progress=False, workdir=None) -> BaselineResult``: ``model`` is a registry name, your own
+``nn.Module`` (a template, copied and initialised afresh per member; never modified) or a
+zero-argument function returning one (:mod:`evo_ensembles.models.source`); ``cfg`` is the :class:`TrainConfig` of the
 budget (its ``epochs`` are one model's full training), ``workdir`` (optional) holds resume
 states so an interrupted run continues where it stopped.
 
@@ -32,7 +34,7 @@ from ..data import DataSplits
 from ..devices import resolve_device
 from ..ensemble import BaseEnsemble
 from ..flops import TrainingCost, mask_densities, per_example, step_flops
-from ..models import build_model
+from ..models import ModelSource, make_model
 from ..train import (
     TrainConfig,
     TrainResult,
@@ -149,9 +151,9 @@ def masked_training_flops(model: nn.Module, mask: dict[str, torch.Tensor], data:
     return training_flops(model, data, batch_size, examples, densities=dens)
 
 
-def reference_flops(model_name: str, data: DataSplits, epochs: float, batch_size: int = 128) -> float:
-    """FLOPs of one dense ``model_name`` trained ``epochs`` epochs on the full training split."""
-    model = build_model(model_name, data.input_shape, data.num_classes)
+def reference_flops(model: ModelSource, data: DataSplits, epochs: float, batch_size: int = 128) -> float:
+    """FLOPs of one dense ``model`` trained ``epochs`` epochs on the full training split."""
+    model = make_model(model, data.input_shape, data.num_classes, seed=0)
     return training_flops(model, data, batch_size, epochs * len(data.train))
 
 

@@ -38,7 +38,7 @@ from ..data import DataSplits
 from ..data.loaders import steps_per_epoch
 from ..ensemble import Ensemble
 from ..errors import UserError
-from ..models import build_model
+from ..models import ModelSource, make_model
 from ..train import Callback, TrainConfig, cycle_minima, fit
 from .common import BaselineResult, fit_stage, stage_dir, training_flops
 
@@ -88,7 +88,7 @@ def _members_from(model: nn.Module, keep: CollectAtSteps) -> list[nn.Module]:
     return members
 
 
-def snapshot(model_name: str, data: DataSplits, cfg: TrainConfig, *, members: int = 5, device="auto",
+def snapshot(model: ModelSource, data: DataSplits, cfg: TrainConfig, *, members: int = 5, device="auto",
              progress=False, workdir=None) -> BaselineResult:
     """Snapshot Ensemble of ``members`` cosine cycles of ``cfg.epochs / members`` epochs each,
     from ``cfg.lr`` down to ``cfg.min_lr``; ``cfg.epochs`` must be a multiple of ``members``."""
@@ -99,7 +99,7 @@ def snapshot(model_name: str, data: DataSplits, cfg: TrainConfig, *, members: in
     run = replace(cfg, schedule="cosine-restarts", cycle_epochs=cfg.epochs // members)
     spe = steps_per_epoch(data.train, cfg.batch_size)
     keep = CollectAtSteps(cycle_minima(run.schedule, run.cycle_epochs, spe, run.epochs * spe))
-    model = build_model(model_name, data.input_shape, data.num_classes, seed=cfg.seed)
+    model = make_model(model, data.input_shape, data.num_classes, seed=cfg.seed)
     res = fit(model, data.train, run, val=data.val, augment=data.augment, device=device, callbacks=[keep],
               checkpoint_dir=stage_dir(workdir, "model"), progress=progress, desc="snapshot")
     flops = training_flops(model, data, cfg.batch_size, cfg.epochs * len(data.train))
@@ -109,7 +109,7 @@ def snapshot(model_name: str, data: DataSplits, cfg: TrainConfig, *, members: in
                           members=info, history=res.history, trace={"lr": keep.lrs})
 
 
-def fge(model_name: str, data: DataSplits, cfg: TrainConfig, *, members: int | None = None, cycle_epochs: int = 2,
+def fge(model: ModelSource, data: DataSplits, cfg: TrainConfig, *, members: int | None = None, cycle_epochs: int = 2,
         pretrain_fraction: float = 0.8, lr_high: float | None = None, lr_low: float | None = None,
         device="auto", progress=False, workdir=None) -> BaselineResult:
     """Fast Geometric Ensembling within ``cfg.epochs``.
@@ -132,7 +132,7 @@ def fge(model_name: str, data: DataSplits, cfg: TrainConfig, *, members: int | N
                         f"{pre_epochs} of the {cfg.epochs}-epoch budget")
     alpha1 = cfg.lr if lr_high is None else lr_high
     alpha2 = alpha1 / 100 if lr_low is None else lr_low
-    model = build_model(model_name, data.input_shape, data.num_classes, seed=cfg.seed)
+    model = make_model(model, data.input_shape, data.num_classes, seed=cfg.seed)
     pre = fit_stage(model, data.train, replace(cfg, epochs=pre_epochs), val=data.val, augment=data.augment,
                     device=device, workdir=workdir, stage="pretrain", progress=progress, desc="fge pre-train")
     cyc = replace(cfg, epochs=members * cycle_epochs, schedule="cyclic", cycle_epochs=cycle_epochs,
@@ -146,6 +146,30 @@ def fge(model_name: str, data: DataSplits, cfg: TrainConfig, *, members: int | N
             for s in sorted(keep.states)]
     return BaselineResult(Ensemble(_members_from(model, keep)), float(cfg.epochs), pre.seconds + res.seconds,
                           flops, members=info, history=pre.history + res.history, trace={"lr": keep.lrs})
+
+
+
+def check_snapshot(cfg) -> None:
+    """Snapshot's cycles split the budget evenly."""
+    if cfg.epochs % cfg.members:
+        raise UserError(f"--epochs ({cfg.epochs}) must be a multiple of --members ({cfg.members}) for snapshot")
+
+
+def check_fge(cfg) -> None:
+    """FGE's cycles are triangles: an even number of epochs each."""
+    if cfg.cycle_epochs % 2:
+        raise UserError(f"--cycle-epochs must be even for fge, got {cfg.cycle_epochs}")
+
+
+# The methods of this module (read by evo_ensembles.methods.registry without importing it).
+METHODS = [
+    {"name": "snapshot", "title": "Snapshot Ensemble", "function": "snapshot",
+     "summary": "M cosine cycles of epochs / M (one run)", "members": 4, "check": "check_snapshot"},
+    {"name": "fge", "title": "Fast Geometric Ensembling", "function": "fge",
+     "summary": "pre-training, then M cyclic-lr cycles of --cycle-epochs", "members": 2,
+     "options": {"cycle_epochs": "cycle_epochs", "pretrain_fraction": "pretrain_fraction",
+                 "lr_low": "fge_lr_low"}, "check": "check_fge"},
+]
 
 
 __all__ = ["CollectAtSteps", "fge", "snapshot"]

@@ -53,7 +53,7 @@ from ..data.loaders import steps_per_epoch
 from ..devices import resolve_device
 from ..ensemble import Ensemble
 from ..errors import UserError
-from ..models import build_model
+from ..models import ModelSource, make_model
 from ..subnet import apply_mask, derive_seed, eligible_parameters, mask_density
 from ..train import Callback, TrainConfig, fit, load_state_into
 from .common import BaselineResult, stage_dir
@@ -64,13 +64,13 @@ REFINE_LR_FACTORS = (0.1, 0.01)  # refinement phases: cfg.lr × these, for the 1
 LARGE_SCOPES = ("global", "layer")
 
 
-def sparse_model(model_name: str, data: DataSplits, cfg: TrainConfig, *, density: float,
+def sparse_model(model: ModelSource, data: DataSplits, cfg: TrainConfig, *, density: float,
                  device: str | torch.device = "auto", **dst: Any) -> tuple[nn.Module, DynamicSparsity]:
-    """A fresh ``model_name`` (seeded by ``cfg.seed``) on ``device``, pruned to a random ERK
+    """A fresh ``model`` (seeded by ``cfg.seed``) on ``device``, pruned to a random ERK
     mask of ``density`` (seeded from ``cfg.seed``), and its :class:`DynamicSparsity` for a
     training of ``cfg.epochs`` (``dst`` holds the callback's keywords)."""
     check_fraction(density, "density")
-    model = build_model(model_name, data.input_shape, data.num_classes, seed=cfg.seed)
+    model = make_model(model, data.input_shape, data.num_classes, seed=cfg.seed)
     model.to(resolve_device(device))
     params = eligible_parameters(model)
     mask = erk_mask(params, density, seed=derive_seed(cfg.seed, _STREAM, 1 << 20))
@@ -79,7 +79,7 @@ def sparse_model(model_name: str, data: DataSplits, cfg: TrainConfig, *, density
     return model, DynamicSparsity(params, mask, total_steps=total, seed=cfg.seed, **dst)
 
 
-def dst(model_name: str, data: DataSplits, cfg: TrainConfig, *, members: int = 3, density: float = 0.2,
+def dst(model: ModelSource, data: DataSplits, cfg: TrainConfig, *, members: int = 3, density: float = 0.2,
         death_rate: float = 0.5, update_interval: int = 100, regrow: str = "gradient",
         device="auto", progress=False, workdir=None) -> BaselineResult:
     """DST Ensemble: ``members`` independent dynamic-sparse runs from scratch, each of
@@ -89,7 +89,7 @@ def dst(model_name: str, data: DataSplits, cfg: TrainConfig, *, members: int = 3
     ens, seconds, flops, notes, history = Ensemble(), 0.0, 0.0, [], []
     for i in range(members):
         run = replace(cfg, seed=derive_seed(cfg.seed, _STREAM, i) % (2**31))
-        model, sparsity = sparse_model(model_name, data, run, density=density, device=device,
+        model, sparsity = sparse_model(model, data, run, density=density, device=device,
                                        death_rate=death_rate, update_interval=update_interval,
                                        regrow=regrow, decay="cosine")
         res = fit(model, data.train, run, augment=data.augment, device=device, progress=progress,
@@ -208,7 +208,7 @@ class EDSTPhases(Callback):
                 self.best.setdefault(int(k), {})[n] = v
 
 
-def edst(model_name: str, data: DataSplits, cfg: TrainConfig, *, members: int = 3, density: float = 0.1,
+def edst(model: ModelSource, data: DataSplits, cfg: TrainConfig, *, members: int = 3, density: float = 0.1,
          death_rate: float = 0.5, update_interval: int = 100, explore_fraction: float = 1 / 3,
          large_death_rate: float = 0.8, regrow: str = "gradient", death_rate_decay: str = "constant",
          large_scope: str = "global", device="auto", progress=False, workdir=None) -> BaselineResult:
@@ -223,7 +223,7 @@ def edst(model_name: str, data: DataSplits, cfg: TrainConfig, *, members: int = 
     check_positive_int(members, "members")
     explore, phases = edst_phases(cfg.epochs, members, explore_fraction)
     run = replace(cfg, schedule="constant")
-    model, sparsity = sparse_model(model_name, data, run, density=density, device=device,
+    model, sparsity = sparse_model(model, data, run, density=density, device=device,
                                    death_rate=death_rate, update_interval=update_interval, regrow=regrow,
                                    decay=death_rate_decay)
     schedule = EDSTPhases(sparsity, lr=cfg.lr, explore_epochs=explore, phases=phases,
@@ -236,7 +236,7 @@ def edst(model_name: str, data: DataSplits, cfg: TrainConfig, *, members: int = 
                                   updates=sparsity.updates, regrow=regrow)
     ens, notes = Ensemble(), []
     for k in range(members):
-        member = build_model(model_name, data.input_shape, data.num_classes, seed=run.seed)
+        member = make_model(model, data.input_shape, data.num_classes, seed=run.seed)
         load_state_into(member, schedule.best[k], f"EDST phase {k + 1}")
         acc = schedule.best_acc[k]
         note = {"phase": k, "epoch": schedule.best_epoch[k] + 1, "val_accuracy": None if math.isnan(acc) else acc,
@@ -244,6 +244,20 @@ def edst(model_name: str, data: DataSplits, cfg: TrainConfig, *, members: int = 
         ens.add(member.to(next(model.parameters()).device), note)
         notes.append(note)
     return BaselineResult(ens, float(cfg.epochs), res.seconds, flops, members=notes, history=res.history)
+
+
+
+# The methods of this module (read by evo_ensembles.methods.registry without importing it).
+METHODS = [
+    {"name": "dst", "title": "FreeTickets DST", "function": "dst",
+     "summary": "M sparse runs of --member-epochs from scratch (ERK, prune-and-regrow)", "members": 3,
+     "options": {"density": "density", "death_rate": "death_rate", "update_interval": "update_interval",
+                 "regrow": "regrow"}, "budget": "split", "defaults": {"density": 0.2}},
+    {"name": "edst", "title": "FreeTickets EDST", "function": "edst",
+     "summary": "one sparse run: exploration, then M refinement phases", "members": 3,
+     "options": {"density": "density", "death_rate": "death_rate", "update_interval": "update_interval",
+                 "regrow": "regrow"}, "defaults": {"density": 0.1}},
+]
 
 
 __all__ = ["EDSTPhases", "LARGE_SCOPES", "REFINE_LR_FACTORS", "dst", "edst", "edst_phases", "sparse_model"]

@@ -28,7 +28,8 @@ from ..checks import check_positive_int
 from ..data import DataSplits
 from ..ensemble import BaseEnsemble
 from ..errors import UserError
-from ..models import build_model
+from ..models import ModelSource, build_model, make_model
+from ..models.source import dropout_layers
 from ..subnet import derive_seed
 from ..train import TrainConfig, fit
 from .common import BaselineResult, stage_dir, training_flops
@@ -41,9 +42,7 @@ def default_dropout(model_name: str) -> float:
     return 0.3 if model_name.lower().startswith(RESIDUAL_PREFIXES) else 0.5
 
 
-def dropout_modules(model: nn.Module) -> list[nn.Module]:
-    """Every dropout module of ``model`` (``nn.Dropout``, ``Dropout2d``, ``AlphaDropout``, …)."""
-    return [m for m in model.modules() if isinstance(m, nn.modules.dropout._DropoutNd)]
+dropout_modules = dropout_layers  # the name this module has always exported
 
 
 class MCDropoutPass(nn.Module):
@@ -129,23 +128,50 @@ class MCDropoutEnsemble(BaseEnsemble):
         return torch.stack(out)
 
 
-def mc_dropout(model_name: str, data: DataSplits, cfg: TrainConfig, *, passes: int = 8,
+def mc_dropout(model: ModelSource, data: DataSplits, cfg: TrainConfig, *, passes: int = 8,
                p: float | None = None, device="auto", progress=False, workdir=None) -> BaselineResult:
-    """Train ``model_name`` with dropout ``p`` (default :func:`default_dropout`) for
-    ``cfg.epochs``; the ensemble is ``passes`` MC-dropout passes.
+    """Train ``model`` with dropout ``p`` for ``cfg.epochs``; the ensemble is ``passes``
+    MC-dropout passes.
 
+    A registry name gets dropout layers of rate ``p`` (default :func:`default_dropout`). Your own
+    ``nn.Module`` (or a function building one) uses its *own* dropout layers, at their rates
+    unless ``p`` is given, and must have some: none are added to a model the library does not know.
     The training FLOPs are those of the dense model (dropout masks activations, not weights).
     """
-    p = default_dropout(model_name) if p is None else p
-    if not 0 < p < 1:
+    if isinstance(model, str):
+        p = default_dropout(model) if p is None else p
+    if p is not None and not 0 < p < 1:
         raise UserError(f"MC Dropout needs a dropout rate in (0, 1), got {p}")
-    model = build_model(model_name, data.input_shape, data.num_classes, dropout=p, seed=cfg.seed)
+    label = model if isinstance(model, str) else None
+    model = make_model(model, data.input_shape, data.num_classes, dropout=p, seed=cfg.seed)
+    if label is None and not dropout_layers(model):
+        raise UserError(f"MC Dropout uses the model's own dropout layers, and {type(model).__name__} has none "
+                        "(add nn.Dropout layers, or use a registry name, which gets them)")
+    if p is None:
+        p = dropout_layers(model)[0].p if len({d.p for d in dropout_layers(model)}) == 1 else None
     res = fit(model, data.train, cfg, val=data.val, augment=data.augment, device=device, progress=progress,
               desc="mc-dropout", checkpoint_dir=stage_dir(workdir, "model"))
     flops = training_flops(model, data, cfg.batch_size, cfg.epochs * len(data.train))
     ens = MCDropoutEnsemble(model, passes=passes, seed=cfg.seed)
     return BaselineResult(ens, float(cfg.epochs), res.seconds, flops,
                           members=[{"pass": i, "dropout": p} for i in range(passes)], history=res.history)
+
+
+
+def rebuild(record: dict) -> MCDropoutEnsemble:
+    """The untrained MC-dropout ensemble a stored record describes (see baselines/storage.py)."""
+    opts = record.get("options") or {}
+    p = opts.get("p", default_dropout(record["model"]))
+    model = build_model(record["model"], tuple(record["input_shape"]), int(record["num_classes"]), dropout=p)
+    return MCDropoutEnsemble(model, passes=opts.get("passes", 8), seed=int(record.get("seed", 0)))
+
+
+# The methods of this module (read by evo_ensembles.methods.registry without importing it).
+METHODS = [
+    {"name": "mc-dropout", "title": "MC Dropout", "function": "mc_dropout",
+     "summary": "one model with dropout, M stochastic passes at test time", "members": 8, "size": "passes",
+     "options": {"p": "dropout"}, "rebuild": "rebuild"},
+]
 
 
 __all__ = ["MCDropoutEnsemble", "MCDropoutPass", "default_dropout", "dropout_modules", "mc_dropout"]

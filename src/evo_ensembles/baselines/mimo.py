@@ -51,7 +51,7 @@ from torch import nn
 from ..checks import check_positive_int, check_probability
 from ..data import DataSplits
 from ..errors import UserError
-from ..models import build_model
+from ..models import ModelSource, build_model, make_model
 from ..subnet import derive_seed
 from ..train import TrainConfig, fit
 from .common import BaselineResult, MultiOutputEnsemble, stage_dir, training_flops
@@ -190,9 +190,30 @@ class MIMOLoss:
         return F.cross_entropy(flat, targets, reduction="sum") / n, flat, targets
 
 
-def mimo(model_name: str, data: DataSplits, cfg: TrainConfig, *, members: int = 3, batch_repetitions: int = 4,
+def _check_output_layer(model: nn.Module, input_shape: tuple[int, ...]) -> None:
+    """MIMO widens the first ``nn.Conv2d``/``nn.Linear`` and the last ``nn.Linear``, so your own
+    model must return that last layer's output as it is (checked on one probe batch)."""
+    linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
+    if not linears:
+        raise UserError(f"MIMO needs a model whose output layer is an nn.Linear; {type(model).__name__} has none")
+    seen: list[torch.Tensor] = []
+    handle = linears[-1].register_forward_hook(lambda _m, _i, out: seen.append(out))
+    was = model.training
+    try:
+        model.eval()
+        with torch.no_grad():
+            out = model(torch.zeros(2, *input_shape))
+    finally:
+        handle.remove()
+        model.train(was)
+    if not seen or seen[-1].shape != out.shape or not torch.equal(seen[-1], out):
+        raise UserError(f"MIMO widens the last nn.Linear into every member's logits, and {type(model).__name__}'s "
+                        "output is not that layer's output (a layer or function after it?): not supported")
+
+
+def mimo(model: ModelSource, data: DataSplits, cfg: TrainConfig, *, members: int = 3, batch_repetitions: int = 4,
          input_sharing: float = 0.0, device="auto", progress=False, workdir=None) -> BaselineResult:
-    """MIMO with ``members`` subnetworks in one ``model_name``, trained for ``cfg.epochs`` with
+    """MIMO with ``members`` subnetworks in one ``model``, trained for ``cfg.epochs`` with
     :class:`MIMOLoss` (``batch_repetitions`` r, ``input_sharing`` ρ).
 
     The defaults are the reference's CIFAR settings behind the paper's table
@@ -211,7 +232,9 @@ def mimo(model_name: str, data: DataSplits, cfg: TrainConfig, *, members: int = 
     """
     objective = MIMOLoss(batch_repetitions, input_sharing)
     seed = derive_seed(cfg.seed, _SEED_STREAM, 0) % (2**31)
-    base = build_model(model_name, data.input_shape, data.num_classes, seed=cfg.seed)
+    base = make_model(model, data.input_shape, data.num_classes, seed=cfg.seed)
+    if not isinstance(model, str):
+        _check_output_layer(base, data.input_shape)
     model = to_mimo(base, members, input_shape=data.input_shape, seed=seed)
     # No val=: fit's validation accuracy expects (B, C) logits, this model returns (M, B, C).
     res = fit(model, data.train, cfg, augment=data.augment, device=device, progress=progress, desc="mimo",
@@ -223,6 +246,23 @@ def mimo(model_name: str, data: DataSplits, cfg: TrainConfig, *, members: int = 
             for i in range(members)]
     return BaselineResult(MultiOutputEnsemble(model), float(cfg.epochs), res.seconds, flops,
                           members=info, history=res.history)
+
+
+
+def rebuild(record: dict) -> MultiOutputEnsemble:
+    """The untrained MIMO network a stored record describes (see baselines/storage.py)."""
+    shape = tuple(record["input_shape"])
+    model = build_model(record["model"], shape, int(record["num_classes"]))
+    return MultiOutputEnsemble(to_mimo(model, (record.get("options") or {})["members"], input_shape=shape))
+
+
+# The methods of this module (read by evo_ensembles.methods.registry without importing it).
+METHODS = [
+    {"name": "mimo", "title": "MIMO", "function": "mimo",
+     "summary": "M inputs and heads, the budget's epochs", "members": 3,
+     "options": {"batch_repetitions": "batch_repetitions", "input_sharing": "input_sharing"},
+     "rebuild": "rebuild"},
+]
 
 
 __all__ = ["MIMO", "MIMOLoss", "mimo", "mimo_indices", "to_mimo"]

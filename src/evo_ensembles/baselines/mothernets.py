@@ -43,7 +43,7 @@ from ..checks import check_fraction
 from ..data import DataSplits
 from ..ensemble import Ensemble
 from ..errors import UserError
-from ..models import MLP, build_model
+from ..models import MLP, ModelSource, make_model
 from ..subnet import derive_seed
 from ..train import TrainConfig
 from .common import BaselineResult, fit_stage, training_flops
@@ -159,7 +159,7 @@ def _mother_widths(contained: tuple[int, ...], mother_width) -> tuple[int, ...]:
 
 
 def mothernets(
-    model_name: str,
+    model: ModelSource,
     data: DataSplits,
     cfg: TrainConfig,
     *,
@@ -174,14 +174,16 @@ def mothernets(
 ) -> BaselineResult:
     """Train a mothernet, hatch ``members`` MLPs from it, train each; see the module docstring.
 
-    ``model_name``: an MLP (``mlp-<w>``, ``mlp-<w>x<d>``); its hidden widths are every
+    ``model``: an MLP (``mlp-<w>``, ``mlp-<w>x<d>``, or the library's :class:`~evo_ensembles.models.MLP`
+    of your own widths; MotherNets widens MLPs, so any other model is refused); its hidden widths are every
     member's unless ``member_hidden`` gives one tuple per member (all of one depth).
     ``mother_width``: narrower mothernet widths (int: every layer), at most the members'
     per-layer minimum. ``noise``: the hatching noise's std relative to each tensor's std.
     """
-    base = build_model(model_name, data.input_shape, data.num_classes, seed=0)  # only its widths
+    base = make_model(model, data.input_shape, data.num_classes, seed=0)  # only its widths
     if not isinstance(base, MLP):
-        raise UserError(f"MotherNets here widens MLPs; use mlp-<w> or mlp-<w>x<d>, got {model_name!r}")
+        raise UserError(f"MotherNets here widens MLPs; use mlp-<w>, mlp-<w>x<d> or an evo_ensembles.models.MLP, "
+                        f"got {model if isinstance(model, str) else type(base).__name__!r}")
     if isinstance(members, bool) or not isinstance(members, int) or members < 1:
         raise UserError(f"MotherNets members must be a positive int, got {members!r}")
     check_fraction(mother_fraction, "mother_fraction")
@@ -214,6 +216,27 @@ def mothernets(
                          "noise": noise, "mother_epochs": mother_epochs, "epochs": member_epochs})
     return BaselineResult(ens, epochs=float(mother_epochs + members * member_epochs), seconds=seconds,
                           training_flops=flops, members=list(ens.descriptors), history=history)
+
+
+
+def check_config(cfg) -> None:
+    """MotherNets widens MLPs only."""
+    if not cfg.model.lower().startswith("mlp"):
+        raise UserError(f"mothernets widens MLPs; use --model mlp-<w> (got {cfg.model})")
+
+
+def rebuild(record: dict) -> Ensemble:
+    """The untrained members a stored record describes: MLPs of each member's own widths."""
+    shape, classes = tuple(record["input_shape"]), int(record["num_classes"])
+    return Ensemble([MLP(shape, classes, hidden=tuple(info["hidden"])) for info in record.get("members") or []])
+
+
+# The methods of this module (read by evo_ensembles.methods.registry without importing it).
+METHODS = [
+    {"name": "mothernets", "title": "MotherNets", "function": "mothernets",
+     "summary": "an MLP mothernet, hatched into M wider members, trained further", "members": 3,
+     "options": {"mother_width": "mother_width"}, "check": "check_config", "rebuild": "rebuild"},
+]
 
 
 __all__ = ["add_noise", "mothernet_hidden", "mothernets", "widen_mlp"]

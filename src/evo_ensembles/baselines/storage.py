@@ -29,11 +29,10 @@ import torch
 
 from ..ensemble import BaseEnsemble, Ensemble
 from ..errors import CheckpointError
-from ..models import MLP, build_model
+from ..models import build_model
 from ..train import load_state_into, load_tensors, read_meta, save_tensors
 
 if TYPE_CHECKING:
-    from torch import nn
 
     from .mc_dropout import MCDropoutEnsemble
 
@@ -59,34 +58,17 @@ def save_peer(path: str | Path, ens: BaseEnsemble, record: Mapping[str, Any]) ->
 
 
 def _skeleton(record: Mapping[str, Any]) -> BaseEnsemble:
-    from .batchensemble import to_batch_ensemble
-    from .common import MultiOutputEnsemble
-    from .mc_dropout import MCDropoutEnsemble, default_dropout
-    from .mimo import to_mimo
-    from .treenet import treenet_model
+    """The untrained ensemble: the method's own ``rebuild`` where it declares one, else one
+    model per stored member (with the member's dropout rate)."""
+    from ..methods.registry import method
 
-    method, name = record["method"], record["model"]
-    shape, classes = tuple(record["input_shape"]), int(record["num_classes"])
-    opts = dict(record.get("options") or {})
-    if method == "mc-dropout":
-        p = opts.get("p", default_dropout(name))
-        return MCDropoutEnsemble(build_model(name, shape, classes, dropout=p), passes=opts.get("passes", 8),
-                                 seed=int(record.get("seed", 0)))
-    if method == "treenet":
-        return MultiOutputEnsemble(treenet_model(name, shape, classes, members=opts["members"],
-                                                 split=opts.get("split")))
-    if method == "batchensemble":
-        return MultiOutputEnsemble(to_batch_ensemble(build_model(name, shape, classes), opts["members"],
-                                                     init=opts.get("init", "normal")))
-    if method == "mimo":
-        return MultiOutputEnsemble(to_mimo(build_model(name, shape, classes), opts["members"], input_shape=shape))
-    members: list[nn.Module] = []
-    for info in record.get("members") or []:
-        if "hidden" in info:  # a MotherNets member: an MLP of its own widths
-            members.append(MLP(shape, classes, hidden=tuple(info["hidden"])))
-        else:
-            members.append(build_model(name, shape, classes, dropout=float(info.get("dropout", 0.0) or 0.0)))
-    return Ensemble(members)
+    spec = method(record["method"])
+    if spec.rebuild is not None:
+        ens: BaseEnsemble = spec.load(spec.rebuild)(dict(record))
+        return ens
+    name, shape, classes = record["model"], tuple(record["input_shape"]), int(record["num_classes"])
+    return Ensemble([build_model(name, shape, classes, dropout=float(info.get("dropout", 0.0) or 0.0))
+                     for info in record.get("members") or []])
 
 
 def rebuild_peer(record: Mapping[str, Any], state: Mapping[str, torch.Tensor]) -> BaseEnsemble:

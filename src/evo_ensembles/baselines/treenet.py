@@ -44,7 +44,7 @@ from torch import nn
 
 from ..data import DataSplits
 from ..errors import UserError
-from ..models import MLP, LeNet, ResNet, WideResNet, build_model
+from ..models import MLP, LeNet, ModelSource, ResNet, WideResNet, make_model
 from ..models.sequential import as_sequential, split_at
 from ..subnet import derive_seed
 from ..train import TrainConfig, fit
@@ -108,8 +108,7 @@ def _safe_entry(branch: nn.Sequential) -> nn.Sequential:
     return branch
 
 
-def treenet_model(
-    model_name: str,
+def treenet_model(model: ModelSource,
     input_shape: tuple[int, int, int],
     num_classes: int,
     *,
@@ -117,7 +116,7 @@ def treenet_model(
     split: str | None = None,
     seed: int = 0,
 ) -> TreeNet:
-    """A :class:`TreeNet` of ``model_name`` cut before the layer ``split`` (a layer name of
+    """A :class:`TreeNet` of ``model`` cut before the layer ``split`` (a layer name of
     :func:`~evo_ensembles.models.sequential.as_sequential`, e.g. ``"conv2"``; default
     :data:`DEFAULT_SPLITS`).
 
@@ -134,7 +133,7 @@ def treenet_model(
         raise UserError(f"TreeNet members must be a positive int, got {members!r}")
 
     def part(i: int) -> nn.Module:
-        return build_model(model_name, input_shape, num_classes, seed=derive_seed(seed, _STREAM, i))
+        return make_model(model, input_shape, num_classes, seed=derive_seed(seed, _STREAM, i))
 
     first = part(0)
     if split is None:
@@ -146,8 +145,7 @@ def treenet_model(
     return net
 
 
-def treenet(
-    model_name: str,
+def treenet(model: ModelSource,
     data: DataSplits,
     cfg: TrainConfig,
     *,
@@ -163,7 +161,7 @@ def treenet(
     One network trains once, so ``epochs`` is ``cfg.epochs``; its FLOPs are counted on the
     real step (trunk once, M branches).
     """
-    model = treenet_model(model_name, data.input_shape, data.num_classes, members=members,
+    model = treenet_model(model, data.input_shape, data.num_classes, members=members,
                           split=split, seed=cfg.seed)
     res = fit(model, data.train, cfg, augment=data.augment, device=device, progress=progress,
               desc="treenet", objective=members_cross_entropy,
@@ -174,6 +172,23 @@ def treenet(
               "trunk_seed": derive_seed(cfg.seed, _STREAM, 0)} for i in range(members)]
     return BaselineResult(MultiOutputEnsemble(model), epochs=float(cfg.epochs), seconds=res.seconds,
                           training_flops=flops, members=notes, history=res.history)
+
+
+
+def rebuild(record: dict) -> MultiOutputEnsemble:
+    """The untrained TreeNet a stored record describes (see baselines/storage.py)."""
+    opts = record.get("options") or {}
+    return MultiOutputEnsemble(treenet_model(record["model"], tuple(record["input_shape"]),
+                                             int(record["num_classes"]), members=opts["members"],
+                                             split=opts.get("split")))
+
+
+# The methods of this module (read by evo_ensembles.methods.registry without importing it).
+METHODS = [
+    {"name": "treenet", "title": "TreeNet", "function": "treenet",
+     "summary": "shared trunk, M branches, the budget's epochs", "members": 3,
+     "options": {"split": "split"}, "rebuild": "rebuild"},
+]
 
 
 __all__ = ["DEFAULT_SPLITS", "TreeNet", "default_split", "treenet", "treenet_model"]

@@ -1,23 +1,9 @@
 """Config of the ``baseline`` run: one peer method at a stated budget.
 
 The budget is ``--epochs``: one model's full training. Each method spends it by its own rule
-(SPEC §3), and reports the epochs it actually ran and its FLOPs relative to that one model:
-
-==================  ===============================================================
-independent         one model, the budget's epochs
-dropout             one model with dropout, evaluated without it
-mc-dropout          one model with dropout, M stochastic passes at test time
-bagging             M models of ``--member-epochs`` on random 90% subsets
-deep-ensemble       M models of ``--member-epochs`` from different seeds
-snapshot            M cosine cycles of epochs / M (one run)
-fge                 pre-training, then M cyclic-lr cycles of ``--cycle-epochs``
-treenet             shared trunk, M branches, the budget's epochs
-batchensemble       rank-1 members, batch tiled M times, the budget's epochs
-mimo                M inputs and heads, the budget's epochs
-dst                 M sparse runs of ``--member-epochs`` from scratch (ERK, prune-and-regrow)
-edst                one sparse run: exploration, then M refinement phases
-mothernets          an MLP mothernet, hatched into M wider members, trained further
-==================  ===============================================================
+(SPEC §3), and reports the epochs it actually ran and its FLOPs relative to that one model.
+The methods, their default sizes, options and rules are declared in their own modules and
+read through :mod:`evo_ensembles.methods.registry` (``evo-ensembles baseline --help`` lists them).
 
 Example:
     >>> cfg = BaselineRunConfig(method="snapshot", epochs=8)
@@ -36,21 +22,17 @@ from typing import Any, cast
 
 from ..checks import check_fraction, check_positive, check_positive_int, check_probability
 from ..errors import UserError
+from ..methods.registry import method, peer_names
 from ..train import TrainConfig, parent_train_config
 from .fields import option
 from .shared import DEFAULT_MODEL, DataFields, EnsembleFields, RuntimeFields, TrainingFields
 
-PEERS = ("independent", "dropout", "mc-dropout", "bagging", "deep-ensemble", "snapshot", "fge", "treenet",
-         "batchensemble", "mimo", "dst", "edst", "mothernets")
+PEERS = peer_names()
 # Ensemble sizes: the paper's tables (SPEC §3) where the default 16-epoch budget holds them
 # (TreeNet 3, BatchEnsemble 4, MIMO 3, DST 3, dense 4); fewer where it does not: Snapshot 4
 # (paper 5; 16 epochs split into equal cycles), FGE 2 (paper 12; 2-epoch cycles after ~80%
-# pre-training), EDST 3 (paper 7).
-DEFAULT_MEMBERS = {"independent": 1, "dropout": 1, "mc-dropout": 8, "bagging": 8, "deep-ensemble": 4,
-                   "snapshot": 4, "fge": 2, "treenet": 3, "batchensemble": 4, "mimo": 3, "dst": 3, "edst": 3,
-                   "mothernets": 3}
-SINGLE = ("independent", "dropout")
-SPLIT_BUDGET = ("bagging", "deep-ensemble", "dst")  # M separately trained models
+# pre-training), EDST 3 (paper 7). Each is declared with its method.
+DEFAULT_MEMBERS = {name: method(name).members for name in PEERS}
 
 
 @dataclass(kw_only=True)
@@ -95,23 +77,24 @@ class BaselineRunConfig(EnsembleFields, TrainingFields, DataFields, RuntimeField
 
     def resolve(self) -> None:
         super().resolve()
+        spec = method(self.method) if self.method in PEERS else None  # an unknown one fails in check()
+        if spec is None:
+            return
         if self.members is None:
-            self.members = DEFAULT_MEMBERS.get(self.method, 4)
-        if self.member_epochs is None and self.method in SPLIT_BUDGET:
+            self.members = spec.members
+        if self.member_epochs is None and spec.budget == "split":
             self.member_epochs = max(1, self.epochs // self.members)
-        if self.density is None and self.method in ("dst", "edst"):
-            self.density = 0.2 if self.method == "dst" else 0.1
+        for name, value in spec.defaults.items():
+            if getattr(self, name) is None:
+                setattr(self, name, value)
 
     def check(self) -> None:
         super().check()
-        if self.method in SINGLE and self.members != 1:
+        spec = method(self.method)
+        if spec.size is None and self.members != 1:
             raise UserError(f"--method {self.method} is one model; drop --members")
-        if self.method == "snapshot" and self.epochs % cast(int, self.members):  # resolve() set members
-            raise UserError(f"--epochs ({self.epochs}) must be a multiple of --members ({self.members}) for snapshot")
-        if self.method == "fge" and self.cycle_epochs % 2:
-            raise UserError(f"--cycle-epochs must be even for fge, got {self.cycle_epochs}")
-        if self.method == "mothernets" and not self.model.lower().startswith("mlp"):
-            raise UserError(f"mothernets widens MLPs; use --model mlp-<w> (got {self.model})")
+        if spec.check is not None:
+            spec.load(spec.check)(self)
         self.train_config()
 
     def train_config(self) -> TrainConfig:
@@ -120,36 +103,18 @@ class BaselineRunConfig(EnsembleFields, TrainingFields, DataFields, RuntimeField
                                    self.weight_decay)
 
     def method_options(self) -> dict[str, Any]:
-        """Keywords of the method's library function (besides model, data, config)."""
-        m = self.method
-        opts: dict[str, Any] = {} if m in SINGLE else {"members": self.members}
-        if m in ("dropout", "mc-dropout") and self.dropout is not None:
-            opts["p"] = self.dropout
-        if m == "mc-dropout":
-            opts = {"passes": self.members, **{k: v for k, v in opts.items() if k != "members"}}
-        if m == "bagging":
-            opts["fraction"] = self.bag_fraction
-        if m == "fge":
-            opts.update(cycle_epochs=self.cycle_epochs, pretrain_fraction=self.pretrain_fraction,
-                        lr_low=self.fge_lr_low)
-        if m == "treenet" and self.split:
-            opts["split"] = self.split
-        if m == "batchensemble":
-            opts["init"] = self.init
-        if m == "mimo":
-            opts.update(batch_repetitions=self.batch_repetitions, input_sharing=self.input_sharing)
-        if m in ("dst", "edst"):
-            opts.update(density=self.density, death_rate=self.death_rate, update_interval=self.update_interval,
-                        regrow=self.regrow)
-        if m == "mothernets" and self.mother_width is not None:
-            opts["mother_width"] = self.mother_width
+        """Keywords of the method's library function (besides model, data, config): its size and
+        the options it declares (a ``None`` value is left to the function's default)."""
+        spec = method(self.method)
+        opts: dict[str, Any] = {} if spec.size is None else {spec.size: self.members}
+        opts.update({k: getattr(self, f) for k, f in spec.options.items() if getattr(self, f) is not None})
         return opts
 
     def method_train_config(self) -> TrainConfig:
         """What the method's function gets as ``cfg``: the budget, or one member's epochs."""
         cfg = self.train_config()
-        if self.method in SPLIT_BUDGET:
-            cfg = replace(cfg, epochs=cast(int, self.member_epochs))  # resolve() set it for SPLIT_BUDGET
+        if method(self.method).budget == "split":
+            cfg = replace(cfg, epochs=cast(int, self.member_epochs))  # resolve() set it for a split budget
         return cfg
 
 

@@ -23,6 +23,7 @@ from ..checks import (
     check_probability,
 )
 from ..errors import UserError
+from ..methods.registry import title
 from ..subnet import ANNEAL_SCHEDULES, ANNEALS, ChildSpec, check_dense_layers, make_child_specs
 from ..subnet.masks import MASK_SCOPES, SELECTIONS
 from ..train import TrainConfig
@@ -135,7 +136,7 @@ class SparseRunConfig(EnsembleFields, ParentFields, DataFields, RuntimeFields):
 
     # What a subclass changes to run another tuned-children method through the same recipe.
     METHOD: ClassVar[str] = "sparse"
-    TITLE: ClassVar[str] = "Sparse Subnetwork Ensemble"
+    TITLE: ClassVar[str] = title("sparse")
 
     def resolve(self) -> None:
         super().resolve()
@@ -234,7 +235,7 @@ class StochasticRunConfig(SparseRunConfig):
     )
 
     METHOD: ClassVar[str] = "stochastic"
-    TITLE: ClassVar[str] = "Stochastic Subnetwork Ensemble"
+    TITLE: ClassVar[str] = title("stochastic")
 
     def check(self) -> None:
         if self.anneal_epochs > self.child_epochs:

@@ -37,9 +37,7 @@ import dataclasses
 import hashlib
 import json
 import os
-import shutil
 import sys
-import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -50,6 +48,7 @@ import torch
 
 from .._version import __version__
 from ..errors import DataNotFoundError, UserError, first_line
+from ..run_folder import atomic_directory
 from .arrays import ArrayData
 from .catalog import _lookup, _normalise, resolve_root, split_corrupted_name
 
@@ -189,6 +188,11 @@ def _read_manifest(path: Path) -> dict | None:
     return m if isinstance(m, dict) and m.get("format") == FORMAT else None
 
 
+def write_manifest(folder: Path, manifest: dict) -> None:
+    """``manifest.json`` of a generated set, written into its staging folder last."""
+    (folder / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
+
+
 def _open_generated(cs: _CSpec, path: Path, mean, std) -> CorruptedSet:
     if not (path / "manifest.json").is_file():
         raise DataNotFoundError(f"{cs.title} not found: {path} has no manifest.json; "
@@ -270,23 +274,6 @@ def _settings(cs: _CSpec, seed: int, n: int | None, images: np.ndarray, labels: 
     return json.loads(json.dumps(s))  # tuples → lists, as read back from the manifest
 
 
-def _publish(tmp: Path, target: Path, manifest: dict) -> None:
-    """Write ``manifest.json`` into the staged folder ``tmp``, then rename it to ``target``."""
-    (tmp / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
-    _replace_dir(tmp, target)
-
-
-def _replace_dir(tmp: Path, target: Path) -> None:
-    """Rename ``tmp`` to ``target``; an old ``target`` is moved aside first, then removed."""
-    old = None
-    if target.exists():
-        old = target.with_name(f".{target.name}.old-{os.getpid()}-{time.time_ns()}")
-        os.rename(target, old)
-    os.rename(tmp, target)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
-
-
 def generate_corrupted(
     name: str,
     root: str | os.PathLike | None = None,
@@ -325,11 +312,7 @@ def generate_corrupted(
         return target
 
     start = time.perf_counter()
-    tmp = Path(tempfile.mkdtemp(prefix=f".{cs.dirname}.", suffix=".tmp", dir=base))
-    try:
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o777 & ~umask)  # mkdtemp's 0700 would hide a shared data root's set
+    with atomic_directory(target) as tmp:
         chunks = range(0, len(images), CHUNK)
         bar = tqdm(total=len(CORRUPTIONS) * len(SEVERITIES) * len(chunks), desc=cs.dirname,
                    unit="batch", disable=not progress)
@@ -351,10 +334,7 @@ def generate_corrupted(
         manifest = {**settings, "files": files, "seconds": round(time.perf_counter() - start, 1),
                     "versions": {"evo_ensembles": __version__, "torch": torch.__version__,
                                  "numpy": np.__version__, "Pillow": PIL.__version__}}
-        _publish(tmp, target, manifest)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+        write_manifest(tmp, manifest)
     return target
 
 

@@ -32,7 +32,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from ..errors import UserError
-from ..train.checkpoint import write_json
+from ..run_folder import atomic_write, write_json
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -153,8 +153,7 @@ def cached_images(files: Sequence[Path], preprocess: Preprocess, cache_dir: str 
         cache_dir.mkdir(parents=True, exist_ok=True)
         loader = torch.utils.data.DataLoader(_Files(files, preprocess.geometric()), batch_size=batch_size,
                                              num_workers=workers, shuffle=False, collate_fn=_as_list)
-        tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-        try:
+        def write(tmp: str) -> None:
             with open(tmp, "wb") as f:
                 for batch in tqdm(loader, desc="decoding images", unit="batch", disable=not progress):
                     for i, img in batch:
@@ -163,9 +162,8 @@ def cached_images(files: Sequence[Path], preprocess: Preprocess, cache_dir: str 
                     f.write(torch.stack([img for _, img in batch]).numpy().tobytes())
                 f.flush()
                 os.fsync(f.fileno())
-            os.replace(tmp, path)
-        finally:
-            tmp.unlink(missing_ok=True)
+
+        atomic_write(path, write)
         write_json(meta_file, {"key": key, "shape": list(shape), "preprocess": preprocess.to_dict(),
                                "files": len(files)})
         decoded = True

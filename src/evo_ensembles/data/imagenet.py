@@ -46,7 +46,7 @@ from pathlib import Path
 import torch
 
 from ..errors import DataNotFoundError, UserError, first_line
-from ..train.checkpoint import write_json
+from ..run_folder import write_json
 
 WNID = re.compile(r"^n\d{8}$")
 VAL_FILE = re.compile(r"^ILSVRC2012_val_(\d{8})\.(JPEG|jpeg|jpg|JPG|png|PNG)$")

@@ -38,8 +38,6 @@ import hashlib
 import importlib.util
 import json
 import os
-import shutil
-import tempfile
 import time
 import warnings
 from collections.abc import Iterable, Iterator
@@ -51,9 +49,10 @@ import torch
 
 from .._version import __version__
 from ..errors import DataNotFoundError, UnknownNameError, UserError, first_line
+from ..run_folder import atomic_directory
 from .arrays import ArrayData
 from .catalog import _lookup, _normalise, resolve_root, split_corrupted_name
-from .corrupted import FORMAT, _hashes_match, _publish, _read_manifest, _sha256, generator_main
+from .corrupted import FORMAT, _hashes_match, _read_manifest, _sha256, generator_main, write_manifest
 from .registry import DataSplits
 
 GENERATOR_VERSION = 1
@@ -227,8 +226,6 @@ def generate_ood(name: str, root: str | os.PathLike | None = None, *, seed: int 
     tests). Returns the folder; does nothing when a complete set with the same settings is
     there, and replaces one with other settings. Needs no clean data, only the data root.
     """
-    from tqdm.auto import tqdm
-
     clean = _clean(name)
     base = resolve_root(root)
     if clean not in ("fashion-mnist", "mnist"):
@@ -250,14 +247,18 @@ def generate_ood(name: str, root: str | os.PathLike | None = None, *, seed: int 
 
     start = time.perf_counter()
     try:
-        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=base))
+        _generate(target, settings, seed, fonts, start, progress)
     except PermissionError:
         raise UserError(f"cannot write to the data root {base}; run `python -m "
                         f"evo_ensembles.data.ood {clean}` as a user who can, or pass --root") from None
-    try:
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o777 & ~umask)  # mkdtemp's 0700 would hide a shared data root's set
+    return target
+
+
+def _generate(target: Path, settings: dict, seed: int, fonts: list[Path], start: float, progress: bool) -> None:
+    """Draw the sets of ``settings`` into ``target``, its manifest last, atomically."""
+    from tqdm.auto import tqdm
+
+    with atomic_directory(target) as tmp:
         files = {}
         for key in tqdm(settings["sets"], desc=target.name, unit="set", disable=not progress):
             size = settings["sizes"][key]
@@ -277,11 +278,7 @@ def generate_ood(name: str, root: str | os.PathLike | None = None, *, seed: int 
                     "versions": {"evo_ensembles": __version__, "numpy": np.__version__,
                                  "Pillow": PIL.__version__, "scikit-learn": sklearn.__version__,
                                  "scipy": scipy.__version__}}
-        _publish(tmp, target, manifest)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return target
+        write_manifest(tmp, manifest)
 
 
 # ---------------------------------------------------------------- loading

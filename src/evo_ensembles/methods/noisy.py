@@ -31,6 +31,7 @@ from ..ensemble import BaseEnsemble, predict_logits
 from ..errors import CheckpointError, UserError
 from ..es import ClassifierFitness, NoiseSampling, TrustRegion
 from ..es.select import NoisySearch, select_children
+from ..run_folder import write_json
 from ..schema import NOISY_ENSEMBLE
 from ..subnet import (
     ChildSpec,
@@ -39,7 +40,15 @@ from ..subnet import (
     eligible_parameters,
     resolve_dense_layers,
 )
-from ..train.checkpoint import parent_fingerprint, write_json
+from ..train.checkpoint import parent_fingerprint
+
+# The methods of this module (read by evo_ensembles.methods.registry without importing it).
+METHODS = [
+    {"name": "noisy", "title": "Noisy Subnetwork Ensemble", "function": "noisy_ensemble",
+     "summary": "children with sparse Gaussian noise on random subnetworks, no training; top K on validation",
+     "reader": "noisy"},
+]
+
 
 __all__ = ["NoisyEnsemble", "NoisyResult", "noisy_ensemble", "parent_fingerprint"]
 

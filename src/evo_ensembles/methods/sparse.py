@@ -232,3 +232,11 @@ def prune_and_tune(
         if on_child is not None:
             on_child(TunedChild(index, spec, child, keeper.mask, result))
     return ens
+
+
+# The methods of this module (read by evo_ensembles.methods.registry without importing it).
+METHODS = [
+    {"name": "sparse", "title": "Sparse Subnetwork Ensemble", "function": "prune_and_tune",
+     "summary": "children pruned to random (or partitioned) subnetworks of the parent, tuned briefly",
+     "reader": "subnet"},
+]

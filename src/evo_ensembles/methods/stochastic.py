@@ -280,6 +280,15 @@ def anneal_and_tune(
     return prune_and_tune(parent, specs, train, cfg, child_factory=build_child, **kwargs)
 
 
+
+# The methods of this module (read by evo_ensembles.methods.registry without importing it).
+METHODS = [
+    {"name": "stochastic", "title": "Stochastic Subnetwork Ensemble", "function": "build_child",
+     "summary": "children with probabilistic masks annealed to binary subnetworks while they tune",
+     "reader": "subnet"},
+]
+
+
 __all__ = [
     "IterativePruning",
     "StochasticMasks",

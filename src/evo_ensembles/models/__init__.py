@@ -16,10 +16,14 @@ from .lenet import LENET_WIDTHS, LeNet
 from .mlp import DEFAULT_MLP_HIDDEN, MLP
 from .registry import available_models, build_model, parameter_count
 from .resnet import BasicBlock, PadShortcut, ResNet, cifar_resnet, resnet18_cifar
+from .source import ModelSource, make_model, model_label
 from .torchvision_models import build_torchvision_model, torchvision_classification_models
 from .wrn import WideBasicBlock, WideResNet
 
 __all__ = [
+    "ModelSource",
+    "make_model",
+    "model_label",
     "DEFAULT_MLP_HIDDEN",
     "LENET_WIDTHS",
     "MLP",

@@ -44,11 +44,11 @@ from ..analysis import (
 )
 from ..analysis.runs import AnalysisRun, MemberView, open_run
 from ..config.analyze import AnalyzeConfig
-from ..devices import resolve_device, set_threads
+from ..devices import resolve_device
 from ..errors import UserError
 from ..provenance import provenance
 from ..reporting import markdown_table
-from ..train.checkpoint import check_output_dir, make_output_dir, write_json, write_text
+from ..run_folder import LAYOUT, RunFolder, atomic_write, write_json, write_text
 
 
 def _inputs(run: AnalysisRun, n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor | None, tuple, Any, Any]:
@@ -77,11 +77,7 @@ def _per_model(folder: Path, name: str, settings: dict, compute) -> np.ndarray:
     if path.is_file() and meta.is_file() and json.loads(meta.read_text()) == settings:
         return np.load(path)
     arr = np.asarray(compute())
-    folder.mkdir(parents=True, exist_ok=True)
-    tmp = folder / f".{name}.npy.tmp"
-    with open(tmp, "wb") as f:
-        np.save(f, arr)
-    tmp.replace(path)
+    atomic_write(path, lambda tmp: np.save(tmp, arr))
     write_json(meta, settings)
     return arr
 
@@ -117,7 +113,7 @@ def part_tsne(run, cfg, out, progress):
         y = probs.mean(0).argmax(1)  # RL: colour by the ensemble's action
     emb = member_embedding(probs, seed=cfg.seed,
                            perplexity=min(30.0, max(2.0, (probs.shape[0] * probs.shape[1] - 1) / 3)))
-    plot_tsne(out / "figures" / "tsne.png", emb, probs, y, title=f"{run.method}: members' outputs",
+    plot_tsne(out / LAYOUT.figures / "tsne.png", emb, probs, y, title=f"{run.method}: members' outputs",
               member_labels=run.member_names())
     return {"examples": int(x.shape[0]), "members": int(probs.shape[0]), "figure": "figures/tsne.png"}
 
@@ -145,7 +141,7 @@ def part_features(run, cfg, out, progress):
             return visualise_unit(load(), layer, cfg.channel, shape, steps=cfg.steps, seed=cfg.seed, mean=mean,
                                   std=std).image.numpy()
         images.append(_per_model(out / "features", name, settings, compute))
-    plot_image_grid(out / "figures" / "features.png", [[torch.from_numpy(i) for i in images]],
+    plot_image_grid(out / LAYOUT.figures / "features.png", [[torch.from_numpy(i) for i in images]],
                     col_labels=[n for n, _ in models], title=f"{layer}, unit {cfg.channel}")
     return {**settings, "models": [n for n, _ in models], "figure": "figures/features.png"}
 
@@ -163,7 +159,7 @@ def part_saliency(run, cfg, out, progress):
             attr = smoothgrad(model, x, target, seed=cfg.seed)
             return torch.stack([saliency_image(a) for a in attr]).numpy()
         rows.append(_per_model(out / "saliency", name, settings, compute))
-    plot_image_grid(out / "figures" / "saliency.png", [[torch.from_numpy(m) for m in r] for r in rows],
+    plot_image_grid(out / LAYOUT.figures / "saliency.png", [[torch.from_numpy(m) for m in r] for r in rows],
                     row_labels=[n for n, _ in models], title="SmoothGrad saliency", cmap="magma")
     return {**settings, "models": [n for n, _ in models], "figure": "figures/saliency.png"}
 
@@ -177,12 +173,12 @@ def part_hashes(run, cfg, out, progress, done):
     names = done["features"]["models"]
     feats = [torch.from_numpy(np.load(out / "features" / f"{n}.npy")) for n in names]
     mats = distance_matrices(feats)
-    plot_distance_matrices(out / "figures" / "hashes_features.png", mats, labels=names,
+    plot_distance_matrices(out / LAYOUT.figures / "hashes_features.png", mats, labels=names,
                            title="distances between feature visualisations")
     sal = [np.load(out / "saliency" / f"{n}.npy") for n in names]
     per_image = [distance_matrices([torch.from_numpy(s[k]) for s in sal]) for k in range(sal[0].shape[0])]
     sal_mats = {k: np.mean([m[k] for m in per_image], axis=0) for k in per_image[0]}
-    plot_distance_matrices(out / "figures" / "hashes_saliency.png", sal_mats, labels=names,
+    plot_distance_matrices(out / LAYOUT.figures / "hashes_saliency.png", sal_mats, labels=names,
                            title="distances between saliency maps (mean over images)")
     members_only = [i for i, n in enumerate(names) if n != "parent"]
 
@@ -210,7 +206,7 @@ def part_landscape(run, cfg, out, progress):
     for name, (model, m) in tqdm(models.items(), desc="landscape", disable=not progress, leave=False):
         surfaces[name] = loss_surface(model, landscape_directions(model, seed=cfg.seed, mask=m), x, y,
                                       alphas=axis, betas=axis)
-    plot_landscapes(out / "figures" / "landscape.png", surfaces, axis, axis,
+    plot_landscapes(out / LAYOUT.figures / "landscape.png", surfaces, axis, axis,
                     title=f"loss f(α, β) on {len(x)} training examples ({run.member_names()[cfg.child]})")
     return {"child": cfg.child, "grid": cfg.grid, "span": cfg.span, "examples": int(len(x)),
             "loss_at_origin": {k: float(v[cfg.grid // 2, cfg.grid // 2]) for k, v in surfaces.items()},
@@ -230,12 +226,16 @@ def _settings(cfg: AnalyzeConfig, part: str) -> dict:
 
 def run_analyze(cfg: AnalyzeConfig, out: str | Path | None = None, *, progress: bool = True) -> dict[str, Any]:
     """Draw ``cfg.parts`` for the run in ``cfg.run_dir``; returns the analysis.json record."""
-    if out is not None:  # a given --out that cannot be made fails before the run is opened
-        check_output_dir(out)
-    set_threads(cfg.threads)
+    # a given --out that cannot be made fails before the run is opened
+    folder = None if out is None else RunFolder(out, threads=cfg.threads, device=cfg.device)
     run = open_run(cfg.run_dir, device=resolve_device(cfg.device))
-    out = make_output_dir(check_output_dir(out if out is not None else Path(cfg.run_dir) / "analysis"))
-    record_path = out / "analysis.json"
+    folder = folder or RunFolder(Path(cfg.run_dir) / LAYOUT.analysis, threads=cfg.threads, device=cfg.device)
+    with folder:  # creates out; one writer at a time
+        return _analyze(cfg, run, folder.path, progress)
+
+
+def _analyze(cfg: AnalyzeConfig, run: AnalysisRun, out: Path, progress: bool) -> dict[str, Any]:
+    record_path = out / LAYOUT.analysis_record
     record = json.loads(record_path.read_text()) if record_path.is_file() else {}
     parts = record.get("parts", {}) if record.get("run_dir") == str(cfg.run_dir) else {}
     done = {p: v["result"] for p, v in parts.items() if v.get("settings") == _settings(cfg, p) and "result" in v}
@@ -259,7 +259,7 @@ def run_analyze(cfg: AnalyzeConfig, out: str | Path | None = None, *, progress: 
     record = {"run_dir": str(cfg.run_dir), "kind": run.kind, "method": run.method, "members": len(run),
               "parts": parts, **provenance()}
     write_json(record_path, record)
-    write_text(out / "analysis.md", report(record))
+    write_text(out / LAYOUT.analysis_report, report(record))
     return record
 
 

@@ -27,8 +27,8 @@ from ..baselines.storage import save_peer
 from ..calibration import TemperatureFit
 from ..config.baseline import BaselineRunConfig
 from ..data import DataSplits
-from ..devices import resolve_device, set_threads
 from ..errors import UserError
+from ..methods.registry import title
 from ..models import build_model
 from ..provenance import provenance
 from ..reporting import (
@@ -40,40 +40,28 @@ from ..reporting import (
     uncertainty_sections,
     write_uncertainty_figures,
 )
+from ..run_folder import LAYOUT, RunFolder
 from ..scoring import corrupted_scores, ood_inputs, score_run
-from ..train.checkpoint import RunLock, check_output_dir, write_json, write_text
-
-TITLES = {
-    "independent": "Independent model", "dropout": "Dropout model", "mc-dropout": "MC Dropout",
-    "bagging": "Bagging", "deep-ensemble": "Deep Ensemble", "snapshot": "Snapshot Ensemble",
-    "fge": "Fast Geometric Ensembling", "treenet": "TreeNet", "batchensemble": "BatchEnsemble", "mimo": "MIMO",
-    "dst": "FreeTickets DST", "edst": "FreeTickets EDST", "mothernets": "MotherNets",
-}
 
 
 def _as_json(obj: Any) -> Any:
     return json.loads(json.dumps(obj))
 
 
-def _finished(out: Path, cfg: BaselineRunConfig) -> dict[str, Any] | None:
-    path = out / "results.json"
-    try:
-        results = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
+def _finished(run: RunFolder, cfg: BaselineRunConfig) -> dict[str, Any] | None:
+    results = run.read_json(LAYOUT.results)
     return results if isinstance(results, dict) and results.get("config") == _as_json(cfg.to_dict()) else None
 
 
-def _check_same_run(out: Path, cfg: BaselineRunConfig) -> None:
+def _check_same_run(run: RunFolder, cfg: BaselineRunConfig) -> None:
     """A run directory resumes only the run it was made for (its stages hold that run's weights)."""
-    try:
-        before = json.loads((out / "config.json").read_text())
-    except (OSError, ValueError):
+    before = run.read_json(LAYOUT.config)
+    if before is None:
         return
     if before != _as_json(cfg.to_dict()):
         changed = sorted(k for k in set(before) | set(_as_json(cfg.to_dict()))
                          if before.get(k) != _as_json(cfg.to_dict()).get(k))
-        raise UserError(f"{out} holds a baseline run with other settings ({', '.join(changed)}); "
+        raise UserError(f"{run.path} holds a baseline run with other settings ({', '.join(changed)}); "
                         "use a new --out or delete it")
 
 
@@ -84,23 +72,20 @@ def run_baseline(cfg: BaselineRunConfig, out: str | Path, *, progress: bool = Tr
     ``data``: your own splits (default: the data set ``cfg`` names).
     """
     t_start = time.perf_counter()
-    out = check_output_dir(out)
-    set_threads(cfg.threads)
-    device = resolve_device(cfg.device)
+    run = RunFolder(out, threads=cfg.threads, device=cfg.device)  # checks only: nothing is made yet
     data = cfg.load_data() if data is None else data
     ood = ood_inputs(cfg, data)  # a missing or unknown OOD set fails before any training
     build_model(cfg.model, data.input_shape, data.num_classes)  # an unknown model fails before --out is made
-    lock = RunLock(out).acquire()
-    try:
-        done = _finished(out, cfg)
+    with run:  # creates out; one writer at a time
+        done = _finished(run, cfg)
         if done is not None:
             return done
-        _check_same_run(out, cfg)
-        write_json(out / "config.json", cfg.to_dict())
+        _check_same_run(run, cfg)
+        run.write_config(cfg.to_dict())
         method = get_peer(cfg.method)
-        res = method(cfg.model, data, cfg.method_train_config(), **cfg.method_options(), device=device,
-                     progress=progress, workdir=out / "checkpoints")
-        save_peer(out / "checkpoints" / "ensemble.safetensors", res.ensemble, peer_record(cfg, data, res))
+        res = method(cfg.model, data, cfg.method_train_config(), **cfg.method_options(), device=run.device,
+                     progress=progress, workdir=run / LAYOUT.checkpoints)
+        save_peer(run / LAYOUT.peer_ensemble, res.ensemble, peer_record(cfg, data, res))
         t_eval = time.perf_counter()
         ens = res.ensemble
         scores = score_run(lambda x: ens.member_logits(x, with_parent=False), None, data.val, data.test,
@@ -108,7 +93,7 @@ def run_baseline(cfg: BaselineRunConfig, out: str | Path, *, progress: bool = Tr
                            with_size_curve=cfg.method == "deep-ensemble")  # the reference of the DEE
         test, val = scores["test"], scores["validation"]
         ens.temperature = TemperatureFit.from_dict(scores["calibrated"]["ensemble"]["fit"])
-        save_peer(out / "checkpoints" / "ensemble.safetensors", ens, peer_record(cfg, data, res))  # with its T
+        save_peer(run / LAYOUT.peer_ensemble, ens, peer_record(cfg, data, res))  # with its T
         corrupted = corrupted_scores(data, {"ensemble": res.ensemble.predict_proba}, ece_bins=cfg.ece_bins,
                                      examples=cfg.corrupted_examples, progress=progress)
         eval_s = time.perf_counter() - t_eval
@@ -142,10 +127,8 @@ def run_baseline(cfg: BaselineRunConfig, out: str | Path, *, progress: bool = Tr
                        "note": "train seconds count work done in this invocation"},
             **provenance(),
         }
-        _write_outputs(out, results)
+        _write_outputs(run, results)
         return results
-    finally:
-        lock.release()
 
 
 def peer_record(cfg: BaselineRunConfig, data: DataSplits, res) -> dict[str, Any]:
@@ -165,7 +148,7 @@ SUMMARY_HEADERS = ["model", "accuracy", "NLL", "ECE", "Brier", "FLOPs", "epochs"
 
 def summary_rows(results: dict[str, Any]) -> list[list[object]]:
     e = results["ensemble"]
-    name = TITLES.get(results["method"], results["method"])
+    name = title(results["method"])
     cost = [f"{results['training_flops']:.2f}x", results["epochs"]]
     rows = [[f"{name} ({e['size']})", e["accuracy"], e["nll"], e["ece"], e["brier"], *cost]]
     return rows + [[f"{name} + T" + cast(str, r[0]).removeprefix("ensemble + T"), *r[1:], *cost]
@@ -178,7 +161,7 @@ def _report(results: dict[str, Any]) -> str:
     div = results["diversity"]
     cost = results["training_cost"]
     return "\n\n".join([
-        f"# {TITLES.get(results['method'], results['method'])} — {cfg['model']} on {cfg['dataset']}",
+        f"# {title(results['method'])} — {cfg['model']} on {cfg['dataset']}",
         f"Budget {cfg['epochs']} epochs of one model; test split, {results['data']['sizes']['test']} examples; "
         f"ECE with {results['ece_bins']} equal-width bins; seed {results['seed']}; commit {results['commit']}.",
         markdown_table(SUMMARY_HEADERS, summary_rows(results)),
@@ -195,8 +178,8 @@ def _report(results: dict[str, Any]) -> str:
     ]) + "\n"
 
 
-def _write_outputs(out: Path, results: dict[str, Any]) -> None:
-    figs = out / "figures"
+def _write_outputs(run: RunFolder, results: dict[str, Any]) -> None:
+    figs = run.figures
     plot_member_accuracy(figs / "member_accuracy.png", [m["accuracy"] for m in results["members"]], None,
                          results["ensemble"]["accuracy"],
                          title=f"{results['method']}: {results['config']['model']} on {results['config']['dataset']}")
@@ -204,8 +187,7 @@ def _write_outputs(out: Path, results: dict[str, Any]) -> None:
         plot_heatmap(figs / "disagreement.png", results["diversity"]["matrices"]["disagreement"],
                      "prediction disagreement", "fraction of test inputs")
     write_uncertainty_figures(figs, results)
-    write_text(out / "report.md", _report(results))
-    write_json(out / "results.json", results)
+    run.finish(results, _report(results))
 
 
 def print_summary(results: dict[str, Any]) -> str:

@@ -23,30 +23,28 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch import nn
 from tqdm.auto import tqdm
 
 from ..config.imagenet import ImageNetRunConfig
 from ..data.image_cache import Normalize, Preprocess, cached_images
 from ..data.imagenet import find_imagenet_val, load_split, make_split, save_split
-from ..devices import resolve_device, set_threads
 from ..ensemble import predict_logits
 from ..errors import UserError
 from ..methods.noisy import noisy_ensemble
 from ..metrics import ensemble_metrics, mean_kl
 from ..models.torchvision_models import pretrained_torchvision_model, weights_enum
 from ..provenance import provenance
+from ..run_folder import LAYOUT, RunFolder
 from ..schema import CACHED_RECORDS
 from ..scoring import Outputs, uncertainty_results
 from ..subnet import eligible_parameters, resolve_dense_layers
 from ..train.checkpoint import (
     RecordCache,
-    RunLock,
-    check_output_dir,
     load_tensors,
     parent_fingerprint,
     read_meta,
     save_tensors,
-    write_json,
 )
 from .noisy import print_summary, test_scores, write_noisy_outputs
 
@@ -72,9 +70,7 @@ def _kept_logits(path: Path, key: dict, compute) -> torch.Tensor:
 def run_imagenet(cfg: ImageNetRunConfig, out: str | Path, *, progress: bool = True) -> dict[str, Any]:
     """Run one model's noisy ensemble on ImageNet val; returns the results saved to disk."""
     t_start = time.perf_counter()
-    out = check_output_dir(out)
-    set_threads(cfg.threads)
-    device = resolve_device(cfg.device)
+    run = RunFolder(out, threads=cfg.threads, device=cfg.device)  # checks only: nothing is made yet
     images = find_imagenet_val(cfg.data)
     split = load_split(cfg.split, images) if cfg.split else make_split(
         images, val_per_class=cfg.val_per_class, test_per_class=cfg.test_per_class, seed=cfg.seed)
@@ -86,11 +82,17 @@ def run_imagenet(cfg: ImageNetRunConfig, out: str | Path, *, progress: bool = Tr
     preprocess = _preprocess(cfg, winfo)
     resolve_dense_layers(eligible_parameters(net), cfg.dense_layers)  # unknown layers fail before any work
 
-    lock = RunLock(out).acquire()
-    write_json(out / "config.json", cfg.to_dict())
-    save_split(out / "split.json", split, images)
+    with run:  # creates out; one writer at a time
+        return _run(cfg, run, images, split, net, winfo, preprocess, t_start, progress)
+
+
+def _run(cfg: ImageNetRunConfig, run: RunFolder, images: Any, split: Any, net: nn.Module, winfo: dict[str, Any],
+         preprocess: Any, t_start: float, progress: bool) -> dict[str, Any]:
+    device = run.device
+    run.write_config(cfg.to_dict())
+    save_split(run / LAYOUT.split, split, images)
     t_decode = time.perf_counter()
-    cache_dir = Path(cfg.cache_dir) if cfg.cache_dir else out / "cache"
+    cache_dir = Path(cfg.cache_dir) if cfg.cache_dir else run / LAYOUT.cache
     order = split.val + split.test  # one cache for both parts
     x_all, cache_info = cached_images([images.files[i] for i in order], preprocess, cache_dir,
                                       workers=cfg.loader_workers, progress=progress)
@@ -102,7 +104,7 @@ def run_imagenet(cfg: ImageNetRunConfig, out: str | Path, *, progress: bool = Tr
     parent = Normalize(net, preprocess.mean, preprocess.std).to(device).eval()
     identity = {"parent": parent_fingerprint(parent), "preprocess": preprocess.to_dict(),
                 "split": split.fingerprint, "val": len(split.val), "test": len(split.test), "seed": split.seed}
-    ckpt = out / "checkpoints"
+    ckpt = run / LAYOUT.checkpoints
     t_parent = time.perf_counter()
     parent_val_logits = _kept_logits(ckpt / "parent_val_logits.safetensors", identity,
                                      lambda: predict_logits(parent, val_x, batch_size=cfg.batch_size))
@@ -115,13 +117,13 @@ def run_imagenet(cfg: ImageNetRunConfig, out: str | Path, *, progress: bool = Tr
     g = torch.Generator().manual_seed(cfg.seed)
     probe_idx = torch.randperm(nv, generator=g)[: min(cfg.probe_size, nv)].sort().values
     t_search = time.perf_counter()
-    cache = RecordCache(ckpt / "noisy_records.json", identity={**identity, "probe_size": cfg.probe_size,
+    cache = RecordCache(run / LAYOUT.noisy_records, identity={**identity, "probe_size": cfg.probe_size,
                                                                "fitness": cfg.fitness},
                         schemas=CACHED_RECORDS)
     res = noisy_ensemble(parent, val_x, val_y, cfg.search_settings(), probe_x=val_x[probe_idx],
                          probe_y=val_y[probe_idx], include_parent=cfg.include_parent, combine=cfg.combine,
                          fitness_metric=cfg.fitness, seed=cfg.seed, progress=progress, cache=cache)
-    res.ensemble.save(out / "ensemble.json")
+    res.ensemble.save(run / LAYOUT.ensemble)
     search_s = time.perf_counter() - t_search
 
     t_eval = time.perf_counter()
@@ -172,7 +174,7 @@ def run_imagenet(cfg: ImageNetRunConfig, out: str | Path, *, progress: bool = Tr
         "preprocess": preprocess.to_dict(),
         "data": {"root": str(images.root), "layout": images.layout, "images": len(images),
                  "classes": len(images.wnids), "fingerprint": images.fingerprint(),
-                 "sizes": {"val": len(split.val), "test": len(split.test)}, "split_file": str(out / "split.json"),
+                 "sizes": {"val": len(split.val), "test": len(split.test)}, "split_file": str(run / LAYOUT.split),
                  "probe": f"{len(probe_idx)} validation images drawn across classes (seed {cfg.seed})",
                  "selection": "validation split", "cache": cache_info},
         "timing": {"decode_seconds": decode_s, "parent_forward_seconds": parent_s,
@@ -182,10 +184,9 @@ def run_imagenet(cfg: ImageNetRunConfig, out: str | Path, *, progress: bool = Tr
         "precision": "float32 (images cached as uint8, normalised in the model)",
         **provenance(),
     }
-    write_noisy_outputs(out, results)
+    write_noisy_outputs(run, results)
     for f in sorted((ckpt / "members").glob("member_*_logits.safetensors")):
         f.unlink()  # only needed to resume this run; results.json now holds what they gave
-    lock.release()
     return results
 
 

@@ -29,7 +29,6 @@ import torch
 from ..calibration import TemperatureFit
 from ..config.noisy import NoisyRunConfig
 from ..data import DataSplits
-from ..devices import resolve_device, set_threads
 from ..ensemble import combine, predict_probs, voters
 from ..errors import UserError
 from ..methods.noisy import NoisyEnsemble, noisy_ensemble
@@ -48,18 +47,12 @@ from ..reporting import (
     write_uncertainty_figures,
 )
 from ..results import NoisyResults
+from ..run_folder import LAYOUT, RunFolder, atomic_write
 from ..schema import CACHED_RECORDS
 from ..scoring import corrupted_scores, ood_inputs, score_run
 from ..subnet import eligible_parameters, resolve_dense_layers
 from ..train import save_model
-from ..train.checkpoint import (
-    RecordCache,
-    RunLock,
-    check_output_dir,
-    parent_fingerprint,
-    write_json,
-    write_text,
-)
+from ..train.checkpoint import RecordCache, parent_fingerprint
 from ..train.parent import load_model_checkpoint, model_meta, train_or_load_parent
 from .common import subnetwork_cost
 
@@ -89,9 +82,7 @@ def run_noisy(cfg: NoisyRunConfig, out: str | Path, *, progress: bool = True,
     from validation and children are selected on validation; only the report touches test.
     """
     t_start = time.perf_counter()
-    out = check_output_dir(out)
-    set_threads(cfg.threads)
-    device = resolve_device(cfg.device)
+    run = RunFolder(out, threads=cfg.threads, device=cfg.device)  # checks only: nothing is made yet
     data = cfg.load_data() if data is None else data
     ood = ood_inputs(cfg, data)  # a missing or unknown OOD set fails before any training
     if len(data.val) == 0:
@@ -108,15 +99,20 @@ def run_noisy(cfg: NoisyRunConfig, out: str | Path, *, progress: bool = True,
     resolve_dense_layers(eligible_parameters(parent_model), cfg.dense_layers)  # so do unknown layers
     if cfg.descriptors is not None and cfg.parent is None:
         raise UserError("--descriptors needs the --parent they were drawn from")
+    with run:  # creates out; one writer at a time
+        return _run(cfg, run, data, ood, model_name, loaded, t_start, progress)
 
-    lock = RunLock(out).acquire()  # creates out; one writer at a time
-    write_json(out / "config.json", cfg.to_dict())
+
+def _run(cfg: NoisyRunConfig, run: RunFolder, data: DataSplits, ood: Any, model_name: str,
+         loaded: NoisyEnsemble | None, t_start: float, progress: bool) -> NoisyResults:
+    out, device = run.path, run.device
+    run.write_config(cfg.to_dict())
     parent, parent_meta, parent_s = train_or_load_parent(
         out, data, model_name,
         cfg.parent_train_config(),
         parent_path=cfg.parent, device=device, progress=progress)
     if cfg.parent is not None:
-        save_model(out / "checkpoints" / "parent.safetensors", parent,
+        save_model(run / LAYOUT.parent, parent,
                    {**model_meta(parent_meta["model"], data), "source": str(cfg.parent)})
     parent.eval()
 
@@ -139,7 +135,7 @@ def run_noisy(cfg: NoisyRunConfig, out: str | Path, *, progress: bool = True,
     test, val = scores["test"], scores["validation"]
     if search.get("ensemble") is not None:  # the saved ensemble carries its validation-fit temperature
         search["ensemble"].temperature = TemperatureFit.from_dict(scores["calibrated"]["ensemble"]["fit"])
-        search["ensemble"].save(out / "ensemble.json", **search.get("saved_extra", {}))
+        search["ensemble"].save(run / LAYOUT.ensemble, **search.get("saved_extra", {}))
     parent_test = predict_probs(parent, data.test.x)
     member_kl = [mean_kl(parent_test, p) for p in torch.softmax(kept["test"], -1)]
 
@@ -183,8 +179,7 @@ def run_noisy(cfg: NoisyRunConfig, out: str | Path, *, progress: bool = True,
                    "eval_seconds": eval_s, "total_seconds": time.perf_counter() - t_start},
         **cast("Provenance", provenance()),
     }
-    write_noisy_outputs(out, cast("dict[str, Any]", results))
-    lock.release()
+    write_noisy_outputs(run, cast("dict[str, Any]", results))
     return results
 
 
@@ -203,7 +198,7 @@ def _build(cfg: NoisyRunConfig, parent, data, loaded, out: Path, progress: bool)
     """Search σ and select children (or take them from a descriptor file, or evolve them)."""
     if loaded is not None:
         ens = loaded
-        loaded.save(out / "ensemble.json", source=str(cfg.descriptors))
+        loaded.save(out / LAYOUT.ensemble, source=str(cfg.descriptors))
         sigmas = sorted({s.sigma for s in ens.specs})
         return {"mode": "descriptors", "sigma": sigmas[0] if len(sigmas) == 1 else sigmas,
                 "member_probs": lambda x: _members_only(ens, x), "trust_region": None, "population": None,
@@ -213,7 +208,7 @@ def _build(cfg: NoisyRunConfig, parent, data, loaded, out: Path, progress: bool)
                 "selected_records": [None] * len(ens)}
     # Finished grid cells and child scores survive an interruption (valid for this parent,
     # data, probe and fitness only).
-    cache = RecordCache(out / "checkpoints" / "noisy_records.json",
+    cache = RecordCache(out / LAYOUT.noisy_records,
                         identity={"parent": parent_fingerprint(parent), "data": data.describe(),
                                   "probe_size": cfg.probe_size, "fitness": cfg.fitness},
                         schemas=CACHED_RECORDS)
@@ -226,7 +221,7 @@ def _build(cfg: NoisyRunConfig, parent, data, loaded, out: Path, progress: bool)
     population = [{"descriptor": s.to_dict(), **r, "selected": i in res.selected}
                   for i, (s, r) in enumerate(zip(res.population, res.records))]
     if cfg.generations == 1:
-        res.ensemble.save(out / "ensemble.json")
+        res.ensemble.save(out / LAYOUT.ensemble)
         return {"mode": "population", "sigma": res.sigma, "trust_region": trust, "population": population,
                 "member_probs": lambda x: _members_only(res.ensemble, x),
                 "member_logits": lambda x: res.ensemble.member_logits(x, with_parent=False),
@@ -248,18 +243,14 @@ def _evolved(cfg, parent, data, res, trust, population, out: Path, progress: boo
     children = [evo.child(i) for i in range(cfg.top_k)]
     from safetensors.torch import save_file
 
-    ckpt = out / "checkpoints" / "evolved_children.safetensors"
-    ckpt.parent.mkdir(parents=True, exist_ok=True)
-    tmp = ckpt.with_suffix(".tmp")
-    save_file({"vectors": evo.vectors.contiguous()}, str(tmp),
-              metadata={"subnetwork_density": str(cfg.density), "mask_seed": str(cfg.seed),
-                        "algorithm": cfg.algorithm, "dense_layers": ",".join(cfg.dense_layers)})
-    tmp.replace(ckpt)
+    meta = {"subnetwork_density": str(cfg.density), "mask_seed": str(cfg.seed),
+            "algorithm": cfg.algorithm, "dense_layers": ",".join(cfg.dense_layers)}
+    atomic_write(out / LAYOUT.evolved, lambda tmp: save_file({"vectors": evo.vectors.contiguous()}, tmp, metadata=meta))
     ens = Ensemble(children)
     scope = {"dense_layers": list(cfg.dense_layers)} if cfg.dense_layers else {}
     descriptors = [{"kind": "evolved", "algorithm": cfg.algorithm, "generation": cfg.generations,
                     "subnetwork_density": cfg.density, "mask_seed": cfg.seed, **scope, "row": i,
-                    "file": "checkpoints/evolved_children.safetensors"} for i in range(cfg.top_k)]
+                    "file": LAYOUT.evolved} for i in range(cfg.top_k)]
     return {"mode": f"evolved-{cfg.algorithm}", "sigma": res.sigma, "trust_region": trust,
             "population": population, "member_probs": ens.member_probs, "descriptors": descriptors,
             "member_logits": ens.member_logits,
@@ -323,9 +314,9 @@ def _report(results: dict[str, Any]) -> str:
     return "\n\n".join(parts) + "\n"
 
 
-def write_noisy_outputs(out: Path, results: dict[str, Any]) -> None:
+def write_noisy_outputs(run: RunFolder, results: dict[str, Any]) -> None:
     """results.json, report.md and the figures of a noisy run (also the imagenet run)."""
-    figs = out / "figures"
+    figs = run.figures
     title = f"{results['config']['model']} on {results['config']['dataset']}"
     plot_member_accuracy(figs / "member_accuracy.png", [m["accuracy"] for m in results["members"]],
                          results["parent"]["accuracy"], results["ensemble"]["accuracy"], title=title)
@@ -344,8 +335,7 @@ def write_noisy_outputs(out: Path, results: dict[str, Any]) -> None:
         plot_accuracy_vs_kl(figs / "accuracy_vs_kl.png", series,
                             results["validation"]["parent"]["accuracy"], title=title)
     write_uncertainty_figures(figs, results)
-    write_text(out / "report.md", _report(results))
-    write_json(out / "results.json", results)
+    run.finish(results, _report(results))
 
 
 def print_summary(results: dict[str, Any]) -> str:

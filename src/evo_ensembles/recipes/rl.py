@@ -27,11 +27,10 @@ from ..agents.ensemble_policy import (
 from ..agents.evaluate import collect_observations, run_episodes
 from ..agents.train import load_agent, train_agent
 from ..config.rl import ACTION_RULES, RLEvalConfig, RLTrainConfig
-from ..devices import set_threads
 from ..es import ClassifierFitness, NoiseSampling, NoisySearch, select_children
 from ..provenance import provenance
 from ..reporting import markdown_table, text_table
-from ..train.checkpoint import RunLock, check_output_dir, write_json, write_text
+from ..run_folder import LAYOUT, RunFolder
 
 
 class EpisodeFitness:
@@ -58,8 +57,7 @@ def run_rl_train(cfg: RLTrainConfig, out: str | Path, *, progress: bool = True) 
 def run_rl_evaluate(cfg: RLEvalConfig, out: str | Path, *, progress: bool = True) -> dict[str, Any]:
     """Evaluate an agent and (optionally) its noisy ensemble; returns the results dict."""
     t0 = time.perf_counter()
-    out = check_output_dir(out)
-    set_threads(cfg.threads)
+    run = RunFolder(out, threads=cfg.threads, device=cfg.device)  # checks only: nothing is made yet
     model, meta = load_agent(cfg.agent, env=cfg.env, device=cfg.device)
     policy = model.policy.eval()
     parent = PolicyPredictor(policy, action=cfg.action, seed=cfg.seed)
@@ -69,26 +67,29 @@ def run_rl_evaluate(cfg: RLEvalConfig, out: str | Path, *, progress: bool = True
         "method": "rl-noisy" if cfg.ensemble == "noisy" else "rl", "env": meta["env"],
                                "agent": str(cfg.agent), "preset": meta["preset"]["name"],
                                "agent_timesteps": meta.get("timesteps_done")}
-    lock = RunLock(out).acquire()  # creates out; one writer at a time
-    write_json(out / "config.json", cfg.to_dict())
+    with run:  # creates out; one writer at a time
+        return _run(cfg, run, policy, meta, parent, results, t0, progress)
+
+
+def _run(cfg: RLEvalConfig, run: RunFolder, policy, meta: dict[str, Any], parent: PolicyPredictor,
+         results: dict[str, Any], t0: float, progress: bool) -> dict[str, Any]:
+    run.write_config(cfg.to_dict())
     results["parent"] = {**_summary(run_episodes(parent, meta, episodes=cfg.episodes, levels=cfg.levels,
                                                  seed=cfg.seed, n_envs=cfg.n_envs)), "action": cfg.action}
     results.update({"ensemble": None, "sigma": None, "density": cfg.density, "members": []})
     chosen = None
     if cfg.ensemble == "noisy":
-        noisy = _noisy(cfg, policy, meta, parent, out, progress)
+        noisy = _noisy(cfg, policy, meta, parent, run, progress)
         chosen = noisy.pop("chosen")
         results.update(noisy)
     results["scores"] = _scores(cfg, policy, meta, chosen, results)
     results.update({"config": cfg.to_dict(), "seed": cfg.seed,
                     "timing": {"total_seconds": time.perf_counter() - t0}, **provenance()})
-    write_text(out / "report.md", _report(results))
-    write_json(out / "results.json", results)
-    lock.release()
+    run.finish(results, _report(results))
     return results
 
 
-def _noisy(cfg: RLEvalConfig, policy, meta, parent, out: Path, progress: bool) -> dict[str, Any]:
+def _noisy(cfg: RLEvalConfig, policy, meta, parent, run: RunFolder, progress: bool) -> dict[str, Any]:
     perturber = policy_perturber(policy)
     n = cfg.population or cfg.members
     sampling = NoiseSampling(sigma=0.0, density=cfg.density, mirrored=cfg.mirrored, partitioned=False,
@@ -110,7 +111,7 @@ def _noisy(cfg: RLEvalConfig, policy, meta, parent, out: Path, progress: bool) -
     ensemble = NoisyEnsemblePolicy(policy, chosen, action=cfg.action, seed=cfg.seed)
     ens = _summary(run_episodes(ensemble, meta, episodes=cfg.episodes, levels=cfg.levels, seed=cfg.seed,
                                 n_envs=cfg.n_envs))
-    write_json(out / "ensemble.json", {"format": "evo_ensembles.noisy_policy/1", "agent": str(cfg.agent),
+    run.write_json(LAYOUT.ensemble, {"format": "evo_ensembles.noisy_policy/1", "agent": str(cfg.agent),
                                        "eligibility": actor_eligibility(),
                                        "action": cfg.action, "descriptors": [s.to_dict() for s in chosen]})
     return {"ensemble": {**ens, "size": len(chosen), "action": cfg.action, "perturb": cfg.perturb},

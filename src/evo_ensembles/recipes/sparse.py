@@ -22,7 +22,7 @@ from typing import Any, cast
 
 from ..config.sparse import CHILD_LR_FACTOR, SparseRunConfig
 from ..data import DataSplits, dataset_augment
-from ..devices import resolve_device, set_threads
+from ..devices import set_threads
 from ..ensemble import Ensemble, predict_probs
 from ..errors import UserError
 from ..methods.sparse import TunedChild, prune_and_tune
@@ -41,6 +41,7 @@ from ..reporting import (
 from ..reporting import (
     summary_rows as shared_summary_rows,
 )
+from ..run_folder import LAYOUT, RunFolder
 from ..scoring import corrupted_scores, ood_inputs, score_run
 from ..subnet import (
     ChildSpec,
@@ -49,7 +50,6 @@ from ..subnet import (
     resolve_dense_layers,
 )
 from ..train import load_state_into, load_tensors, parent_fingerprint, read_meta, save_model
-from ..train.checkpoint import RunLock, check_output_dir, write_json, write_text
 from ..train.parent import load_model_checkpoint, model_meta, train_or_load_parent
 from .common import subnetwork_cost
 
@@ -64,9 +64,7 @@ def run_sparse(cfg: SparseRunConfig, out: str | Path, *, progress: bool = True,
     ``METHOD``, ``TITLE`` and ``extra_results`` make the same pipeline another method.
     """
     t_start = time.perf_counter()
-    out = check_output_dir(out)
-    set_threads(cfg.threads)
-    device = resolve_device(cfg.device)
+    run = RunFolder(out, threads=cfg.threads, device=cfg.device)  # checks only: nothing is made yet
     if data is not None and cfg.workers > 1:
         raise UserError("--workers: each worker loads the data set the config names; "
                         "tune your own DataSplits in this process (workers=1)")
@@ -79,9 +77,14 @@ def run_sparse(cfg: SparseRunConfig, out: str | Path, *, progress: bool = True,
             cast(str, cfg.model), data.input_shape, data.num_classes
         )  # unknown names fail here
     resolve_dense_layers(eligible_parameters(probe), cfg.dense_layers)  # so do unknown layers
+    with run:  # creates out; one writer at a time
+        return _run(cfg, run, data, ood, t_start, progress)
 
-    lock = RunLock(out).acquire()  # creates out; one writer at a time
-    write_json(out / "config.json", cfg.to_dict())
+
+def _run(cfg: SparseRunConfig, run: RunFolder, data: DataSplits, ood: Any, t_start: float,
+         progress: bool) -> dict[str, Any]:
+    out, device = run.path, run.device
+    run.write_config(cfg.to_dict())
     parent, parent_meta, parent_s = train_or_load_parent(
         out,
         data,
@@ -93,7 +96,7 @@ def run_sparse(cfg: SparseRunConfig, out: str | Path, *, progress: bool = True,
     )
     if cfg.parent is not None:  # keep a copy so the run directory is self-contained
         save_model(
-            out / "checkpoints" / "parent.safetensors",
+            run / LAYOUT.parent,
             parent,
             {**model_meta(parent_meta["model"], data), "source": str(cfg.parent)},
         )
@@ -155,8 +158,7 @@ def run_sparse(cfg: SparseRunConfig, out: str | Path, *, progress: bool = True,
         **cfg.extra_results(),
         **provenance(),
     }
-    _write_outputs(out, results, cfg.TITLE)
-    lock.release()
+    _write_outputs(run, results, cfg.TITLE)
     return results
 
 
@@ -216,7 +218,7 @@ def _child_setup(out: Path, cfg: SparseRunConfig, parent, model_name: str, data)
         key["augment"] = augment is not None
     if cfg.child_bagging is not None:  # likewise
         key["bag_fraction"] = cfg.child_bagging
-    store = ChildDirectory(out / "checkpoints" / "children", key, model_meta(model_name, data))
+    store = ChildDirectory(out / LAYOUT.children, key, model_meta(model_name, data))
     return tune_cfg, augment, store
 
 
@@ -231,7 +233,7 @@ def tune_child_job(cfg: SparseRunConfig, out: str | Path, index: int) -> float:
     _fault_hook(index)
     out = Path(out)
     data = cfg.load_data()
-    parent, meta = load_model_checkpoint(out / "checkpoints" / "parent.safetensors", data, cfg.model)
+    parent, meta = load_model_checkpoint(out / LAYOUT.parent, data, cfg.model)
     tune_cfg, augment, store = _child_setup(out, cfg, parent, meta["model"], data)
     done: list[TunedChild] = []
     prune_and_tune(parent, [cfg.child_specs()[index]], data.train, tune_cfg, val=data.val, augment=augment,
@@ -374,8 +376,8 @@ def _report(results: dict[str, Any], title: str) -> str:
     )
 
 
-def _write_outputs(out: Path, results: dict[str, Any], title: str) -> None:
-    figs = out / "figures"
+def _write_outputs(run: RunFolder, results: dict[str, Any], title: str) -> None:
+    figs = run.figures
     plot_member_accuracy(
         figs / "member_accuracy.png",
         [m["accuracy"] for m in results["members"]],
@@ -391,8 +393,7 @@ def _write_outputs(out: Path, results: dict[str, Any], title: str) -> None:
             "fraction of test inputs",
         )
     write_uncertainty_figures(figs, results)
-    write_text(out / "report.md", _report(results, title))
-    write_json(out / "results.json", results)
+    run.finish(results, _report(results, title))
 
 
 def print_summary(results: dict[str, Any]) -> str:

@@ -1,7 +1,7 @@
 """The one training loop, its config, optimizers/schedules and checkpoints."""
 
+from ..run_folder import check_output_dir, write_json, write_text
 from .checkpoint import (
-    check_output_dir,
     checkpoint_path,
     load_state_into,
     load_tensors,
@@ -9,8 +9,6 @@ from .checkpoint import (
     read_meta,
     save_model,
     save_tensors,
-    write_json,
-    write_text,
 )
 from .config import OPTIMIZERS, SCHEDULES, TrainConfig, parent_train_config
 from .loop import Callback, Objective, TrainResult, cross_entropy, evaluate_accuracy, fit

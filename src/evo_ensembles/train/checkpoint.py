@@ -18,7 +18,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from collections.abc import Mapping, MutableMapping
 from pathlib import Path
 from typing import Any
@@ -27,42 +26,9 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from ..errors import CheckpointError, UserError
+from ..errors import CheckpointError
+from ..run_folder import _json_default, atomic_write, write_json
 from ..schema import TRAIN_STATE, Schema
-
-
-def _atomic(path: Path, write) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def write_json(path: str | os.PathLike, obj: Any) -> None:
-    """Atomically write ``obj`` as indented JSON."""
-    text = json.dumps(obj, indent=2, sort_keys=False, default=_json_default) + "\n"
-    _atomic(Path(path), lambda tmp: Path(tmp).write_text(text))
-
-
-def write_text(path: str | os.PathLike, text: str) -> None:
-    """Atomically write a text file."""
-    _atomic(Path(path), lambda tmp: Path(tmp).write_text(text))
-
-
-def _json_default(o: Any) -> Any:
-    if isinstance(o, torch.Tensor):
-        return o.tolist()
-    if isinstance(o, (Path, torch.device, torch.dtype)):
-        return str(o)
-    if hasattr(o, "to_dict"):
-        return o.to_dict()
-    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
-
 
 META_KEY = "evo_ensembles"  # the safetensors header entry holding a checkpoint's JSON record
 
@@ -73,7 +39,7 @@ def save_tensors(path: str | os.PathLike, tensors: Mapping[str, torch.Tensor],
     same file's header, the JSON record ``meta``."""
     flat = {k: v.detach().cpu().contiguous().clone() for k, v in tensors.items()}
     header = None if meta is None else {META_KEY: json.dumps(dict(meta), default=_json_default)}
-    _atomic(Path(path), lambda tmp: save_file(flat, tmp, metadata=header))
+    atomic_write(path, lambda tmp: save_file(flat, tmp, metadata=header))
 
 
 def load_tensors(path: str | os.PathLike) -> dict[str, torch.Tensor]:
@@ -89,48 +55,6 @@ def load_tensors(path: str | os.PathLike) -> dict[str, torch.Tensor]:
 def meta_path(path: str | os.PathLike) -> Path:
     """``x.safetensors`` → ``x.json`` (where older versions kept the metadata)."""
     return Path(path).with_suffix(".json")
-
-
-def check_output_dir(out: str | os.PathLike) -> Path:
-    """Validate ``--out`` before any work, leaving nothing behind (it is created once the
-    inputs are valid): it must be a directory a file can be created in, or a path whose
-    nearest existing parent is a directory a directory can be created in.
-
-    Both are tried for real (a probe made and removed at once): ``os.access`` is no answer,
-    e.g. ``/proc`` is a directory root may write to, yet nothing can be made in it.
-    """
-    out = Path(out)
-    for p in [out, *out.parents]:
-        try:
-            exists, is_dir = p.exists(), p.is_dir()
-        except OSError as e:  # e.g. a parent that may not be searched
-            raise UserError(f"--out {out}: cannot look at {p}: {e.strerror or e}") from None
-        if not exists:
-            continue
-        if not is_dir:
-            raise UserError(f"--out {out}: {p} exists and is not a directory")
-        try:
-            if p == out:
-                fd, probe = tempfile.mkstemp(dir=p, prefix=".evo_ensembles.probe.")
-                os.close(fd)
-                os.unlink(probe)
-            else:
-                os.rmdir(tempfile.mkdtemp(dir=p, prefix=".evo_ensembles.probe."))
-        except OSError as e:
-            what = "a file" if p == out else "a directory"
-            raise UserError(f"--out {out}: cannot create {what} in {p} ({e.strerror or e})") from None
-        break
-    return out
-
-
-def make_output_dir(out: str | os.PathLike) -> Path:
-    """Create ``--out`` (and its parents); a failure is one :class:`UserError` naming it."""
-    out = Path(out)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as e:  # a file in the way, /proc, a read-only or full file system, ...
-        raise UserError(f"--out {out}: cannot create it ({e.strerror or e})") from None
-    return out
 
 
 def checkpoint_path(path: str | os.PathLike) -> Path:
@@ -305,81 +229,6 @@ def parent_fingerprint(model: nn.Module) -> str:
         h.update(f"{name}:{tuple(t.shape)}:{t.dtype};".encode())
         h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
     return h.hexdigest()
-
-
-LOCK_NAME = ".evo_ensembles.lock"
-
-
-class RunLock:
-    """Only one process writes to a run directory at a time.
-
-    ``with RunLock(out):`` creates ``out`` (an uncreatable one is a :class:`UserError`) and
-    ``out/.evo_ensembles.lock`` (exclusively) holding this process's id and host. A second process
-    refuses with one line while the first is alive; a lock left by a process that died (same host,
-    pid gone) is taken over.
-    """
-
-    def __init__(self, directory: str | os.PathLike) -> None:
-        self.path = Path(directory) / LOCK_NAME
-        self.held = False
-
-    def _owner(self) -> dict[str, Any]:
-        try:
-            owner = json.loads(self.path.read_text())
-            return owner if isinstance(owner, dict) else {}
-        except (OSError, ValueError):
-            return {}  # unreadable: a crash while it was being written
-
-    @staticmethod
-    def _alive(owner: dict[str, Any]) -> bool:
-        import socket
-
-        if owner.get("host") != socket.gethostname():
-            return True  # cannot check another machine's processes: assume it is running
-        try:
-            os.kill(int(owner.get("pid", -1)), 0)
-        except (OSError, ValueError, OverflowError):
-            return False
-        return True
-
-    def acquire(self) -> RunLock:
-        import socket
-
-        make_output_dir(self.path.parent)
-        record = json.dumps({"pid": os.getpid(), "host": socket.gethostname()})
-        for _ in range(2):
-            try:
-                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-            except FileExistsError:
-                owner = self._owner()
-                mine = owner.get("pid") == os.getpid() and owner.get("host") == socket.gethostname()
-                if owner and not mine and self._alive(owner):
-                    raise UserError(f"{self.path.parent} is in use by another run (pid {owner.get('pid')} on "
-                                    f"{owner.get('host')}); wait for it or use another --out") from None
-                self.path.unlink(missing_ok=True)  # stale: its process is gone
-                continue
-            except OSError as e:  # a read-only directory, a full disk, ...
-                raise UserError(f"--out {self.path.parent}: cannot create {self.path.name} in it "
-                                f"({e.strerror or e})") from None
-            with os.fdopen(fd, "w") as f:
-                f.write(record)
-            self.held = True
-            import atexit
-
-            atexit.register(self.release)
-            return self
-        raise UserError(f"cannot lock {self.path.parent}: another run keeps taking it")
-
-    def release(self) -> None:
-        if self.held:
-            self.path.unlink(missing_ok=True)
-            self.held = False
-
-    def __enter__(self) -> RunLock:
-        return self.acquire()
-
-    def __exit__(self, *exc: Any) -> None:
-        self.release()
 
 
 def _fits(key: str, record: Any, schemas: Mapping[str, Schema]) -> bool:

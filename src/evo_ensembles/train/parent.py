@@ -23,6 +23,7 @@ from torch import nn
 
 from .._version import __version__
 from ..errors import CheckpointError, UserError
+from ..run_folder import LAYOUT
 from ..schema import MODEL_RECORD
 from .checkpoint import checkpoint_path, load_state_into, load_tensors, read_meta, save_model
 from .config import TrainConfig
@@ -115,7 +116,7 @@ def train_or_load_parent(
 
     Returns the model, its metadata and the seconds spent training it now.
     """
-    ckpt = out / "checkpoints" / "parent.safetensors"
+    ckpt = out / LAYOUT.parent
     if parent_path is not None:
         model, meta = load_model_checkpoint(parent_path, data, model_name)
         return model.to(device), meta, 0.0
@@ -130,7 +131,7 @@ def train_or_load_parent(
 
     model = build_model(model_name, data.input_shape, data.num_classes, dropout=dropout, seed=cfg.seed)
     result = fit(model, data.train, cfg, val=data.val, augment=data.augment, device=device,
-                 checkpoint_dir=out / "checkpoints" / "parent_resume", progress=progress,
+                 checkpoint_dir=out / LAYOUT.parent_resume, progress=progress,
                  desc="parent")
     meta = model_meta(model_name, data, run_key=key, train=cfg.to_dict(), history=result.history)
     save_model(ckpt, model, meta)
