@@ -217,6 +217,7 @@ class Study:
         out = self.eval_dir(stage, task, n, seed, cfg)
         t0 = time.perf_counter()
         settings = {**cfg, "population": cfg["population"] or cfg["members"]}  # None: no selection
+        settings["top_k"] = settings.pop("members")  # the study's key for the config's top_k
         res = run_rl_evaluate(RLEvalConfig(agent=str(self.agent(task, n, seed)), episodes=episodes, seed=eval_seed,
                                            levels=levels, selection_episodes=a.selection_episodes,
                                            probe_steps=a.probe_steps, train_returns=confirm, both_rules=confirm,

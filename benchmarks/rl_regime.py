@@ -182,6 +182,7 @@ class Study:
         out = self.eval_dir(stage, game, seed, cfg)
         t0 = time.perf_counter()
         settings = {**cfg, "population": cfg["population"] or cfg["members"]}  # None: no selection
+        settings["top_k"] = settings.pop("members")  # the study's key for the config's top_k
         res = run_rl_evaluate(RLEvalConfig(agent=str(agent), episodes=episodes, seed=eval_seed, levels=levels,
                                            probe_steps=self.args.probe_steps, **settings), out, progress=False)
         p, e = res["parent"], res["ensemble"]

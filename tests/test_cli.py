@@ -219,3 +219,15 @@ def test_children_tuned_on_two_ray_workers_equal_sequential_ones(tmp_path, monke
     with pytest.raises(UserError, match="--workers"):  # workers load the data the config names
         run_sparse(SparseRunConfig(**common, workers=2), tmp_path / "own", progress=False,
                    data=object())
+
+
+def test_top_level_help_imports_no_torch_and_a_command_gets_only_its_own_flags():
+    code = ("import sys\nfrom evo_ensembles.cli import main\ntry:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+            "print('TORCH', 'torch' in sys.modules)")
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert "sparse" in p.stdout and "baseline" in p.stdout and p.stdout.strip().endswith("TORCH False")
+    from evo_ensembles.cli import build_parser
+
+    args = build_parser(["rl", "train", "--env", "gym:CartPole-v1", "--out", "x"]).parse_args(
+        ["rl", "train", "--env", "gym:CartPole-v1", "--out", "x"])
+    assert args.env == "gym:CartPole-v1" and args.out == "x"

@@ -1,9 +1,9 @@
 """Command line: ``evo-ensembles <command> [flags]``. It only registers runs.
 
 Each command is one :class:`Command`: a config class (its fields generate the flags, see
-:mod:`evo_ensembles.config`) and a recipe that runs it. Adding a method is adding its config,
-its recipe and one entry in :data:`COMMANDS`. Recipes are imported only when their command
-runs, so ``--help`` stays fast.
+:mod:`evo_ensembles.config`) and a recipe that runs it. Adding a command is adding its config,
+its recipe and one entry in :data:`COMMANDS`. Configs are imported only for the command being
+parsed and recipes only when it runs, so ``evo-ensembles --help`` imports no torch.
 
 Errors a user can cause print one line (``error: ...``) and exit with code 2.
 """
@@ -18,13 +18,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from ._version import __version__
-from .config import add_config_arguments, config_from_args
-from .config.analyze import AnalyzeConfig
-from .config.baseline import BaselineRunConfig
-from .config.imagenet import ImageNetRunConfig
-from .config.noisy import NoisyRunConfig
-from .config.rl import RLEvalConfig, RLTrainConfig
-from .config.sparse import SparseRunConfig, StochasticRunConfig
 from .errors import UserError
 
 
@@ -41,11 +34,11 @@ def _print_results(summary: str) -> Callable[[Any, str], None]:
 
 @dataclass(frozen=True)
 class Command:
-    """One CLI command: ``config`` builds from the flags, ``run`` is ``module:function``
-    called as ``run(config, out, progress=...)``, ``show`` prints what it returned."""
+    """One CLI command: ``config_path`` (``module:Class``) builds from the flags, ``run`` is
+    ``module:function`` called as ``run(config, out, progress=...)``, ``show`` prints what it returned."""
 
     name: str
-    config: type
+    config_path: str
     run: str
     help: str
     description: str
@@ -53,6 +46,13 @@ class Command:
     default_out: str | None = None
     out_help: str = "output directory"
     out_required: bool = True
+
+    @property
+    def config(self) -> type:
+        """The config class (imported now)."""
+        module, name = self.config_path.split(":")
+        cls: type = getattr(importlib.import_module(module), name)
+        return cls
 
 
 def _show_analysis(record: dict, out: str | None) -> None:
@@ -77,7 +77,7 @@ def _show_trained(info: dict, out: str) -> None:
 COMMANDS = [
     Command(
         "sparse",
-        SparseRunConfig,
+        "evo_ensembles.config.sparse:SparseRunConfig",
         "evo_ensembles.recipes.sparse:run_sparse",
         "Sparse Subnetwork Ensemble (prune and tune)",
         "Train (or load) a parent, prune children to random or partitioned subnetworks, tune "
@@ -87,7 +87,7 @@ COMMANDS = [
     ),
     Command(
         "stochastic",
-        StochasticRunConfig,
+        "evo_ensembles.config.sparse:StochasticRunConfig",
         "evo_ensembles.recipes.stochastic:run_stochastic",
         "Stochastic Subnetwork Ensemble (annealed random masks while tuning)",
         "The sparse pipeline, but each child tunes with a fresh Bernoulli(P) mask on every "
@@ -98,7 +98,7 @@ COMMANDS = [
     ),
     Command(
         "noisy",
-        NoisyRunConfig,
+        "evo_ensembles.config.noisy:NoisyRunConfig",
         "evo_ensembles.recipes.noisy:run_noisy",
         "Noisy Subnetwork Ensemble (no training of children)",
         "Load (or train) a parent, choose the noise scale σ by a KL trust region, score a "
@@ -109,7 +109,7 @@ COMMANDS = [
     ),
     Command(
         "imagenet",
-        ImageNetRunConfig,
+        "evo_ensembles.config.imagenet:ImageNetRunConfig",
         "evo_ensembles.recipes.imagenet:run_imagenet",
         "Noisy Subnetwork Ensemble of a torchvision model on ImageNet val (Table 4.1)",
         "Split the ILSVRC-2012 validation images 40k test / 10k validation (or reuse --split), decode "
@@ -120,7 +120,7 @@ COMMANDS = [
     ),
     Command(
         "baseline",
-        BaselineRunConfig,
+        "evo_ensembles.config.baseline:BaselineRunConfig",
         "evo_ensembles.recipes.baseline:run_baseline",
         "a peer method (MC Dropout, Snapshot, FGE, TreeNet, BatchEnsemble, MIMO, FreeTickets, ...)",
         "Train one peer ensemble method at a stated budget (--epochs of one model) and report it like "
@@ -130,7 +130,7 @@ COMMANDS = [
     ),
     Command(
         "analyze",
-        AnalyzeConfig,
+        "evo_ensembles.config.analyze:AnalyzeConfig",
         "evo_ensembles.recipes.analyze:run_analyze",
         "why the ensemble works: t-SNE, feature visualisation, saliency, hashes, loss landscape",
         "Analyse a finished run directory (sparse, stochastic, noisy, imagenet, baseline or rl evaluate): "
@@ -143,7 +143,7 @@ COMMANDS = [
     ),
     Command(
         "rl train",
-        RLTrainConfig,
+        "evo_ensembles.config.rl:RLTrainConfig",
         "evo_ensembles.recipes.rl:run_rl_train",
         "train a PPO agent (resumable)",
         "Train a PPO agent; rerun the same command to resume.",
@@ -152,7 +152,7 @@ COMMANDS = [
     ),
     Command(
         "rl evaluate",
-        RLEvalConfig,
+        "evo_ensembles.config.rl:RLEvalConfig",
         "evo_ensembles.recipes.rl:run_rl_evaluate",
         "evaluate an agent, alone or as a noisy ensemble",
         "Evaluate a trained agent and its Noisy Subnetwork Ensemble policy on the same episodes "
@@ -168,8 +168,12 @@ GROUPS = {
 }
 
 
-def _add_command(sub, cmd: Command) -> None:
+def _add_command(sub, cmd: Command, *, flags: bool = True) -> None:
     p = sub.add_parser(cmd.name.split()[-1], help=cmd.help, description=cmd.description)
+    if not flags:  # listed only: its flags are added when it is the command being parsed
+        return
+    from .config import add_config_arguments
+
     add_config_arguments(p, cmd.config)
     r = p.add_argument_group("output")
     if cmd.default_out:
@@ -183,6 +187,8 @@ def _add_command(sub, cmd: Command) -> None:
 
 
 def _run(cmd: Command, args: argparse.Namespace) -> int:
+    from .config import config_from_args
+
     cfg = config_from_args(cmd.config, args)  # validated here; errors name the flag
     if args.out is not None:  # every command: an --out that cannot be made fails before any work
         from .run_folder import check_output_dir
@@ -194,7 +200,19 @@ def _run(cmd: Command, args: argparse.Namespace) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _selected(argv: Sequence[str]) -> str | None:
+    """The command ``argv`` names (``"sparse"``, ``"rl train"``), or ``None`` when it names none."""
+    words = [a for a in argv if not a.startswith("-")][:2]
+    for cmd in COMMANDS:
+        if cmd.name.split() == words[: len(cmd.name.split())]:
+            return cmd.name
+    return None
+
+
+def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    """The CLI's parser. With ``argv``, only the command it names gets its flags (so the others'
+    configs, and torch, are not imported); without, every command does."""
+    only = None if argv is None else _selected(argv)
     parser = argparse.ArgumentParser(
         prog="evo-ensembles",
         description="Turn one trained network into a strong, cheap ensemble.",
@@ -213,13 +231,14 @@ def build_parser() -> argparse.ArgumentParser:
                     dest=f"{group[0]}_command", metavar="ACTION", required=True
                 )
             target = groups[group[0]]
-        _add_command(target, cmd)
+        _add_command(target, cmd, flags=argv is None or cmd.name == only)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the process exit code."""
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser(argv)
     args = parser.parse_args(argv)  # argparse itself exits 2 on bad flags
     try:
         return args.func(args)

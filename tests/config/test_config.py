@@ -87,7 +87,7 @@ def test_a_bad_value_is_refused_where_it_enters_naming_its_flag(cls, kw, msg):
         (["noisy", "--sigma", "inf"], "--sigma must be a finite number"),
         (
             ["rl", "evaluate", "--agent", "A", "--members", "4", "--population", "2"],
-            "--population (2) must be >= --members (4)",
+            "--top-k must be between 1 and --population (2), got 4",
         ),
         (["rl", "evaluate", "--agent", "A", "--sigma", "-0.1"], "--sigma must be >= 0"),
     ],
@@ -145,7 +145,7 @@ def test_rl_evaluate_defaults_are_the_regime_studys_choice():
     chosen = json.loads(study.read_text())["summary"]["chosen"]["scope"]
     cfg = RLEvalConfig(agent="A")
     population = chosen["population"] or chosen["members"]
-    assert (cfg.action, cfg.sigma, cfg.density, cfg.members, cfg.population, cfg.perturb) == (
+    assert (cfg.action, cfg.sigma, cfg.density, cfg.top_k, cfg.population, cfg.perturb) == (
         chosen["action"], chosen["sigma"], chosen["density"], chosen["members"], population, chosen["perturb"])
     if chosen["sigma"] is None:
         assert cfg.target_kl == chosen["target_kl"]
@@ -157,7 +157,11 @@ def test_rl_sigma_auto_is_the_trust_region_and_population_follows_k():
     cfg = config_from_args(RLEvalConfig, parse([*argv, "--sigma", "auto", "--members", "5"]))
     assert cfg.sigma is None and cfg.population == 10
     assert config_from_args(RLEvalConfig, parse([*argv, "--sigma", "0"])).sigma == 0.0
-    assert RLEvalConfig(agent="A", members=3, population=3).population == 3  # N = K: no selection
+    assert RLEvalConfig(agent="A", top_k=3, population=3).population == 3  # N = K: no selection
+    same = config_from_args(RLEvalConfig, parse([*argv, "--top-k", "5"]))
+    assert same == config_from_args(RLEvalConfig, parse([*argv, "--members", "5"]))  # the older spelling
+    noisy = config_from_args(NoisyRunConfig, parse(["noisy", "--sigma", "auto", "--top-k", "5", "--out", "O"]))
+    assert noisy.sigma is None and noisy.top_k == 5  # the same flags on a classifier's noisy ensemble
     with pytest.raises(SystemExit) as e:  # argparse: usage and one error line, exit 2
         parse([*argv, "--sigma", "big"])
     assert e.value.code == 2

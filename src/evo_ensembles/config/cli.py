@@ -109,9 +109,9 @@ def add_config_arguments(
         if base is bool:
             style = md["bool_flag"] or ("store_true" if f.default is False else "both")
             if style == "store_true":
-                g.add_argument(flag_of(f), action="store_true", **kw)
+                g.add_argument(flag_of(f), *md.get("aliases", ()), action="store_true", **kw)
             elif style == "both":
-                g.add_argument(flag_of(f), action=argparse.BooleanOptionalAction, **kw)
+                g.add_argument(flag_of(f), *md.get("aliases", ()), action=argparse.BooleanOptionalAction, **kw)
             else:  # a negative flag (e.g. --no-mirror) that turns a default-on setting off
                 g.add_argument(style, action="store_false", **kw)
             continue
@@ -124,7 +124,7 @@ def add_config_arguments(
             kw.pop("required", None)
             g.add_argument(kw.pop("dest"), **kw)
             continue
-        g.add_argument(flag_of(f), **kw)
+        g.add_argument(flag_of(f), *md.get("aliases", ()), **kw)
 
 
 def config_from_args(cls: type, args: argparse.Namespace, **extra: Any) -> Any:

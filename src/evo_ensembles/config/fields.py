@@ -51,6 +51,7 @@ def option(
     default_help: str | None = None,
     cli: bool = True,
     nullable: bool = False,
+    aliases: Sequence[str] = (),
 ) -> Any:
     """A config field with its CLI flag, help, choices and validation declared together.
 
@@ -69,6 +70,7 @@ def option(
         cli: False keeps the field out of the CLI (library-only settings).
         nullable: ``None`` is a valid value although the default is not (e.g. a flag's
             ``auto``, parsed to ``None``).
+        aliases: further flags that set the field (e.g. an older spelling).
     """
     metadata = {
         "help": help,
@@ -82,6 +84,7 @@ def option(
         "default_help": default_help,
         "cli": cli,
         "nullable": nullable,
+        "aliases": tuple(aliases),
     }
     if isinstance(default, (list, dict, set)):
         return dataclasses.field(default_factory=lambda: type(default)(default), metadata=metadata)

@@ -13,6 +13,7 @@ Example:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import cast
 
 from ..checks import (
     check_finite,
@@ -39,20 +40,56 @@ from .shared import DataFields, EnsembleFields, ParentFields, RuntimeFields
 from .sparse import _dense_layers
 
 
+def sigma_or_auto(text: str) -> float | None:
+    """``--sigma`` syntax: a number, or ``auto`` for the KL trust region (``None``)."""
+    import argparse
+
+    if text.strip().lower() == "auto":
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number or auto, got {text!r}") from None
+
+
 @dataclass(kw_only=True)
-class NoisySearchFields(RunConfig):
-    """How noisy children are drawn and chosen: the trust region, the sampling, N and K
-    (shared by the ``noisy`` and ``imagenet`` runs)."""
+class NoiseSelectionFields(RunConfig):
+    """What every noisy ensemble sets, with the same flags (classifiers, ImageNet, RL policies):
+    σ or the KL trust region that picks it, the share of weights perturbed, mirroring, N and K."""
 
     target_kl: float = option(
         0.02, "mean KL(parent || child) to aim for", check=check_positive, group="trust region"
     )
     sigma: float | None = option(
         None,
-        "noise standard deviation; skips the trust-region search",
+        "noise standard deviation (skips the trust-region search), or auto: search at --target-kl",
         check=check_nonneg,
+        parse=sigma_or_auto,
+        nullable=True,
+        metavar="SIGMA|auto",
         group="trust region",
+        default_help="auto",
     )
+    density: float = option(
+        0.5,
+        "fraction of weights perturbed (1/k when partitioned)",
+        check=check_fraction,
+        group="children",
+    )
+    mirrored: bool = option(True, "no −N children", bool_flag="--no-mirror", group="children")
+    population: int | None = option(16, "N candidates", check=check_positive_int, group="children")
+    top_k: int = option(8, "K kept", check=check_positive_int, group="children")
+
+    def check(self) -> None:
+        super().check()
+        check_top_k(self.top_k, self.population, "--top-k", "--population")
+
+
+@dataclass(kw_only=True)
+class NoisySearchFields(NoiseSelectionFields):
+    """How noisy children of a classifier are drawn and chosen: the trust region's search, the
+    sampling's scope, and the fitness (shared by the ``noisy`` and ``imagenet`` runs)."""
+
     search: str = option(
         "grid",
         "σ × density grid with interpolation, or bisection",
@@ -68,13 +105,6 @@ class NoisySearchFields(RunConfig):
     probe_children: int = option(
         4, "children averaged per grid cell", check=check_positive_int, group="trust region"
     )
-    density: float = option(
-        0.5,
-        "fraction of weights perturbed (1/k when partitioned)",
-        check=check_fraction,
-        group="children",
-    )
-    mirrored: bool = option(True, "no −N children", bool_flag="--no-mirror", group="children")
     partitioned: bool = option(
         True,
         "no anti-mask children (any density allowed)",
@@ -98,8 +128,6 @@ class NoisySearchFields(RunConfig):
         metavar="LAYERS",
         group="children",
     )
-    population: int = option(16, "N candidates", check=check_positive_int, group="children")
-    top_k: int = option(8, "K kept", check=check_positive_int, group="children")
     fitness: str = option(
         "accuracy", "validation fitness for selection", choices=FITNESS_METRICS, group="children"
     )
@@ -110,7 +138,6 @@ class NoisySearchFields(RunConfig):
 
     def check(self) -> None:
         super().check()
-        check_top_k(self.top_k, self.population, "--top-k", "--population")
         self.search_settings()  # partition/density consistency
 
     def search_densities(self) -> tuple[float, ...]:
@@ -121,7 +148,7 @@ class NoisySearchFields(RunConfig):
         """How children are drawn and chosen (σ search, population, K)."""
         return NoisySearch(sampling=self.sampling(0.0), sigma=self.sigma, target_kl=self.target_kl,
                            search=self.search, densities=self.search_densities(),
-                           probe_children=self.probe_children, popsize=self.population, top_k=self.top_k,
+                           probe_children=self.probe_children, popsize=cast(int, self.population), top_k=self.top_k,
                            **self.extra_search())
 
     def extra_search(self) -> dict:
@@ -177,7 +204,7 @@ class NoisyRunConfig(NoisySearchFields, EnsembleFields, ParentFields, DataFields
 
     def check(self) -> None:
         super().check()
-        if self.generations > 1 and self.algorithm == "pgpe" and self.population % 2:
+        if self.generations > 1 and self.algorithm == "pgpe" and cast(int, self.population) % 2:
             raise UserError("PGPE samples mirrored pairs: use an even --population")
         self.parent_train_config()
 

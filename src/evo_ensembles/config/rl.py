@@ -29,6 +29,7 @@ from ..checks import (
 )
 from ..errors import UserError
 from .fields import option
+from .noisy import NoiseSelectionFields, sigma_or_auto
 from .shared import RuntimeFields
 
 ACTION_RULES = ("sample", "argmax")  # act on the averaged distribution: sample it, or its arg-max
@@ -124,20 +125,8 @@ class RLTrainConfig(RuntimeFields):
         return get_preset(cast(str, self.preset), self.env, **(self.overrides or {}))  # resolve() set preset
 
 
-def sigma_or_auto(text: str) -> float | None:
-    """``--sigma`` syntax: a number, or ``auto`` for the KL trust region (``None``)."""
-    import argparse
-
-    if text.strip().lower() == "auto":
-        return None
-    try:
-        return float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number or auto, got {text!r}") from None
-
-
-@dataclass
-class RLEvalConfig(RuntimeFields):
+@dataclass(kw_only=True)
+class RLEvalConfig(NoiseSelectionFields, RuntimeFields):
     """Settings of ``evo-ensembles rl evaluate``; each field is one CLI flag.
 
     Parent and ensemble are always scored under the same action rule on the same episodes.
@@ -159,12 +148,16 @@ class RLEvalConfig(RuntimeFields):
     levels: str = option(
         "held-out", "evaluation levels (ProcGen) or seed stream", choices=LEVEL_SETS
     )
-    members: int = option(8, "ensemble size K", check=check_positive_int)
+    # The noisy-children flags of every noisy ensemble (NoiseSelectionFields), at this regime's
+    # defaults; --members is the older spelling of --top-k.
+    top_k: int = option(8, "K kept: the ensemble size", check=check_positive_int, aliases=("--members",),
+                        group="children")
     population: int | None = option(
         None,
         "N children; keep the top K by selection episodes (N = K: no selection)",
         check=check_positive_int,
         default_help="2K",
+        group="children",
     )
     selection_episodes: int = option(
         10, "episodes per child when selecting", check=check_positive_int
@@ -176,12 +169,13 @@ class RLEvalConfig(RuntimeFields):
         parse=sigma_or_auto,
         nullable=True,
         metavar="SIGMA|auto",
+        group="trust region",
     )
     target_kl: float = option(
-        0.02, "trust-region target KL of the action distribution (--sigma auto)", check=check_positive
+        0.02, "trust-region target KL of the action distribution (--sigma auto)", check=check_positive,
+        group="trust region",
     )
-    density: float = option(0.5, "fraction of actor weights perturbed", check=check_fraction)
-    mirrored: bool = option(True, "no −N children", bool_flag="--no-mirror")
+    density: float = option(0.5, "fraction of actor weights perturbed", check=check_fraction, group="children")
     perturb: str = option(
         "actor",
         "which actor weights the children perturb: all, or the action head only",
@@ -204,14 +198,7 @@ class RLEvalConfig(RuntimeFields):
     def resolve(self) -> None:
         super().resolve()
         if self.population is None:
-            self.population = 2 * self.members
-
-    def check(self) -> None:
-        super().check()
-        if self.population is not None and self.population < self.members:
-            raise UserError(
-                f"--population ({self.population}) must be >= --members ({self.members})"
-            )
+            self.population = 2 * self.top_k
 
 
 __all__ = [

@@ -376,24 +376,22 @@ def plot_corruption_grid(name: str, path: str | os.PathLike, index: int = 0,
     return out
 
 
-def generator_main(argv: list[str] | None, *, prog: str, description: str, generate, n_help: str) -> int:
+def generator_main(argv: list[str] | None, *, prog: str, description: str, generate) -> int:
     """The command of a derived test set's generator (``generate(name, root, seed=, n=,
-    progress=)``, e.g. :func:`generate_corrupted`): one line and exit 2 on a user error."""
+    progress=)``, e.g. :func:`generate_corrupted`), its flags generated from
+    :class:`~evo_ensembles.config.generate.GenerateConfig`: one line and exit 2 on a user error."""
+    from ..config import add_config_arguments, config_from_args
+    from ..config.generate import GenerateConfig
+
     p = argparse.ArgumentParser(prog=prog, description=description)
-    p.add_argument("name", help="fashion-mnist or mnist")
-    p.add_argument("--root", default=None,
-                   help="data root holding the clean set (default: $EVO_ENSEMBLES_DATA_ROOT, "
-                        "else /usr/share/datasets)")
-    p.add_argument("--seed", type=int, default=0, help="seed of every random draw (default 0)")
-    p.add_argument("--n", type=int, default=None, help=n_help)
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: all)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_config_arguments(p, GenerateConfig)
     args = p.parse_args(argv)
-    if args.threads is not None:
-        torch.set_num_threads(args.threads)
     start = time.perf_counter()
     try:
-        out = generate(args.name, args.root, seed=args.seed, n=args.n, progress=not args.no_progress)
+        cfg = config_from_args(GenerateConfig, args)
+        if cfg.threads is not None:
+            torch.set_num_threads(cfg.threads)
+        out = generate(cfg.name, cfg.data_root, seed=cfg.seed, n=cfg.n, progress=not cfg.quiet)
     except UserError as e:
         print(f"error: {first_line(e)}", file=sys.stderr)
         return 2
@@ -405,4 +403,4 @@ def main(argv: list[str] | None = None) -> int:
     """Generate a corrupted test set (see :func:`generate_corrupted`); exit 2 on a user error."""
     return generator_main(argv, prog="python -m evo_ensembles.data.corruptions",
                           description="Generate NAME-c (Fashion-MNIST-C or MNIST-C) beside the clean data set.",
-                          generate=generate_corrupted, n_help="corrupt only the first N test images")
+                          generate=generate_corrupted)

@@ -438,7 +438,7 @@ def main(argv: list[str] | None = None) -> int:
     """Generate the OOD sets of a data set (see :func:`generate_ood`); exit 2 on a user error."""
     return generator_main(argv, prog="python -m evo_ensembles.data.ood",
                           description="Generate NAME-ood (digits, letters, noise) beside the clean data set.",
-                          generate=generate_ood, n_help="at most N images per set")
+                          generate=generate_ood)
 
 
 if __name__ == "__main__":

@@ -91,16 +91,16 @@ def _run(cfg: RLEvalConfig, run: RunFolder, policy, meta: dict[str, Any], parent
 
 def _noisy(cfg: RLEvalConfig, policy, meta, parent, run: RunFolder, progress: bool) -> dict[str, Any]:
     perturber = policy_perturber(policy)
-    n = cfg.population or cfg.members
+    n = cfg.population or cfg.top_k
     sampling = NoiseSampling(sigma=0.0, density=cfg.density, mirrored=cfg.mirrored, partitioned=False,
                              dense_layers=actor_dense_layers(policy, cfg.perturb))
     search = NoisySearch(sampling, sigma=cfg.sigma, target_kl=cfg.target_kl, densities=(cfg.density,),
-                         popsize=n, top_k=cfg.members)
+                         popsize=n, top_k=cfg.top_k)
     probe = fitness = None
     if cfg.sigma is None:  # the KL trust region on the action distribution over the parent's own rollouts
         probe_np = collect_observations(parent, meta, steps=cfg.probe_steps, seed=cfg.seed)
         probe = ClassifierFitness(policy.obs_to_tensor(probe_np)[0], reference=ActorLogits(policy))
-    if n > cfg.members:
+    if n > cfg.top_k:
         fitness = EpisodeFitness(policy, meta, episodes=cfg.selection_episodes, seed=cfg.seed,
                                  action=cfg.action, n_envs=cfg.n_envs)
     sel = select_children(perturber, probe, fitness, search, seed=cfg.seed, progress=progress)
