@@ -102,6 +102,23 @@ def check_choice(value: Any, choices: Sequence[Any], name: str) -> Any:
     return value
 
 
+def partition_parts(density: Any) -> int | None:
+    """The partition rule, in one place: ``k`` when ``density`` is 1/k for an integer k >= 2
+    (k disjoint masks covering every weight, e.g. a mask and its anti-mask at 0.5), else ``None``.
+
+    Example:
+        >>> partition_parts(0.25), partition_parts(1 / 3), partition_parts(0.3), partition_parts(1.0)
+        (4, 3, None, None)
+    """
+    if isinstance(density, bool) or not isinstance(density, numbers.Real):
+        return None
+    d = float(density)
+    if not (math.isfinite(d) and 0 < d <= 1):
+        return None
+    k = round(1.0 / d)
+    return k if k >= 2 and abs(d * k - 1.0) <= 1e-9 else None
+
+
 def check_top_k(top_k: Any, popsize: Any, name: str = "top-K", population: str = "the population size") -> int:
     """K kept of N candidates: an integer in [1, N]."""
     _integer(top_k, name)
@@ -112,8 +129,20 @@ def check_top_k(top_k: Any, popsize: Any, name: str = "top-K", population: str =
 
 Check = Callable[[Any, str], Any]
 
+
+def satisfies(check: Check, value: Any) -> bool:
+    """Whether ``value`` passes ``check`` (for a vocabulary that reports otherwise, e.g. the
+    checkpoint schemas of :mod:`evo_ensembles.schema`, which are built from these rules)."""
+    try:
+        check(value, "value")
+    except UserError:
+        return False
+    return True
+
 __all__ = [
     "Check",
+    "partition_parts",
+    "satisfies",
     "check_choice",
     "check_finite",
     "check_fraction",

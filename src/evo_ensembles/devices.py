@@ -7,6 +7,7 @@ import platform
 
 import torch
 
+from .checks import check_positive_int
 from .errors import UserError
 
 
@@ -33,8 +34,7 @@ def set_threads(threads: int | None) -> int:
     machine shared with other busy processes, pass 1 (oversubscription costs far more).
     """
     if threads is not None:
-        if threads < 1:
-            raise UserError(f"threads must be >= 1, got {threads}")
+        check_positive_int(threads, "threads")
         torch.set_num_threads(threads)
     return torch.get_num_threads()
 

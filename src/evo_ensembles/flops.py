@@ -32,6 +32,7 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
+from .checks import check_probability
 from .errors import UserError
 from .train.loop import Objective, cross_entropy
 
@@ -89,8 +90,7 @@ def step_flops(
         for name, d in densities.items():
             if name not in names:
                 raise UserError(f"no module {name!r} in the model to count at density {d}")
-            if not 0.0 <= d <= 1.0:
-                raise UserError(f"density of {name!r} must be in [0, 1], got {d}")
+            check_probability(d, f"density of {name!r}")
             total -= (1.0 - d) * float(sum(counts.get(f"{prefix}.{name}", {}).values()))
     return total
 

@@ -17,10 +17,10 @@ Example:
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from .checks import check_finite, check_nonneg_int, check_positive_int, satisfies
 from .errors import CheckpointError
 
 
@@ -40,10 +40,6 @@ def _short(value: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-def _int(v: Any) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
-
-
 def _real(v: Any) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool)
 
@@ -52,9 +48,10 @@ STR = Kind("a string", lambda v: isinstance(v, str))
 BOOL = Kind("true or false", lambda v: isinstance(v, bool))
 DICT = Kind("a JSON object", lambda v: isinstance(v, dict))
 LIST = Kind("a list", lambda v: isinstance(v, list))
-COUNT = Kind("a non-negative integer", lambda v: _int(v) and v >= 0)
-POSITIVE = Kind("a positive integer", lambda v: _int(v) and v > 0)
-FINITE = Kind("a finite number", lambda v: _real(v) and math.isfinite(v))
+# The numeric kinds are checks.py's rules (one vocabulary), reported as schema problems.
+COUNT = Kind("a non-negative integer", lambda v: satisfies(check_nonneg_int, v))
+POSITIVE = Kind("a positive integer", lambda v: satisfies(check_positive_int, v))
+FINITE = Kind("a finite number", lambda v: satisfies(check_finite, v))
 REAL = Kind("a number", _real)  # NaN allowed: a diverged child's score is a valid record
 
 

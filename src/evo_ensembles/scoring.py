@@ -94,19 +94,36 @@ def _fit(logits: torch.Tensor, y: torch.Tensor, where: str = "members", combine:
     return fit_temperature(logits, y, where=where, combine=combine)
 
 
-def uncertainty_results(val: Outputs, y_val: torch.Tensor, test: Outputs, y_test: torch.Tensor,
-                        ood: Mapping[str, Outputs] | None = None, *, include_parent: bool = False,
-                        combine: str = "mean", ece_bins: int = DEFAULT_ECE_BINS) -> dict[str, Any]:
-    """``calibrated``, ``ood`` and ``selective`` entries of a run (see the module docstring).
+@dataclass
+class Calibrated:
+    """What every evaluation after temperature scaling reads: the outputs, the settings, the
+    fitted temperatures and the test probabilities before and after them."""
 
-    Outputs that are not finite (a diverged network) keep T = 1 and get no OOD or selective
-    scores (``None``, or a ``skipped`` reason per OOD set) rather than NaN.
-    """
+    val: Outputs
+    y_val: torch.Tensor
+    test: Outputs
+    y_test: torch.Tensor
+    ood: Mapping[str, Outputs]
+    include_parent: bool
+    combine: str
+    ece_bins: int
+    where: str  # where the ensemble's T applies: "members" (mean rule) or "combined" (the vote)
+    parent_t: float | None
+    ens_t: float
+    has_parent: bool
+    ens_ok: bool  # the ensemble's test outputs are finite
+    parent_ok: bool  # the parent's are (and it exists)
+    test_probs: dict[str, torch.Tensor]  # "parent", "parent + T", "ensemble", "ensemble + T" where finite
+
+
+def calibrate(val: Outputs, y_val: torch.Tensor, test: Outputs, y_test: torch.Tensor,
+              ood: Mapping[str, Outputs] | None = None, *, include_parent: bool = False, combine: str = "mean",
+              ece_bins: int = DEFAULT_ECE_BINS) -> tuple[dict[str, Any], Calibrated]:
+    """The ``calibrated`` entry (every temperature fit on validation, the scores after them,
+    reliability bins) and the :class:`Calibrated` context the other evaluations read."""
     where = "members" if combine == "mean" else "combined"
     has_parent = test.parent is not None and val.parent is not None
-    out: dict[str, Any] = {"calibrated": {"method": METHOD, "fit_on": "validation",
-                                          "validation_examples": len(y_val)}}
-    cal = out["calibrated"]
+    cal: dict[str, Any] = {"method": METHOD, "fit_on": "validation", "validation_examples": len(y_val)}
 
     def one_model(v: torch.Tensor, t: torch.Tensor) -> dict:
         fit = _fit(v, y_val)
@@ -126,53 +143,78 @@ def uncertainty_results(val: Outputs, y_val: torch.Tensor, test: Outputs, y_test
     cal["ensemble"] = {"temperature": ens_t, "fit": ens_fit.to_dict(), "where": where,
                        "test": _scored(test_voters, y_test, ens_t, where, combine, ece_bins)}
 
-    def probs(o_logits: torch.Tensor, t: float, w: str, c: str) -> torch.Tensor:
-        return tempered_probs(o_logits, t, where=w, combine=c)
-
     ens_ok, parent_ok = _finite(test_voters), has_parent and _finite(test.parent)
     test_probs = {}
     if parent_ok:
         assert test.parent is not None and parent_t is not None  # parent_ok implies has_parent
-        test_probs = {"parent": probs(test.parent, 1.0, "members", "mean"),
-                      "parent + T": probs(test.parent, parent_t, "members", "mean")}
+        test_probs = {"parent": tempered_probs(test.parent, 1.0, where="members", combine="mean"),
+                      "parent + T": tempered_probs(test.parent, parent_t, where="members", combine="mean")}
     if ens_ok:
-        test_probs.update({"ensemble": probs(test_voters, 1.0, where, combine),
-                           "ensemble + T": probs(test_voters, ens_t, where, combine)})
+        test_probs.update({"ensemble": tempered_probs(test_voters, 1.0, where=where, combine=combine),
+                           "ensemble + T": tempered_probs(test_voters, ens_t, where=where, combine=combine)})
     cal["reliability"] = {k: reliability_bins(p, y_test, ece_bins) for k, p in test_probs.items()}
-    out["selective"] = {"ranked_by": "max probability of the temperature-scaled prediction",
-                        "ensemble": selective_metrics(test_probs["ensemble + T"], y_test) if ens_ok else None,
-                        "parent": selective_metrics(test_probs["parent + T"], y_test) if parent_ok else None}
+    ctx = Calibrated(val, y_val, test, y_test, dict(ood or {}), include_parent, combine, ece_bins, where,
+                     parent_t, ens_t, has_parent, ens_ok, bool(parent_ok), test_probs)
+    return cal, ctx
 
-    # OOD: the ensemble's scores from its voters' tempered logits (vote: the mean rule's scores)
+
+def selective_entry(c: Calibrated) -> dict[str, Any]:
+    """``selective``: AURC, AUGRC and risk at 90 % coverage of the temperature-scaled parent and ensemble."""
+    return {"ranked_by": "max probability of the temperature-scaled prediction",
+            "ensemble": selective_metrics(c.test_probs["ensemble + T"], c.y_test) if c.ens_ok else None,
+            "parent": selective_metrics(c.test_probs["parent + T"], c.y_test) if c.parent_ok else None}
+
+
+def ood_entry(c: Calibrated) -> dict[str, Any]:
+    """``ood``: detection of each OOD set against the test split, per score, from the
+    temperature-scaled ensemble's voters (vote: the mean rule's scores) and parent."""
+
     def scores(o: Outputs) -> dict[str, dict[str, torch.Tensor]]:
         res = {}
-        voting = _voters(o, include_parent)
-        if ens_ok and _finite(voting):
-            u = uncertainty(voting, temperature=ens_t)
+        voting = _voters(o, c.include_parent)
+        if c.ens_ok and _finite(voting):
+            u = uncertainty(voting, temperature=c.ens_t)
             res["ensemble"] = {s: u.score(s) for s in u.available_scores()}
-        if parent_ok and _finite(o.parent):
+        if c.parent_ok and _finite(o.parent):
             if o.parent is None:
                 raise UserError("every input set needs the parent's logits when the test split has them")
-            assert parent_t is not None  # parent_ok implies has_parent, which set it
-            up = uncertainty(o.parent, temperature=parent_t)
+            assert c.parent_t is not None  # parent_ok implies has_parent, which set it
+            up = uncertainty(o.parent, temperature=c.parent_t)
             res["parent"] = {s: up.score(s) for s in ("max_prob", "entropy", "energy")}
         return res
 
     sets: dict[str, Any] = {}
-    if ood:
-        in_dist = scores(test)
-        for name, o in ood.items():
+    if c.ood:
+        in_dist = scores(c.test)
+        for name, o in c.ood.items():
             far = scores(o)
             entry: dict[str, Any] = {"examples": int(o.members.shape[1])}
             for who in ("parent", "ensemble"):
                 if who in far and who in in_dist:
                     entry[who] = {s: ood_metrics(in_dist[who][s], far[who][s]) for s in far[who]}
-                elif who == "ensemble" or has_parent:
+                elif who == "ensemble" or c.has_parent:
                     entry.setdefault("skipped", {})[who] = "non-finite outputs"
             sets[name] = entry
-    out["ood"] = {"convention": OOD_CONVENTION, "in_distribution": f"test split ({len(y_test)} examples)",
-                  "sets": sets}
-    return out
+    return {"convention": OOD_CONVENTION, "in_distribution": f"test split ({len(c.y_test)} examples)", "sets": sets}
+
+
+# The evaluations read after temperature scaling, in the order results.json holds them: a new
+# one is a function of the Calibrated context plus one entry here (and its key in results.py).
+EVALUATIONS: dict[str, Callable[[Calibrated], Any]] = {"selective": selective_entry, "ood": ood_entry}
+
+
+def uncertainty_results(val: Outputs, y_val: torch.Tensor, test: Outputs, y_test: torch.Tensor,
+                        ood: Mapping[str, Outputs] | None = None, *, include_parent: bool = False,
+                        combine: str = "mean", ece_bins: int = DEFAULT_ECE_BINS) -> dict[str, Any]:
+    """``calibrated`` and then every entry of :data:`EVALUATIONS` (``selective``, ``ood``) of a
+    run (see the module docstring).
+
+    Outputs that are not finite (a diverged network) keep T = 1 and get no OOD or selective
+    scores (``None``, or a ``skipped`` reason per OOD set) rather than NaN.
+    """
+    cal, ctx = calibrate(val, y_val, test, y_test, ood, include_parent=include_parent, combine=combine,
+                         ece_bins=ece_bins)
+    return {"calibrated": cal, **{name: evaluate(ctx) for name, evaluate in EVALUATIONS.items()}}
 
 
 def score_run(member_logits: Callable[[torch.Tensor], torch.Tensor], parent: nn.Module | None,

@@ -34,6 +34,7 @@ from dataclasses import dataclass
 import torch
 
 from .calibration import as_logits
+from .checks import check_probability
 from .errors import UserError
 from .metrics import EPS
 
@@ -138,8 +139,7 @@ def selective_predict(probs: torch.Tensor, *, coverage: float | None = None, thr
         accepted = conf >= threshold
         return Selection(preds, accepted, float(threshold))
     assert coverage is not None  # exactly one of coverage and threshold was given (checked above)
-    if not 0.0 <= coverage <= 1.0:
-        raise UserError(f"coverage must be in [0, 1], got {coverage!r}")
+    check_probability(coverage, "coverage")
     k = math.ceil(coverage * len(conf) - 1e-9)
     order = torch.sort(conf, descending=True, stable=True).indices
     accepted = torch.zeros(len(conf), dtype=torch.bool)

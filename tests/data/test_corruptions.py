@@ -22,7 +22,7 @@ from evo_ensembles.data import (
 )
 from evo_ensembles.data import image_corruptions as C
 from evo_ensembles.data.cifar import write_cifar_bin
-from evo_ensembles.data.corrupted import main
+from evo_ensembles.data.corruptions import main
 from evo_ensembles.data.idx import write_idx
 from evo_ensembles.data.registry import split_corrupted_name
 from evo_ensembles.errors import DataNotFoundError, UnknownNameError, UserError

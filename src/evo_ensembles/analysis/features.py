@@ -47,6 +47,7 @@ from typing import NamedTuple, cast
 import torch
 from torch import nn
 
+from ..checks import check_positive_int
 from ..errors import UserError
 
 UNIT_LAYERS = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
@@ -179,8 +180,7 @@ def visualise_unit(
     image (C, H, W) in [0, 1] on CPU and the objective before each step.
     """
     module = _find_unit(model, layer, channel)
-    if steps < 1:
-        raise UserError(f"steps must be >= 1, got {steps}")
+    check_positive_int(steps, "steps")
     c, h, w = (int(v) for v in input_shape)
     for name, v in (("mean", mean), ("std", std)):
         if v is not None and len(v) != c:

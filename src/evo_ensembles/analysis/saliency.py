@@ -28,6 +28,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from ..checks import check_nonneg, check_positive_int
 from ..errors import UserError
 
 DEFAULT_SAMPLES = 25
@@ -54,10 +55,8 @@ def smoothgrad(
     """
     from captum.attr import NoiseTunnel, Saliency
 
-    if samples < 1:
-        raise UserError(f"samples must be >= 1, got {samples}")
-    if stdev < 0:
-        raise UserError(f"stdev must be >= 0, got {stdev}")
+    check_positive_int(samples, "samples")
+    check_nonneg(stdev, "stdev")
     if target.shape != (x.shape[0],):
         raise UserError(f"target must have shape ({x.shape[0]},), got {tuple(target.shape)}")
     device = next(model.parameters()).device

@@ -39,7 +39,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ..checks import check_fraction
+from ..checks import check_fraction, check_nonneg, check_positive_int
 from ..data import DataSplits
 from ..ensemble import Ensemble
 from ..errors import UserError
@@ -127,8 +127,7 @@ def widen_mlp(mother: MLP, hidden: Sequence[int], *, seed: int) -> MLP:
 def add_noise(model: nn.Module, scale: float, *, seed: int) -> nn.Module:
     """Add Gaussian noise of std ``scale × std(tensor)`` to every parameter tensor of
     ``model`` in place (a constant tensor gets none); seeded, global state untouched."""
-    if not scale >= 0:
-        raise UserError(f"noise scale must be >= 0, got {scale}")
+    check_nonneg(scale, "noise scale")
     g = torch.Generator().manual_seed(int(seed))
     for p in model.parameters():
         if p.numel() < 2:
@@ -184,8 +183,7 @@ def mothernets(
     if not isinstance(base, MLP):
         raise UserError(f"MotherNets here widens MLPs; use mlp-<w>, mlp-<w>x<d> or an evo_ensembles.models.MLP, "
                         f"got {model if isinstance(model, str) else type(base).__name__!r}")
-    if isinstance(members, bool) or not isinstance(members, int) or members < 1:
-        raise UserError(f"MotherNets members must be a positive int, got {members!r}")
+    check_positive_int(members, "MotherNets members")
     check_fraction(mother_fraction, "mother_fraction")
     widths = _member_widths(base, members, member_hidden)
     mother_hidden = _mother_widths(mothernet_hidden(widths), mother_width)

@@ -42,6 +42,7 @@ from typing import cast
 import torch
 from torch import nn
 
+from ..checks import check_positive_int
 from ..data import DataSplits
 from ..errors import UserError
 from ..models import MLP, LeNet, ModelSource, ResNet, WideResNet, make_model
@@ -129,8 +130,7 @@ def treenet_model(model: ModelSource,
         >>> [n for n, _ in net.named_children()], len(net.branches[0])
         (['trunk', 'branches'], 1)
     """
-    if isinstance(members, bool) or not isinstance(members, int) or members < 1:
-        raise UserError(f"TreeNet members must be a positive int, got {members!r}")
+    check_positive_int(members, "TreeNet members")
 
     def part(i: int) -> nn.Module:
         return make_model(model, input_shape, num_classes, seed=derive_seed(seed, _STREAM, i))

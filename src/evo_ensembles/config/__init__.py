@@ -7,9 +7,23 @@ default, help, choices and check; the CLI is generated from them.
 - :mod:`.sparse`, :mod:`.noisy`, :mod:`.rl`: the runs' configs.
 """
 
+from typing import Any
+
 from .cli import add_config_arguments, config_from_args, layer_list
 from .fields import RunConfig, flag_of, option, validate_fields
-from .shared import DataFields, EnsembleFields, ParentFields, RuntimeFields
+
+_SHARED = ("DataFields", "EnsembleFields", "ParentFields", "RuntimeFields")
+
+
+def __getattr__(name: str) -> Any:
+    # The field groups load data and training code: imported on first use, so that fields.py
+    # and cli.py (the flag machinery, e.g. of the data generators' commands) stay light.
+    if name in _SHARED:
+        from . import shared
+
+        return getattr(shared, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "DataFields",

@@ -17,7 +17,7 @@ import argparse
 from dataclasses import dataclass
 from typing import Any
 
-from ..checks import check_positive, check_positive_int
+from ..checks import check_nonneg_int, check_positive, check_positive_int
 from ..errors import UserError
 from .fields import option
 from .shared import RuntimeFields
@@ -51,7 +51,8 @@ class AnalyzeConfig(RuntimeFields):
                            group="parts")
     layer: str | None = option(None, "feature visualisation: the layer (a module name, e.g. conv2)",
                                group="parts", default_help="the last convolution")
-    channel: int = option(0, "feature visualisation: the unit (channel) of --layer", group="parts")
+    channel: int = option(0, "feature visualisation: the unit (channel) of --layer", check=check_nonneg_int,
+                          group="parts")
     steps: int = option(1024, "feature visualisation: Adam steps (lr 0.05)", check=check_positive_int,
                         group="parts")
     images: int = option(4, "saliency: test images per member", check=check_positive_int, group="parts")
@@ -60,16 +61,12 @@ class AnalyzeConfig(RuntimeFields):
                          group="parts")
     landscape_examples: int = option(1000, "loss landscape: training examples the loss is measured on",
                                      check=check_positive_int, group="parts")
-    child: int = option(0, "loss landscape: which child (its pruned and tuned versions)", group="parts")
+    child: int = option(0, "loss landscape: which child (its pruned and tuned versions)", check=check_nonneg_int,
+                        group="parts")
 
     def resolve(self) -> None:
         super().resolve()
         self.parts = tuple(self.parts)
-
-    def check(self) -> None:
-        super().check()
-        if self.channel < 0 or self.child < 0:
-            raise UserError("--channel and --child must be >= 0")
 
 
 __all__ = ["PARTS", "AnalyzeConfig", "part_list"]

@@ -9,9 +9,16 @@ Example:
 
 from __future__ import annotations
 
+import argparse
+import sys
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 from ..checks import check_nonneg_int, check_positive_int
+from ..errors import UserError, first_line
+from .cli import add_config_arguments, config_from_args
 from .fields import RunConfig, option
 
 
@@ -30,4 +37,27 @@ class GenerateConfig(RunConfig):
     quiet: bool = option(False, "no progress bar", aliases=("--no-progress",))
 
 
-__all__ = ["GenerateConfig"]
+
+def generator_main(argv: list[str] | None, *, prog: str, description: str, generate: Callable[..., Path]) -> int:
+    """The command of a derived test set's generator (``generate(name, root, seed=, n=,
+    progress=)``, e.g. :func:`generate_corrupted`), its flags generated from
+    :class:`GenerateConfig`: one line and exit 2 on a user error."""
+    p = argparse.ArgumentParser(prog=prog, description=description)
+    add_config_arguments(p, GenerateConfig)
+    args = p.parse_args(argv)
+    start = time.perf_counter()
+    try:
+        cfg = config_from_args(GenerateConfig, args)
+        if cfg.threads is not None:
+            import torch
+
+            torch.set_num_threads(cfg.threads)
+        out = generate(cfg.name, cfg.data_root, seed=cfg.seed, n=cfg.n, progress=not cfg.quiet)
+    except UserError as e:
+        print(f"error: {first_line(e)}", file=sys.stderr)
+        return 2
+    print(f"{out} ({time.perf_counter() - start:.1f} s)")
+    return 0
+
+
+__all__ = ["GenerateConfig", "generator_main"]

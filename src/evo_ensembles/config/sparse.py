@@ -21,6 +21,7 @@ from ..checks import (
     check_positive,
     check_positive_int,
     check_probability,
+    partition_parts,
 )
 from ..errors import UserError
 from ..methods.registry import title
@@ -148,7 +149,7 @@ class SparseRunConfig(EnsembleFields, ParentFields, DataFields, RuntimeFields):
         super().check()
         if self.partition and self.k < 2:
             raise UserError(f"--k must be >= 2 for a partition, got {self.k}")
-        if self.partition and abs(cast(float, self.density) - 1.0 / self.k) > 1e-9:  # resolve() set density
+        if self.partition and partition_parts(self.density) != self.k:  # resolve() set density
             raise UserError(
                 f"with --partition each child keeps 1/k of the weights: use "
                 f"--density {1 / self.k:.4g} for k={self.k}, or --no-partition"

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..errors import UserError
+from ..checks import check_nonneg_int, check_positive_int
 
 # Independent random streams per epoch: adding augmentation never changes the data order.
 _PERM_STREAM = 0
@@ -117,8 +117,7 @@ class Augment:
     flip: bool = False
 
     def __post_init__(self) -> None:
-        if self.pad < 0:
-            raise UserError(f"augmentation padding must be >= 0, got {self.pad}")
+        check_nonneg_int(self.pad, "augmentation padding")
 
     @property
     def is_identity(self) -> bool:
@@ -195,8 +194,7 @@ class BatchLoader:
         device: torch.device | str = "cpu",
         drop_last: bool = False,
     ) -> None:
-        if batch_size < 1:
-            raise UserError(f"batch size must be >= 1, got {batch_size}")
+        check_positive_int(batch_size, "batch size")
         self.data = data
         self.batch_size = int(batch_size)
         self.shuffle = shuffle

@@ -32,12 +32,10 @@ Example:
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import hashlib
 import json
 import os
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -47,6 +45,7 @@ import numpy as np
 import torch
 
 from .._version import __version__
+from ..checks import check_nonneg_int, check_positive_int
 from ..errors import DataNotFoundError, UserError, first_line
 from ..run_folder import atomic_directory
 from .arrays import ArrayData
@@ -297,10 +296,9 @@ def generate_corrupted(
     base = resolve_root(root)
     if not cs.generated:
         raise UserError(f"{cs.title} is not generated here: " + _hint(cs, base))
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise UserError(f"seed must be a non-negative integer, got {seed!r}")
-    if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n <= 0):
-        raise UserError(f"n must be a positive number of test images, got {n!r}")
+    check_nonneg_int(seed, "seed")
+    if n is not None:
+        check_positive_int(n, "n")
     spec = _lookup(cs.clean)
     _, _, xte, yte = spec.read(base / spec.dirname, spec)
     images, labels = xte[:n, 0].numpy(), yte[:n].numpy()
@@ -374,33 +372,3 @@ def plot_corruption_grid(name: str, path: str | os.PathLike, index: int = 0,
     out = Path(path)
     _save(fig, out)
     return out
-
-
-def generator_main(argv: list[str] | None, *, prog: str, description: str, generate) -> int:
-    """The command of a derived test set's generator (``generate(name, root, seed=, n=,
-    progress=)``, e.g. :func:`generate_corrupted`), its flags generated from
-    :class:`~evo_ensembles.config.generate.GenerateConfig`: one line and exit 2 on a user error."""
-    from ..config import add_config_arguments, config_from_args
-    from ..config.generate import GenerateConfig
-
-    p = argparse.ArgumentParser(prog=prog, description=description)
-    add_config_arguments(p, GenerateConfig)
-    args = p.parse_args(argv)
-    start = time.perf_counter()
-    try:
-        cfg = config_from_args(GenerateConfig, args)
-        if cfg.threads is not None:
-            torch.set_num_threads(cfg.threads)
-        out = generate(cfg.name, cfg.data_root, seed=cfg.seed, n=cfg.n, progress=not cfg.quiet)
-    except UserError as e:
-        print(f"error: {first_line(e)}", file=sys.stderr)
-        return 2
-    print(f"{out} ({time.perf_counter() - start:.1f} s)")
-    return 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Generate a corrupted test set (see :func:`generate_corrupted`); exit 2 on a user error."""
-    return generator_main(argv, prog="python -m evo_ensembles.data.corruptions",
-                          description="Generate NAME-c (Fashion-MNIST-C or MNIST-C) beside the clean data set.",
-                          generate=generate_corrupted)

@@ -48,11 +48,13 @@ import numpy as np
 import torch
 
 from .._version import __version__
+from ..checks import check_nonneg_int, check_positive_int
+from ..config.generate import generator_main
 from ..errors import DataNotFoundError, UnknownNameError, UserError, first_line
 from ..run_folder import atomic_directory
 from .arrays import ArrayData
 from .catalog import _lookup, _normalise, resolve_root, split_corrupted_name
-from .corrupted import FORMAT, _hashes_match, _read_manifest, _sha256, generator_main, write_manifest
+from .corrupted import FORMAT, _hashes_match, _read_manifest, _sha256, write_manifest
 from .registry import DataSplits
 
 GENERATOR_VERSION = 1
@@ -231,10 +233,9 @@ def generate_ood(name: str, root: str | os.PathLike | None = None, *, seed: int 
     if clean not in ("fashion-mnist", "mnist"):
         raise UserError(f"no OOD set is generated for {clean}; its OOD set is SVHN: "
                         + _svhn_hint(base / "svhn"))
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise UserError(f"seed must be a non-negative integer, got {seed!r}")
-    if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n <= 0):
-        raise UserError(f"n must be a positive number of images, got {n!r}")
+    check_nonneg_int(seed, "seed")
+    if n is not None:
+        check_positive_int(n, "n")
     if not base.is_dir():
         raise DataNotFoundError(f"data root {base} does not exist; create it or pass root=/--root")
     fonts = _find_fonts()

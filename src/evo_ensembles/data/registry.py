@@ -34,6 +34,7 @@ from pathlib import Path
 
 import torch
 
+from ..checks import check_split_fraction
 from ..errors import DataNotFoundError, UserError, first_line
 from .arrays import ArrayData, Augment
 from .catalog import (
@@ -124,8 +125,7 @@ def load_dataset(
     """
     clean, want_corrupted = split_corrupted_name(name)
     spec = _lookup(clean)
-    if isinstance(val_fraction, bool) or not 0.0 <= float(val_fraction) < 1.0:
-        raise UserError(f"val_fraction must be in [0, 1), got {val_fraction!r}")
+    check_split_fraction(val_fraction, "val_fraction")
     if subset is not None and (isinstance(subset, bool) or int(subset) != subset or subset <= 0):
         raise UserError(f"subset must be a positive number of training examples, got {subset!r}")
     xtr, ytr, xte, yte = spec.read(resolve_root(root) / spec.dirname, spec)

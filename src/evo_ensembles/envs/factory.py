@@ -32,6 +32,7 @@ from stable_baselines3.common.vec_env import (
     VecNormalize,
 )
 
+from ..checks import check_positive_int
 from ..errors import UnknownNameError, UserError
 from .minatar import MINATAR_GAMES, make_minatar
 from .procgen import PROCGEN_GAMES, ProcgenVecEnv
@@ -100,8 +101,7 @@ def make_vec_env(
     ``max_episode_steps`` caps MinAtar/gym episodes (gymnasium ``TimeLimit``).
     """
     eid = env_id if isinstance(env_id, EnvId) else parse_env_id(env_id)
-    if num_envs < 1:
-        raise UserError(f"num_envs must be >= 1, got {num_envs}")
+    check_positive_int(num_envs, "num_envs")
     is_procgen = eid.family == "procgen"
     frame_stack = (2 if is_procgen else 1) if frame_stack is None else frame_stack
     normalize_reward = is_procgen if normalize_reward is None else normalize_reward

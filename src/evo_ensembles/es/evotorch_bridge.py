@@ -42,7 +42,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from ..checks import check_top_k
+from ..checks import check_positive_int, check_top_k
 from ..errors import UserError
 from ..subnet import ChildSpec, InPlacePerturber
 from .evaluate import evaluate_children
@@ -307,8 +307,7 @@ def evolve(
 
     if algorithm not in ALGORITHMS:
         raise UserError(f"unknown algorithm {algorithm!r}; choose from {ALGORITHMS}")
-    if generations < 1:
-        raise UserError(f"generations must be >= 1, got {generations}")
+    check_positive_int(generations, "generations")
     check_top_k(top_k, popsize)
     if not sigma > 0:
         raise UserError(f"sigma must be > 0 to evolve, got {sigma}")

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-from ..checks import check_choice, check_fraction
+from ..checks import check_choice, check_fraction, check_nonneg, check_positive_int, partition_parts
 from ..errors import UserError
 from ..subnet import ChildSpec, check_dense_layers, derive_seed
 from ..subnet.masks import MASK_SCOPES
@@ -55,13 +55,11 @@ class NoiseSampling:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "dense_layers", check_dense_layers(self.dense_layers))
-        if not self.sigma >= 0.0:
-            raise UserError(f"sigma must be >= 0, got {self.sigma}")
+        check_nonneg(self.sigma, "sigma")
         check_fraction(self.density, "density")
         check_choice(self.scope, MASK_SCOPES, "scope")
         if self.partitioned:
-            k = round(1.0 / self.density)
-            if k < 2 or abs(self.density * k - 1.0) > 1e-9:
+            if partition_parts(self.density) is None:
                 raise UserError(f"partitioned sampling needs density 1/k for an integer k >= 2 "
                                 f"(0.5, 0.333.., 0.25, ...); got {self.density}. Turn partitioning off "
                                 "for other densities")
@@ -71,7 +69,7 @@ class NoiseSampling:
     @property
     def k(self) -> int | None:
         """Partition size, or None for an independent mask per draw."""
-        return round(1.0 / self.density) if self.partitioned else None
+        return partition_parts(self.density) if self.partitioned else None
 
     @property
     def group_size(self) -> int:
@@ -104,8 +102,7 @@ def make_noisy_specs(
     Pass a :class:`NoiseSampling` or its fields as keywords. When ``n`` is not a multiple
     of the group size the last draw is cut short (it still pairs + with − first).
     """
-    if n < 1:
-        raise UserError(f"population size must be >= 1, got {n}")
+    check_positive_int(n, "population size")
     s = sampling if sampling is not None else NoiseSampling(**sampling_kw)
     specs: list[ChildSpec] = []
     draw = first_draw

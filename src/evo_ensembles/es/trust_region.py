@@ -30,6 +30,7 @@ import numpy as np
 from torch import nn
 from tqdm.auto import tqdm
 
+from ..checks import check_positive, check_positive_int, partition_parts
 from ..errors import UserError
 from ..subnet import InPlacePerturber
 from .evaluate import evaluate_children
@@ -103,8 +104,7 @@ def kl_grid(
     mirrored/partitioned/structured settings; partitioning is dropped at densities that are
     not 1/k.
     """
-    if children < 1:
-        raise UserError(f"children per cell must be >= 1, got {children}")
+    check_positive_int(children, "children per cell")
     if not sigmas or min(sigmas) < 0:
         raise UserError("the σ grid must be non-empty and non-negative")
     base = sampling or NoiseSampling(sigma=0.0)
@@ -123,8 +123,7 @@ def kl_grid(
 
 
 def _sampling_at(base: NoiseSampling, sigma: float, density: float) -> NoiseSampling:
-    k = round(1.0 / density)
-    partitioned = base.partitioned and k >= 2 and abs(density * k - 1) < 1e-9
+    partitioned = base.partitioned and partition_parts(density) is not None
     return replace(base, sigma=float(sigma), density=float(density), partitioned=partitioned)
 
 
@@ -192,8 +191,7 @@ def search_sigma(
     ``mode="grid"`` evaluates σ × density (``densities`` always includes ``density``) and
     interpolates per density; ``mode="bisect"`` bisects σ for ``density`` alone.
     """
-    if not target > 0:
-        raise UserError(f"the target KL must be > 0, got {target}")
+    check_positive(target, "the target KL")
     if mode not in SEARCH_MODES:
         raise UserError(f"unknown search mode {mode!r}; choose from {SEARCH_MODES}")
     if mode == "bisect":

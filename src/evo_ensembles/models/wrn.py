@@ -22,6 +22,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from ..checks import check_positive_int
 from ..errors import UserError
 from .resnet import kaiming_init_
 
@@ -91,8 +92,7 @@ class WideResNet(nn.Module):
                 f"WRN depth must satisfy (depth - 4) % 6 == 0 and depth >= 10 "
                 f"(10, 16, 22, 28, 40, …), got {depth}"
             )
-        if width < 1:
-            raise UserError(f"WRN width (widening factor) must be >= 1, got {width}")
+        check_positive_int(width, "WRN width (widening factor)")
         self.input_shape = tuple(int(s) for s in input_shape)
         self.num_classes = int(num_classes)
         self.depth, self.width = int(depth), int(width)

@@ -30,6 +30,7 @@ from ..checks import (
     check_nonneg,
     check_nonneg_int,
     check_positive_int,
+    partition_parts,
 )
 from ..errors import UserError
 from .anneal import ANNEAL_SCHEDULES
@@ -254,12 +255,11 @@ def make_child_specs(
     take its groups in turn, so their masks are disjoint and cover every weight; the density
     of each is then 1/k and ``density`` must equal it.
     """
-    if n < 1:
-        raise UserError(f"number of children must be >= 1, got {n}")
+    check_positive_int(n, "number of children")
     if partition:
         if int(k) != k or k < 2:
             raise UserError(f"a partition needs k >= 2, got {k}")
-        if abs(density - 1.0 / k) > 1e-9:
+        if partition_parts(density) != k:
             raise UserError(f"with neural partitioning each child keeps 1/k = {1 / k:.4g} of the "
                             f"weights; got density {density}")
         if selection != "random":

@@ -30,6 +30,7 @@ from contextlib import contextmanager
 import torch
 from torch import nn
 
+from ..checks import check_nonneg
 from ..errors import UserError
 from .descriptor import ChildSpec
 from .masks import Mask, eligible_parameters
@@ -42,8 +43,7 @@ def sample_noise(
 
     Drawn on CPU so the same seed gives the same noise on every device.
     """
-    if sigma < 0:
-        raise UserError(f"sigma must be >= 0, got {sigma}")
+    check_nonneg(sigma, "sigma")
     gen = torch.Generator().manual_seed(int(seed))
     out = {}
     for name, p in params.items():

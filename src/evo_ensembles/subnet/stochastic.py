@@ -36,6 +36,7 @@ from typing import cast
 
 import torch
 
+from ..checks import check_probability
 from ..errors import UserError
 from .anneal import anneal_value, check_schedule, remaining_fraction
 from .masks import Mask, _top_fraction
@@ -48,8 +49,7 @@ MOG_SIGMA = (0.15, 0.15)
 
 def check_t0(t0: float) -> None:
     """Raise :class:`UserError` unless the start temperature is a probability."""
-    if not 0.0 <= float(t0) <= 1.0:
-        raise UserError(f"T0 must be in [0, 1], got {t0}")
+    check_probability(t0, "T0")
 
 
 def uniform_probabilities(params: Mapping[str, torch.Tensor], *, seed: int) -> Probs:
