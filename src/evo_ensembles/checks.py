@@ -119,6 +119,15 @@ def partition_parts(density: Any) -> int | None:
     return k if k >= 2 and abs(d * k - 1.0) <= 1e-9 else None
 
 
+def check_known(value: Any, choices: Sequence[Any], what: str) -> Any:
+    """``value`` is one of ``choices``, said as a name lookup: "unknown <what> 'x'; choose from a, b"
+    (:func:`check_choice` says "<name> must be one of (...)", for settings)."""
+    bools_ok = any(isinstance(c, bool) for c in choices)  # else True would pass as 1
+    if value not in choices or (isinstance(value, bool) and not bools_ok):
+        raise UserError(f"unknown {what} {value!r}; choose from {', '.join(str(c) for c in choices)}")
+    return value
+
+
 def check_top_k(top_k: Any, popsize: Any, name: str = "top-K", population: str = "the population size") -> int:
     """K kept of N candidates: an integer in [1, N]."""
     _integer(top_k, name)
@@ -144,6 +153,7 @@ __all__ = [
     "partition_parts",
     "satisfies",
     "check_choice",
+    "check_known",
     "check_finite",
     "check_fraction",
     "check_nonneg",

@@ -34,7 +34,7 @@ from dataclasses import dataclass
 import torch
 
 from .calibration import as_logits
-from .checks import check_probability
+from .checks import check_known, check_probability
 from .errors import UserError
 from .metrics import EPS
 
@@ -59,8 +59,7 @@ class Uncertainty:
 
     def score(self, name: str) -> torch.Tensor:
         """(B,) OOD score ``name`` (one of :data:`SCORES`): higher = more likely OOD."""
-        if name not in SCORES:
-            raise UserError(f"unknown uncertainty score {name!r}; choose from {', '.join(SCORES)}")
+        check_known(name, SCORES, "uncertainty score")
         if name == "max_prob":
             return 1.0 - self.max_prob
         value = getattr(self, name)

@@ -147,7 +147,7 @@ def test_n_corrupts_only_the_first_images(tmp_path):
     root = _fake_root(tmp_path)
     d = generate_corrupted("fashion-mnist", root, n=2, progress=False)
     assert np.load(d / "fog.npy").shape == (5, 2, 28, 28) and _manifest(root)["n"] == 2
-    with pytest.raises(UserError, match="n must be a positive"):
+    with pytest.raises(UserError, match="n must be >= 1"):
         generate_corrupted("fashion-mnist", root, n=0, progress=False)
 
 

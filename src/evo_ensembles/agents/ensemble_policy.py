@@ -34,6 +34,7 @@ from stable_baselines3.common.preprocessing import preprocess_obs
 from torch import nn
 from torch.func import functional_call, vmap
 
+from ..checks import check_known
 from ..combine import combine
 from ..config.rl import ACTION_RULES, PERTURB_SCOPES
 from ..errors import UserError
@@ -82,8 +83,7 @@ def actor_dense_layers(policy: ActorCriticPolicy, perturb: str = "actor") -> tup
     ``"actor"``: every actor weight, so nothing is kept dense; ``"head"``: only the action
     head, so the feature extractor and any hidden policy layers are kept dense.
     """
-    if perturb not in PERTURB_SCOPES:
-        raise UserError(f"unknown perturbation scope {perturb!r}; choose from {PERTURB_SCOPES}")
+    check_known(perturb, PERTURB_SCOPES, "perturbation scope")
     if perturb == "actor":
         return ()
     names = eligible_parameters(ActorLogits(policy), **actor_eligibility())
@@ -115,8 +115,7 @@ class NoisyEnsemblePolicy:
         if batched not in (True, False, "auto"):
             raise UserError(f"batched must be True, False or 'auto', got {batched!r}")
         self.batched = batched
-        if action not in ACTION_RULES:
-            raise UserError(f"unknown action rule {action!r}; choose from {ACTION_RULES}")
+        check_known(action, ACTION_RULES, "action rule")
         if not specs:
             raise UserError("an ensemble policy needs at least one member")
         self.policy, self.specs, self.action = policy, list(specs), action
@@ -168,8 +167,7 @@ class PolicyPredictor:
     """The parent policy with the same action rule, for like-for-like comparisons."""
 
     def __init__(self, policy: ActorCriticPolicy, *, action: str = "sample", seed: int = 0) -> None:
-        if action not in ACTION_RULES:
-            raise UserError(f"unknown action rule {action!r}; choose from {ACTION_RULES}")
+        check_known(action, ACTION_RULES, "action rule")
         self.policy, self.action = policy, action
         self.actor = ActorLogits(policy)
         self.rng = np.random.default_rng(seed)

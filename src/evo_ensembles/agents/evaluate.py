@@ -27,6 +27,7 @@ from stable_baselines3.common.evaluation import evaluate_policy
 from stable_baselines3.common.preprocessing import is_image_space, is_image_space_channels_first
 from stable_baselines3.common.vec_env import VecEnv, VecTransposeImage
 
+from ..checks import check_known
 from ..config.rl import LEVEL_SETS
 from ..envs import make_vec_env, parse_env_id
 from ..errors import UserError
@@ -42,8 +43,7 @@ def eval_env(meta: dict[str, Any], *, levels: str = "held-out", seed: int = 0, n
     No reward normalisation; the same frame stack; observations standardised with the
     training statistics, frozen, when the agent was trained that way.
     """
-    if levels not in LEVEL_SETS:
-        raise UserError(f"unknown level set {levels!r}; choose from {LEVEL_SETS}")
+    check_known(levels, LEVEL_SETS, "level set")
     preset = get_preset(meta["preset"]["name"], meta["env"])
     num_levels, start_level = evaluation_levels(meta, levels)
     normalize_obs = bool(meta["preset"].get("normalize_obs", False))  # as trained, overrides included

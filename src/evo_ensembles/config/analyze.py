@@ -17,7 +17,7 @@ import argparse
 from dataclasses import dataclass
 from typing import Any
 
-from ..checks import check_nonneg_int, check_positive, check_positive_int
+from ..checks import check_known, check_nonneg_int, check_positive, check_positive_int
 from ..errors import UserError
 from .fields import option
 from .shared import RuntimeFields
@@ -35,8 +35,10 @@ def part_list(text: str) -> tuple[str, ...]:
 
 def _check_parts(value: Any, flag: str) -> None:
     for p in value:
-        if p not in PARTS:
-            raise UserError(f"{flag}: unknown part {p!r}; choose from {', '.join(PARTS)}")
+        try:
+            check_known(p, PARTS, "part")
+        except UserError as e:
+            raise UserError(f"{flag}: {e}") from None
 
 
 @dataclass(kw_only=True)

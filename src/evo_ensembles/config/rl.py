@@ -5,14 +5,14 @@ This module imports nothing heavy: SB3, gym and ProcGen load only when a config 
 environment and preset, or when a run starts.
 
 Example:
-    >>> RLEvalConfig(agent="runs/agent", members=4).population  # the top 4 of 2K = 8 children
+    >>> RLEvalConfig(agent="runs/agent", top_k=4).population  # the top 4 of 2K = 8 children
     8
     >>> RLEvalConfig(agent="runs/agent", sigma=None).sigma is None  # the KL trust region
     True
-    >>> RLEvalConfig(agent="runs/agent", members=4, population=2)
+    >>> RLEvalConfig(agent="runs/agent", top_k=4, population=2)
     Traceback (most recent call last):
     ...
-    evo_ensembles.errors.UserError: --population (2) must be >= --members (4)
+    evo_ensembles.errors.UserError: --top-k must be between 1 and --population (2), got 4
 """
 
 from __future__ import annotations

@@ -26,6 +26,7 @@ import gymnasium as gym
 import numpy as np
 from stable_baselines3.common.vec_env.base_vec_env import VecEnv, VecEnvIndices
 
+from ..checks import check_known
 from ..errors import UnknownNameError, UserError
 
 PROCGEN_GAMES = ("bigfish", "bossfight", "caveflyer", "chaser", "climber", "coinrun", "dodgeball",
@@ -52,8 +53,7 @@ class ProcgenVecEnv(VecEnv):
                  num_threads: int = 1, **visual: Any) -> None:
         if game not in PROCGEN_GAMES:
             raise UnknownNameError(f"unknown ProcGen game {game!r}; choose from {', '.join(PROCGEN_GAMES)}")
-        if distribution_mode not in DISTRIBUTION_MODES:
-            raise UserError(f"unknown distribution_mode {distribution_mode!r}; choose from {DISTRIBUTION_MODES}")
+        check_known(distribution_mode, DISTRIBUTION_MODES, "distribution_mode")
         if num_envs < 1 or num_levels < 0 or start_level < 0:
             raise UserError("num_envs must be >= 1 and num_levels, start_level >= 0")
         unknown = set(visual) - set(VISUAL_OPTIONS)

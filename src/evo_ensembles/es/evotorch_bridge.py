@@ -42,7 +42,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from ..checks import check_positive_int, check_top_k
+from ..checks import check_known, check_positive_int, check_top_k
 from ..errors import UserError
 from ..subnet import ChildSpec, InPlacePerturber
 from .evaluate import evaluate_children
@@ -305,8 +305,7 @@ def evolve(
     _evotorch()
     from evotorch.algorithms import PGPE, SNES
 
-    if algorithm not in ALGORITHMS:
-        raise UserError(f"unknown algorithm {algorithm!r}; choose from {ALGORITHMS}")
+    check_known(algorithm, ALGORITHMS, "algorithm")
     check_positive_int(generations, "generations")
     check_top_k(top_k, popsize)
     if not sigma > 0:

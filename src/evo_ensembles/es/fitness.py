@@ -22,6 +22,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
+from ..checks import check_known
 from ..ensemble import predict_probs
 from ..errors import UserError
 from ..metrics import accuracy, mean_kl, nll
@@ -53,8 +54,7 @@ class ClassifierFitness:
         batch_size: int = 1024,
         device: torch.device | str | None = None,
     ) -> None:
-        if metric not in FITNESS_METRICS:
-            raise UserError(f"unknown fitness metric {metric!r}; choose from {FITNESS_METRICS}")
+        check_known(metric, FITNESS_METRICS, "fitness metric")
         if y is None and metric != "accuracy":
             raise UserError("an NLL fitness needs labels")
         if len(x) == 0:

@@ -30,7 +30,7 @@ import numpy as np
 from torch import nn
 from tqdm.auto import tqdm
 
-from ..checks import check_positive, check_positive_int, partition_parts
+from ..checks import check_known, check_positive, check_positive_int, partition_parts
 from ..errors import UserError
 from ..subnet import InPlacePerturber
 from .evaluate import evaluate_children
@@ -192,8 +192,7 @@ def search_sigma(
     interpolates per density; ``mode="bisect"`` bisects σ for ``density`` alone.
     """
     check_positive(target, "the target KL")
-    if mode not in SEARCH_MODES:
-        raise UserError(f"unknown search mode {mode!r}; choose from {SEARCH_MODES}")
+    check_known(mode, SEARCH_MODES, "search mode")
     if mode == "bisect":
         sigma, rows = bisect_sigma(perturber, probe, target=target, density=density,
                                    children=children, seed=seed, sampling=sampling)

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import math
 
+from ..checks import check_known
 from ..errors import UserError
 
 ANNEAL_SCHEDULES = ("linear", "cosine", "exp")
@@ -29,8 +30,7 @@ EXP_RATE = 5.0  # the gap shrinks by e^-5 ≈ 0.7% before the exact final step
 
 def check_schedule(kind: str) -> None:
     """Raise :class:`UserError` for an unknown schedule name."""
-    if kind not in ANNEAL_SCHEDULES:
-        raise UserError(f"unknown annealing schedule {kind!r}; choose from {ANNEAL_SCHEDULES}")
+    check_known(kind, ANNEAL_SCHEDULES, "annealing schedule")
 
 
 def remaining_fraction(kind: str, t: int, total: int) -> float:

@@ -27,6 +27,7 @@ from ..checks import (
     check_choice,
     check_finite,
     check_fraction,
+    check_known,
     check_nonneg,
     check_nonneg_int,
     check_positive_int,
@@ -120,9 +121,7 @@ class ChildSpec:
         check_nonneg(self.sigma, "sigma")
         check_t0(self.t0)
         check_positive_int(self.anneal_epochs, "annealing epochs")
-        if self.anneal_schedule not in ANNEAL_SCHEDULES:
-            raise UserError(f"unknown annealing schedule {self.anneal_schedule!r}; "
-                            f"choose from {ANNEAL_SCHEDULES}")
+        check_known(self.anneal_schedule, ANNEAL_SCHEDULES, "annealing schedule")
         check_nonneg_int(self.prune_epochs, "pruning epochs")
         if self.kind == "stochastic" and self.anneal not in ANNEALS:
             raise UserError(f"a stochastic child needs anneal in {ANNEALS}, got {self.anneal!r}")

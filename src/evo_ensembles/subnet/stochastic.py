@@ -36,7 +36,7 @@ from typing import cast
 
 import torch
 
-from ..checks import check_probability
+from ..checks import check_known, check_probability
 from ..errors import UserError
 from .anneal import anneal_value, check_schedule, remaining_fraction
 from .masks import Mask, _top_fraction
@@ -208,8 +208,7 @@ def anneal_plan(spec, params: Mapping[str, torch.Tensor], steps: int) -> AnnealP
     random / mixture annealing derive start and target from ``mask_seed`` (shared by the
     members of a partition, which take ``P``, ``1 − P``, …).
     """
-    if spec.anneal not in ANNEALS:
-        raise UserError(f"unknown annealing {spec.anneal!r}; choose from {ANNEALS}")
+    check_known(spec.anneal, ANNEALS, "annealing")
     check_schedule(spec.anneal_schedule)
     if spec.anneal.startswith("temperature"):
         target = {n: m.cpu() for n, m in spec.mask(params).items()}
