@@ -68,6 +68,14 @@ def check_probability(value: Any, name: str) -> float:
     return value
 
 
+def check_open_fraction(value: Any, name: str) -> float:
+    """A share strictly between 0 and 1 (a dropout rate that keeps and drops, OneCycle's warm-up share)."""
+    v = _number(value, name)
+    if not 0.0 < v < 1.0:
+        _fail(name, "in (0, 1)", value)
+    return v
+
+
 def check_split_fraction(value: Any, name: str) -> float:
     """A fraction in [0, 1) (a held-out share that leaves something to train on)."""
     if not 0 <= _number(value, name) < 1:
@@ -158,6 +166,7 @@ __all__ = [
     "check_fraction",
     "check_nonneg",
     "check_nonneg_int",
+    "check_open_fraction",
     "check_positive",
     "check_positive_int",
     "check_probability",

@@ -24,7 +24,7 @@ from contextlib import contextmanager
 import torch
 from torch import nn
 
-from ..checks import check_positive_int
+from ..checks import check_open_fraction, check_positive_int
 from ..data import DataSplits
 from ..ensemble import BaseEnsemble
 from ..errors import UserError
@@ -140,8 +140,8 @@ def mc_dropout(model: ModelSource, data: DataSplits, cfg: TrainConfig, *, passes
     """
     if isinstance(model, str):
         p = default_dropout(model) if p is None else p
-    if p is not None and not 0 < p < 1:
-        raise UserError(f"MC Dropout needs a dropout rate in (0, 1), got {p}")
+    if p is not None:
+        check_open_fraction(p, "MC Dropout's dropout rate")
     label = model if isinstance(model, str) else None
     model = make_model(model, data.input_shape, data.num_classes, dropout=p, seed=cfg.seed)
     if label is None and not dropout_layers(model):

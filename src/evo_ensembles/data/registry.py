@@ -34,7 +34,7 @@ from pathlib import Path
 
 import torch
 
-from ..checks import check_split_fraction
+from ..checks import check_positive_int, check_split_fraction
 from ..errors import DataNotFoundError, UserError, first_line
 from .arrays import ArrayData, Augment
 from .catalog import (
@@ -126,8 +126,8 @@ def load_dataset(
     clean, want_corrupted = split_corrupted_name(name)
     spec = _lookup(clean)
     check_split_fraction(val_fraction, "val_fraction")
-    if subset is not None and (isinstance(subset, bool) or int(subset) != subset or subset <= 0):
-        raise UserError(f"subset must be a positive number of training examples, got {subset!r}")
+    if subset is not None:
+        check_positive_int(subset, "subset (training examples)")
     xtr, ytr, xte, yte = spec.read(resolve_root(root) / spec.dirname, spec)
     _check(spec, xtr, ytr, "training")
     _check(spec, xte, yte, "test")

@@ -33,6 +33,7 @@ import gymnasium as gym
 import numpy as np
 from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper
 
+from ..checks import check_nonneg_int
 from ..errors import UnknownNameError, UserError
 
 LEVEL_SPACE = 2**31
@@ -63,8 +64,8 @@ def resolve_minigrid_id(name: str) -> str:
 
 def level_range(num_levels: int = 0, start_level: int = 0) -> tuple[int, int]:
     """The ``[low, high)`` level seeds of a level set (``num_levels=0``: unlimited training levels)."""
-    if num_levels < 0 or start_level < 0:
-        raise UserError("num_levels and start_level must be >= 0")
+    check_nonneg_int(num_levels, "num_levels")
+    check_nonneg_int(start_level, "start_level")
     if num_levels == 0:
         if start_level >= HELD_OUT_START:
             raise UserError(f"unlimited training levels start below {HELD_OUT_START}, got start {start_level}")

@@ -26,7 +26,7 @@ import gymnasium as gym
 import numpy as np
 from stable_baselines3.common.vec_env.base_vec_env import VecEnv, VecEnvIndices
 
-from ..checks import check_known
+from ..checks import check_known, check_nonneg_int, check_positive_int
 from ..errors import UnknownNameError, UserError
 
 PROCGEN_GAMES = ("bigfish", "bossfight", "caveflyer", "chaser", "climber", "coinrun", "dodgeball",
@@ -54,8 +54,9 @@ class ProcgenVecEnv(VecEnv):
         if game not in PROCGEN_GAMES:
             raise UnknownNameError(f"unknown ProcGen game {game!r}; choose from {', '.join(PROCGEN_GAMES)}")
         check_known(distribution_mode, DISTRIBUTION_MODES, "distribution_mode")
-        if num_envs < 1 or num_levels < 0 or start_level < 0:
-            raise UserError("num_envs must be >= 1 and num_levels, start_level >= 0")
+        check_positive_int(num_envs, "num_envs")
+        check_nonneg_int(num_levels, "num_levels")
+        check_nonneg_int(start_level, "start_level")
         unknown = set(visual) - set(VISUAL_OPTIONS)
         if unknown:
             raise UserError(f"unknown ProcGen options {sorted(unknown)}; allowed: {VISUAL_OPTIONS}")

@@ -32,6 +32,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from ..checks import check_positive_int
 from ..errors import UnknownNameError, UserError
 from .lenet import LENET_WIDTHS, LeNet
 from .mlp import DEFAULT_MLP_HIDDEN, MLP
@@ -85,8 +86,7 @@ def _check_args(
         or any(isinstance(s, bool) or int(s) < 1 for s in shape)
     ):
         raise UserError(f"input_shape must be three positive ints (C, H, W), got {input_shape!r}")
-    if isinstance(num_classes, bool) or not hasattr(num_classes, "__index__") or num_classes < 1:
-        raise UserError(f"num_classes must be a positive int, got {num_classes!r}")
+    check_positive_int(num_classes, "num_classes")
     try:
         p = float(dropout)
     except (TypeError, ValueError):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-from ..checks import check_choice, check_positive, check_positive_int
+from ..checks import check_choice, check_open_fraction, check_positive, check_positive_int
 from ..errors import UserError
 
 OPTIMIZERS = ("adam", "sgd")
@@ -60,8 +60,7 @@ class TrainConfig:
         check_choice(self.optimizer, OPTIMIZERS, "optimizer")
         check_choice(self.schedule, SCHEDULES, "schedule")
         check_positive_int(self.batch_size, "batch size")
-        if not 0 < self.pct_start < 1:
-            raise UserError(f"pct_start must be in (0, 1), got {self.pct_start}")
+        check_open_fraction(self.pct_start, "pct_start")
         if self.schedule in ("cosine-restarts", "cyclic"):
             if int(self.cycle_epochs) != self.cycle_epochs or not 1 <= self.cycle_epochs <= self.epochs:
                 raise UserError(f"a {self.schedule} schedule needs cycle_epochs in [1, epochs={self.epochs}], "
