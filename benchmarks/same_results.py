@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import shutil
 import subprocess
@@ -89,7 +90,8 @@ def differences(a: Any, b: Any, path: str = "") -> list[str]:
         return out
     if isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
         return [d for i, (x, y) in enumerate(zip(a, b)) for d in differences(x, y, f"{path}[{i}]")]
-    return [] if a == b else [path.lstrip(".") or "(whole file)"]
+    same = a == b or (isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b))
+    return [] if same else [path.lstrip(".") or "(whole file)"]
 
 
 def result_file(name: str, out: Path) -> Path:
@@ -101,6 +103,9 @@ def main() -> None:
     ap.add_argument("--before", type=Path, required=True, help="the old checkout")
     ap.add_argument("--after", type=Path, default=Path(__file__).resolve().parents[1], help="the new checkout")
     ap.add_argument("--only", nargs="+", default=None, help="cases to run (default: all)")
+    ap.add_argument("--reuse", action="store_true",
+                    help="compare the folders an earlier run left under runs/same_results/ without running "
+                         "anything; the page names the commits their results.json record")
     args = ap.parse_args()
     cases = commands()
     rows = []
@@ -111,7 +116,7 @@ def main() -> None:
         status = []
         for side, checkout in (("before", args.before), ("after", args.after)):
             out = RUNS / side / name.replace(" ", "_")
-            rc, err = run_case(checkout.resolve(), name, cmds, out)
+            rc, err = (0, "") if args.reuse else run_case(checkout.resolve(), name, cmds, out)
             status.append(f"{side} exit {rc}: {err}" if rc else "")
             files[side] = result_file(name, out)
         if any(status):
@@ -125,9 +130,14 @@ def main() -> None:
     info = header()
     before = subprocess.run(["git", "-C", str(args.before), "rev-parse", "HEAD"], capture_output=True,
                             text=True).stdout.strip()
+    after = "the commit below"
+    if args.reuse:  # the commits the compared results were made at, as they record them
+        made = {side: sorted({json.loads(f.read_text()).get("commit") or "unknown"
+                              for f in (RUNS / side).glob("*/results.json")}) for side in ("before", "after")}
+        before, after = ", ".join(made["before"]), "`" + ", ".join(made["after"]) + "`"
     text = "\n\n".join([
         "# Same results before and after a refactor",
-        f"Before: `{before}`; after: the commit below. Every command at a tiny size, one thread; "
+        f"Before: `{before}`; after: {after}. Every command at a tiny size, one thread; "
         f"results.json compared apart from {', '.join(sorted(VOLATILE))}.",
         markdown_table(["command", "results.json"], rows),
         *footer(info),

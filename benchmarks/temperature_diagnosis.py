@@ -44,7 +44,7 @@ def logits_of(run, x: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor]:
     for m in run.members():
         from contextlib import nullcontext
 
-        from evo_ensembles.baselines.mc_dropout import MCDropoutPass
+        from evo_ensembles.baselines.dropout_passes import MCDropoutPass
 
         with m.seeded() if isinstance(m, MCDropoutPass) else nullcontext():
             members.append(predict_logits(m, x))

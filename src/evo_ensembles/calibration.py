@@ -24,7 +24,7 @@ The fit: ``T`` minimises the validation NLL over ``log T ∈ [log 0.05, log 20]`
 41 points, then a bounded Brent search (``scipy.optimize.minimize_scalar``) between the
 grid neighbours of the best point. It is deterministic, and the NLL is computed in float64.
 
-Example:
+Examples:
     >>> import torch
     >>> g = torch.Generator().manual_seed(0)
     >>> z = 3 * torch.randn(2000, 4, generator=g)   # labels drawn from softmax(z / 3)
@@ -112,7 +112,7 @@ def tempered_probs(logits: torch.Tensor, temperature: float = 1.0, *, where: str
                    combine: str = "mean") -> torch.Tensor:
     """(B, C) probabilities of one model (B, C) or an ensemble (M, B, C) at temperature ``T``.
 
-    Example:
+    Examples:
         >>> z = torch.tensor([[2.0, 0.0], [0.0, 1.0]])
         >>> tempered_probs(z, 2.0).argmax(1).tolist() == z.argmax(1).tolist()
         True

@@ -4,7 +4,7 @@ Every check raises :class:`~evo_ensembles.errors.UserError` naming the value the
 (a CLI flag such as ``--density`` when the value came from a flag), and returns the value
 so it can be used inline.
 
-Example:
+Examples:
     >>> check_fraction(0.5, "--density")
     0.5
     >>> check_fraction(0.0, "--density")
@@ -114,7 +114,7 @@ def partition_parts(density: Any) -> int | None:
     """The partition rule, in one place: ``k`` when ``density`` is 1/k for an integer k >= 2
     (k disjoint masks covering every weight, e.g. a mask and its anti-mask at 0.5), else ``None``.
 
-    Example:
+    Examples:
         >>> partition_parts(0.25), partition_parts(1 / 3), partition_parts(0.3), partition_parts(1.0)
         (4, 3, None, None)
     """

@@ -3,7 +3,7 @@
 The bottom of the scoring path: metrics, calibration, every ensemble kind (the RL policy
 ensemble included) combine (M, B, C) member probabilities through here.
 
-Example:
+Examples:
     >>> import torch
     >>> p = torch.tensor([[[0.9, 0.1]], [[0.4, 0.6]], [[0.2, 0.8]]])  # 3 members, 1 input
     >>> combine(p).tolist(), (combine(p, "vote") * 3).round().tolist()

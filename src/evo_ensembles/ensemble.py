@@ -1,6 +1,6 @@
 """Ensembles: members' outputs as one (M, B, C) probability tensor, and how to combine them.
 
-Example:
+Examples:
     >>> import torch, torch.nn as nn
     >>> nets = [nn.Linear(4, 3) for _ in range(2)]
     >>> ens = Ensemble(nets)
@@ -142,7 +142,7 @@ class BaseEnsemble:
         """Fit one temperature on validation data ``(x, y)`` (or an ArrayData, ``Dataset`` or
         ``DataLoader``) by NLL, keep it (``self.temperature``) and return it.
 
-        Example:
+        Examples:
             >>> import torch, torch.nn as nn
             >>> ens = Ensemble([nn.Linear(4, 3), nn.Linear(4, 3)])
             >>> fit = ens.fit_temperature(torch.randn(64, 4), torch.arange(64) % 3)
@@ -199,7 +199,7 @@ class BaseEnsemble:
         parent voting when it does; the fitted temperature when ``calibrated``, which defaults
         to whether one is fitted). It shares the members' weights (no copy).
 
-        Example:
+        Examples:
             >>> import torch, torch.nn as nn
             >>> ens = Ensemble([nn.Linear(4, 3), nn.Linear(4, 3)])
             >>> x = torch.randn(5, 4)

@@ -13,7 +13,7 @@ Conventions (SPEC §5; stated once, here):
   split (:class:`TrainingCost`). Dynamic sparse training adds its regrowth cost by the RigL
   convention (:func:`rigl_update_flops`).
 
-Example:
+Examples:
     >>> import torch, torch.nn as nn
     >>> net = nn.Sequential(nn.Flatten(), nn.Linear(16, 8), nn.ReLU(), nn.Linear(8, 3))
     >>> x, y = torch.randn(4, 1, 4, 4), torch.randint(0, 3, (4,))

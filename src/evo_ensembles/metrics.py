@@ -6,7 +6,7 @@ probabilities, never logits: the NLL of an ensemble is the NLL of its *averaged
 probabilities* (a defect seen in peers is averaging logits or feeding averaged
 probabilities into ``CrossEntropyLoss``).
 
-Example:
+Examples:
     >>> import torch
     >>> p = torch.tensor([[0.9, 0.1], [0.2, 0.8]]); y = torch.tensor([0, 0])
     >>> round(accuracy(p, y), 2), round(nll(p, y), 4)
@@ -168,7 +168,7 @@ def corruption_summary(cells: list[dict]) -> dict[str, object]:
     ``cells``: one dict per cell with ``type``, ``severity``, ``accuracy``, ``nll``, ``ece``
     (e.g. :func:`classification_metrics` of that cell plus its keys).
 
-    Example:
+    Examples:
         >>> s = corruption_summary([{"type": "fog", "severity": 1, "accuracy": 0.8, "nll": 0.5, "ece": 0.1},
         ...                         {"type": "fog", "severity": 5, "accuracy": 0.4, "nll": 1.5, "ece": 0.3}])
         >>> round(s["accuracy"], 2), s["accuracy_by_severity"]
@@ -222,7 +222,7 @@ def adaptive_ece(probs: torch.Tensor, targets: torch.Tensor, n_bins: int = DEFAU
     each hold N/n_bins inputs (sizes differ by at most one) sorted by confidence; ties in
     confidence go to bins in input order (a stable sort), so the value is deterministic.
 
-    Example:
+    Examples:
         >>> p = torch.tensor([[0.9, 0.1], [0.6, 0.4], [0.8, 0.2], [0.7, 0.3]]); y = torch.tensor([0, 1, 0, 0])
         >>> round(adaptive_ece(p, y, n_bins=2), 4)   # bins {0.6, 0.7}: acc .5 conf .65; {0.8, 0.9}: 1 vs .85
         0.15
@@ -256,7 +256,7 @@ def auroc(id_scores, ood_scores) -> float:
     P(score_ood > score_id) + ½ P(tie) (scikit-learn's ``roc_auc_score``). 0.5 for identical
     score distributions, 1.0 for perfectly separated ones; symmetric in which side is positive.
 
-    Example:
+    Examples:
         >>> auroc([0.1, 0.2], [0.3, 0.4]), auroc([0.5, 0.5], [0.5, 0.5])
         (1.0, 0.5)
     """
@@ -289,7 +289,7 @@ def fpr_at_tpr(id_scores, ood_scores, tpr: float = 0.95) -> float:
     in-distribution by the strictest threshold on the score that accepts at least ``tpr`` of
     the in-distribution inputs (an input is accepted when its score ≤ the threshold).
 
-    Example:
+    Examples:
         >>> fpr_at_tpr([0.1, 0.2, 0.3, 0.4], [0.35, 0.5, 0.6, 0.7], tpr=0.75)   # accept ≤ 0.3
         0.0
         >>> fpr_at_tpr([0.1, 0.2, 0.3, 0.4], [0.35, 0.5, 0.6, 0.7], tpr=1.0)    # accept ≤ 0.4
@@ -350,7 +350,7 @@ def aurc(confidence, correct) -> float:
     error rate among the k most confident inputs (lower is better; ties as in
     :func:`risk_coverage`).
 
-    Example:
+    Examples:
         >>> aurc([0.9, 0.8, 0.7], [1, 1, 0])    # risks 0, 0, 1/3
         0.1111111111111111
     """
@@ -362,7 +362,7 @@ def augrc(confidence, correct) -> float:
     k = 1..N of (errors among the k most confident) / N, the joint probability of being
     accepted and wrong (lower is better).
 
-    Example:
+    Examples:
         >>> augrc([0.9, 0.8, 0.7], [1, 1, 0])   # generalized risks 0, 0, 1/3
         0.1111111111111111
         >>> round(augrc([0.9, 0.8, 0.7], [0, 1, 1]), 4)   # 1/3, 1/3, 1/3
@@ -404,7 +404,7 @@ def deep_ensemble_equivalent(nll_value: float, curve: list[float]) -> dict[str, 
     curve there is no number: ``{"dee": None, "bound": "<1"}`` when one member already does
     better, ``{"dee": None, "bound": ">M"}`` when all M members do worse.
 
-    Example:
+    Examples:
         >>> deep_ensemble_equivalent(0.25, [0.30, 0.26, 0.24, 0.23])["dee"]   # between 2 and 3
         2.5
         >>> deep_ensemble_equivalent(0.20, [0.30, 0.26])

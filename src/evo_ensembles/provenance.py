@@ -1,7 +1,7 @@
 """Where a result comes from: library version, hardware, the code's commit (and whether it
 differed from it), and when. Written next to every result (``results.json``'s ``provenance``).
 
-Example:
+Examples:
     >>> sorted(provenance())
     ['code_diff_sha256', 'code_dirty', 'commit', 'finished_at', 'hardware', 'library_version']
 """

@@ -7,7 +7,7 @@ holds the folder (released in ``finally``), and ``config.json``, ``report.md`` a
 ``results.json`` are written atomically, results last (a folder with ``results.json`` is a
 finished run). :data:`LAYOUT` spells every file name of a run folder once.
 
-Example:
+Examples:
     >>> import tempfile, pathlib
     >>> out = pathlib.Path(tempfile.mkdtemp()) / "run"
     >>> run = RunFolder(out, threads=None, device="cpu")    # checks only: nothing made yet

@@ -6,7 +6,7 @@ damaged. Every reader checks it here, once, so a wrong type or a missing key bec
 clear :class:`~evo_ensembles.errors.CheckpointError` naming the file and the key, instead
 of a traceback (or a silently wrong run) somewhere downstream.
 
-Example:
+Examples:
     >>> AGENT_RECORD.check({"format": "x", "env": "gym:CartPole-v1", "preset": {"name": "classic"}}, "a.zip")["env"]
     'gym:CartPole-v1'
     >>> MODEL_RECORD.check({"model": "lenet5", "num_classes": "ten"}, "parent.safetensors")

@@ -16,7 +16,7 @@ split, the test split and each OOD set, and :func:`uncertainty_results` turns th
   AUROC / AUPR-In / AUPR-Out / FPR95 (in-distribution positive) per set and per score;
   AURC / AUGRC / risk at 90 % coverage ranked by max probability.
 
-Example:
+Examples:
     >>> import torch
     >>> g = torch.Generator().manual_seed(0)
     >>> def outs(n): return Outputs(torch.randn(n, 3, generator=g), torch.randn(2, n, 3, generator=g))

@@ -16,7 +16,7 @@ model's (B, C). With ``p_m`` member m's probabilities and ``p = mean_m p_m``:
 distribution (``max_prob`` becomes 1 − max_prob) — the convention of
 :func:`evo_ensembles.metrics.auroc` and friends. Logarithms are natural (nats).
 
-Example:
+Examples:
     >>> import torch
     >>> z = torch.tensor([[[4.0, 0.0]], [[0.0, 4.0]]])      # two members that disagree
     >>> u = uncertainty(z)

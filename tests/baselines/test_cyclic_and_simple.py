@@ -13,7 +13,7 @@ from evo_ensembles.baselines import (
     reference_flops,
     snapshot,
 )
-from evo_ensembles.baselines.mc_dropout import MCDropoutEnsemble, default_dropout, dropout_modules
+from evo_ensembles.baselines.dropout_passes import MCDropoutEnsemble, default_dropout, dropout_modules
 from evo_ensembles.data import ArrayData, DataSplits
 from evo_ensembles.errors import UserError
 from evo_ensembles.metrics import nll

@@ -120,3 +120,34 @@ def test_a_factory_that_returns_no_module_and_a_layer_that_cannot_be_redrawn_are
         get_peer("deep-ensemble")(Scale(), splits(), TrainConfig(epochs=1), members=2)
     res = get_peer("deep-ensemble")(Scale, splits(), TrainConfig(epochs=1, batch_size=16), members=2)
     assert len(res.ensemble) == 2  # the factory is how such a model comes in
+
+
+@pytest.mark.parametrize("name", ["deep-ensemble", "bagging", "dst"])
+def test_each_independently_trained_member_is_built_afresh_from_the_users_source(name):
+    # A member must never start from the previous member's trained weights: the factory is
+    # called once per member, and the name path gives the same members whatever came before.
+    calls = []
+
+    def factory() -> nn.Module:
+        calls.append(1)
+        return MyCNN()
+
+    data, cfg = splits(), TrainConfig(epochs=2, batch_size=16, lr=3e-3)
+    get_peer(name)(factory, data, cfg, **OPTIONS.get(name, {}), progress=False)
+    assert len(calls) == OPTIONS[name]["members"]
+
+
+def test_every_peer_function_is_reachable_by_its_name_after_its_module_was_imported():
+    # The peer modules are named for what they hold, never like a function the package
+    # exports: importing the module first must not shadow the function.
+    import importlib
+
+    import evo_ensembles.baselines as baselines
+
+    for name, path in PEERS.items():
+        module, function = path.split(":")
+        importlib.import_module(module)
+        assert callable(getattr(baselines, function)) and not isinstance(getattr(baselines, function),
+                                                                          type(baselines)), name
+    for export, module in baselines._EXPORTS.items():
+        assert export != module, f"{export} names both a function and a module of evo_ensembles.baselines"

@@ -16,7 +16,7 @@ Only actor parameters are perturbed (the value head does not act): all of them
 (``perturb="actor"``, the default) or the action head alone (``perturb="head"``, the
 features stay the parent's — the pruning scope of :mod:`evo_ensembles.subnet`).
 
-Example:
+Examples:
     >>> from evo_ensembles.es import make_noisy_specs
     >>> ens = NoisyEnsemblePolicy(model.policy, make_noisy_specs(8, seed=0, sigma=0.02))   # doctest: +SKIP
     >>> actions, _ = ens.predict(obs)                                                      # doctest: +SKIP

@@ -7,7 +7,7 @@ With ``[32, 64, 128]`` (the paper's 15 layers) and ``[16, 32, 32]`` (the ProcGen
 baselines). Policies built by :mod:`evo_ensembles.agents.presets` use ``net_arch`` with
 no hidden layers, so the action and value heads are single linear layers on these features.
 
-Example:
+Examples:
     >>> import gymnasium as gym, numpy as np, torch
     >>> space = gym.spaces.Box(0, 255, (6, 64, 64), np.uint8)
     >>> net = ImpalaCNN(space, channels=(16, 32, 32))

@@ -1,6 +1,6 @@
 """PPO presets (``presets.toml``) and the SB3 policy each one builds.
 
-Example:
+Examples:
     >>> p = get_preset("paper", "procgen:starpilot")
     >>> p.n_envs, p.ppo["n_steps"], p.ppo["batch_size"], p.impala_channels
     (64, 256, 2048, (32, 64, 128))

@@ -10,7 +10,7 @@ from the latest checkpoint.
 Reward- and observation-normalisation statistics are stored as JSON numbers rather than SB3's pickled
 ``VecNormalize`` file, so loading an agent never unpickles anything.
 
-Example:
+Examples:
     >>> from evo_ensembles.agents import RLTrainConfig, train_agent
     >>> info = train_agent(RLTrainConfig("gym:CartPole-v1", "smoke", timesteps=256), "runs/cartpole")  # doctest: +SKIP
 """

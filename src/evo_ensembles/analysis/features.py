@@ -28,7 +28,7 @@ torch 2.14.1. Lucent also draws its transform parameters from NumPy's global ran
 and fixes its device at import, both against this project's seeding and device rules.
 Four small transforms on torchvision's v2 functional ops do the same job here.
 
-Example:
+Examples:
     >>> import torch.nn as nn
     >>> net = nn.Sequential(nn.Conv2d(1, 4, 3), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 14 * 14, 3))
     >>> vis = visualise_unit(net, "0", 2, (1, 16, 16), steps=5, seed=0)
@@ -105,7 +105,7 @@ def random_transform_params(
     Shifts are integers uniform in [-jitter, jitter]; the scale is uniform in ``scale``; the
     angle is uniform in [-degrees, degrees].
 
-    Example:
+    Examples:
         >>> p = random_transform_params(torch.Generator().manual_seed(0))
         >>> abs(p.angle) <= 5 and 0.95 <= p.scale <= 1.05 and max(map(abs, p.shift1)) <= 8
         True

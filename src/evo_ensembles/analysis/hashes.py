@@ -17,7 +17,7 @@ constant image becomes black); one channel (or an (H, W) tensor) becomes a grays
 image, three channels an 'RGB' image. ``colorhash`` needs colour, so a grayscale image is
 converted to RGB for it (all its mass then falls in the black/grey bins).
 
-Example:
+Examples:
     >>> import torch
     >>> a, b = torch.rand(1, 16, 16, generator=torch.Generator().manual_seed(0)), torch.zeros(1, 16, 16)
     >>> d = hamming_matrices([a, a, b])
@@ -69,7 +69,7 @@ def to_pil(img: torch.Tensor) -> Image.Image:
 def image_hashes(img: torch.Tensor) -> dict[str, imagehash.ImageHash]:
     """The five perceptual hashes of one image, keyed by :data:`HASH_KINDS`.
 
-    Example:
+    Examples:
         >>> h = image_hashes(torch.rand(3, 16, 16, generator=torch.Generator().manual_seed(0)))
         >>> h["perceptual"].hash.size, h["colour"].hash.size
         (64, 70)
@@ -104,7 +104,7 @@ def rmse_matrix(images: Sequence[torch.Tensor], *, minmax: bool = False) -> np.n
     With ``minmax`` each image is first min-max scaled to [0, 1] (for maps on different
     scales, such as saliency maps of different members).
 
-    Example:
+    Examples:
         >>> rmse_matrix([torch.zeros(2, 2), torch.ones(2, 2)]).tolist()
         [[0.0, 1.0], [1.0, 0.0]]
     """

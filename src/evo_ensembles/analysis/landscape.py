@@ -26,7 +26,7 @@ Restoring θ: every grid point writes ``θ + αδ + βη`` into the parameters f
 copy of θ, and a ``finally`` writes θ back from that copy, so the weights are restored
 bit for bit even if evaluation raises (adding and subtracting αδ would not be exact).
 
-Example:
+Examples:
     >>> import numpy as np, torch, torch.nn as nn
     >>> net = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 3))
     >>> dirs = landscape_directions(net, seed=0)
@@ -62,7 +62,7 @@ def filter_normalised_direction(
     Draws a standard normal tensor from ``generator`` (CPU) for each Linear/Conv weight in
     ``named_parameters()`` order; every other parameter gets zeros.
 
-    Example:
+    Examples:
         >>> net = nn.Linear(3, 2)
         >>> d = filter_normalised_direction(net, generator=torch.Generator().manual_seed(0))
         >>> torch.allclose(d["weight"].norm(dim=1), net.weight.norm(dim=1)), d["bias"].abs().sum().item()

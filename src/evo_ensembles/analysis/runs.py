@@ -19,7 +19,7 @@ returns an :class:`AnalysisRun` that rebuilds, on demand, what analysis needs:
 Members are made one at a time (a baseline's separate models excepted: they are one file),
 and :meth:`~AnalysisRun.member_probs` gives the numbers behind results.json's member metrics.
 
-Example:
+Examples:
     >>> run = open_run("runs/sparse")                                   # doctest: +SKIP
     >>> run.kind, len(run), run.member_names()[0]                       # doctest: +SKIP
     ('sparse', 4, 'child 1')
@@ -42,7 +42,7 @@ import torch
 from torch import nn
 
 from ..baselines.common import MemberView
-from ..baselines.mc_dropout import MCDropoutPass
+from ..baselines.dropout_passes import MCDropoutPass
 from ..calibration import TemperatureFit, tempered_probs
 from ..data import DataSplits
 from ..devices import resolve_device
@@ -353,7 +353,7 @@ class _PeerRun(AnalysisRun):
 
     def _member(self, i: int) -> nn.Module:
         from ..baselines.common import MultiOutputEnsemble
-        from ..baselines.mc_dropout import MCDropoutEnsemble
+        from ..baselines.dropout_passes import MCDropoutEnsemble
 
         ens = self._ensemble()
         if isinstance(ens, MultiOutputEnsemble):

@@ -13,7 +13,7 @@ the fork with ``seed`` and leaves the caller's global random state exactly as it
 same seed gives the same noise for every model, so members' maps differ only through the
 members (:func:`member_saliency`).
 
-Example:
+Examples:
     >>> import torch, torch.nn as nn
     >>> net = nn.Sequential(nn.Flatten(), nn.Linear(16, 3))
     >>> x = torch.randn(2, 1, 4, 4); y = torch.tensor([0, 2])
@@ -95,7 +95,7 @@ def member_saliency(
 ) -> torch.Tensor:
     """SmoothGrad maps of each member, (M, N, C, H, W), all with the same noise (same seed).
 
-    Example:
+    Examples:
         >>> import torch, torch.nn as nn
         >>> nets = [nn.Sequential(nn.Flatten(), nn.Linear(4, 2)) for _ in range(3)]
         >>> member_saliency(nets, torch.randn(5, 1, 2, 2), torch.zeros(5, dtype=torch.long),

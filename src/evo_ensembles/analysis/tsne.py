@@ -15,7 +15,7 @@ RandomState from it; the global NumPy state is neither read nor changed. Same pr
 and seed ⇒ the same embedding (on one machine and thread count: scikit-learn's Barnes-Hut
 gradient sums over OpenMP threads).
 
-Example:
+Examples:
     >>> import torch
     >>> probs = torch.softmax(torch.randn(2, 20, 3, generator=torch.Generator().manual_seed(0)), -1)
     >>> member_embedding(probs, perplexity=5.0).shape

@@ -25,11 +25,12 @@ _EXPORTS = {
     "CollectAtSteps": "cyclic", "fge": "cyclic", "snapshot": "cyclic",
     "DynamicSparsity": "dynamic_sparsity", "erk_densities": "dynamic_sparsity", "erk_mask": "dynamic_sparsity",
     "dst": "freetickets", "edst": "freetickets",
-    "MCDropoutEnsemble": "mc_dropout", "mc_dropout": "mc_dropout",
-    "MIMO": "mimo", "MIMOLoss": "mimo", "mimo": "mimo", "mimo_indices": "mimo", "to_mimo": "mimo",
-    "mothernet_hidden": "mothernets", "mothernets": "mothernets", "widen_mlp": "mothernets",
+    "MCDropoutEnsemble": "dropout_passes", "mc_dropout": "dropout_passes",
+    "MIMO": "multi_input", "MIMOLoss": "multi_input", "mimo": "multi_input", "mimo_indices": "multi_input",
+    "to_mimo": "multi_input",
+    "mothernet_hidden": "hatching", "mothernets": "hatching", "widen_mlp": "hatching",
     "bagging": "simple", "deep_ensemble": "simple", "dropout_model": "simple", "independent": "simple",
-    "TreeNet": "treenet", "treenet": "treenet", "treenet_model": "treenet",
+    "TreeNet": "shared_trunk", "treenet": "shared_trunk", "treenet_model": "shared_trunk",
 }
 
 

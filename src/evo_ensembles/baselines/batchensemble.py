@@ -25,7 +25,7 @@ Conventions (as in uncertainty-baselines' ``cifar/batchensemble.py`` unless said
 - Deviation: UB trains the fast weights at a lower learning rate and without L2; here one
   optimizer from the :class:`TrainConfig` updates every parameter alike.
 
-Example:
+Examples:
     >>> import torch, torch.nn as nn
     >>> net = nn.Sequential(nn.Flatten(), nn.Linear(16, 8), nn.ReLU(), nn.Linear(8, 3))
     >>> be = to_batch_ensemble(net, 4, seed=0)
@@ -238,7 +238,7 @@ def batch_ensemble(model: ModelSource, data: DataSplits, cfg: TrainConfig, *, me
     example and layer) are not counted, as elementwise work is not counted for the dense
     reference either.
 
-    Example:
+    Examples:
         >>> from evo_ensembles import load_dataset, TrainConfig
         >>> data = load_dataset("fashion-mnist", subset=256)                  # doctest: +SKIP
         >>> res = batch_ensemble("lenet-5", data, TrainConfig(epochs=1))       # doctest: +SKIP

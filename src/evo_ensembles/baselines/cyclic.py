@@ -14,7 +14,7 @@ the minima of a cyclic learning rate.
 Both run through :func:`evo_ensembles.train.fit` with the schedule in the
 :class:`TrainConfig` and a :class:`CollectAtSteps` callback, so they resume like any run.
 
-Example:
+Examples:
     >>> import torch
     >>> from evo_ensembles.data import ArrayData
     >>> net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(16, 3))

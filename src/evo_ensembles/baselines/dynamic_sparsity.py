@@ -23,7 +23,7 @@ each on purpose:
 
 The reference never stops updating before the end of training, and neither does this.
 
-Example:
+Examples:
     >>> import torch.nn as nn
     >>> from evo_ensembles.subnet import eligible_parameters
     >>> net = nn.Sequential(nn.Linear(32, 16), nn.ReLU(), nn.Linear(16, 4))

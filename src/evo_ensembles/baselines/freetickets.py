@@ -29,7 +29,7 @@ saved); the death rate of EDST is constant by default, matching the reference's 
 command (``--decay-schedule constant``), while DST decays it by a cosine (the reference's
 default, there computed and never applied). See :mod:`.dynamic_sparsity` for the rest.
 
-Example:
+Examples:
     >>> from evo_ensembles import load_dataset, TrainConfig
     >>> data = load_dataset("fashion-mnist", subset=512)                    # doctest: +SKIP
     >>> res = edst("lenet-5", data, TrainConfig(epochs=6), members=3)      # doctest: +SKIP
@@ -89,17 +89,17 @@ def dst(model: ModelSource, data: DataSplits, cfg: TrainConfig, *, members: int 
     ens, seconds, flops, notes, history = Ensemble(), 0.0, 0.0, [], []
     for i in range(members):
         run = replace(cfg, seed=derive_seed(cfg.seed, _STREAM, i) % (2**31))
-        model, sparsity = sparse_model(model, data, run, density=density, device=device,
-                                       death_rate=death_rate, update_interval=update_interval,
-                                       regrow=regrow, decay="cosine")
-        res = fit(model, data.train, run, augment=data.augment, device=device, progress=progress,
+        net, sparsity = sparse_model(model, data, run, density=density, device=device,
+                                     death_rate=death_rate, update_interval=update_interval,
+                                     regrow=regrow, decay="cosine")
+        res = fit(net, data.train, run, augment=data.augment, device=device, progress=progress,
                   desc=f"DST {i + 1}/{members}", callbacks=[sparsity],
                   checkpoint_dir=stage_dir(workdir, f"dst_member_{i}"))
-        flops += sparse_training_flops(model, sparsity.mask, data, run.batch_size, run.epochs * len(data.train),
+        flops += sparse_training_flops(net, sparsity.mask, data, run.batch_size, run.epochs * len(data.train),
                                        updates=sparsity.updates, regrow=regrow)
         note = {"seed": run.seed, "density": mask_density(sparsity.mask), "updates": sparsity.updates,
                 "regrow": regrow}
-        ens.add(model, note)
+        ens.add(net, note)
         notes.append(note)
         history += [{"member": i, **h} for h in res.history]
         seconds += res.seconds
@@ -110,7 +110,7 @@ def edst_phases(epochs: int, members: int, explore_fraction: float) -> tuple[int
     """EDST's plan: exploration epochs and each refinement phase's ``[start, end)`` epochs
     (the remaining epochs split as evenly as possible, earlier phases taking the extra ones).
 
-    Example:
+    Examples:
         >>> edst_phases(10, 3, 1 / 3)
         (3, [(3, 6), (6, 8), (8, 10)])
     """
@@ -223,16 +223,16 @@ def edst(model: ModelSource, data: DataSplits, cfg: TrainConfig, *, members: int
     check_positive_int(members, "members")
     explore, phases = edst_phases(cfg.epochs, members, explore_fraction)
     run = replace(cfg, schedule="constant")
-    model, sparsity = sparse_model(model, data, run, density=density, device=device,
-                                   death_rate=death_rate, update_interval=update_interval, regrow=regrow,
-                                   decay=death_rate_decay)
+    net, sparsity = sparse_model(model, data, run, density=density, device=device,
+                                 death_rate=death_rate, update_interval=update_interval, regrow=regrow,
+                                 decay=death_rate_decay)
     schedule = EDSTPhases(sparsity, lr=cfg.lr, explore_epochs=explore, phases=phases,
                           steps_per_epoch=steps_per_epoch(data.train, cfg.batch_size),
                           large_death_rate=large_death_rate, large_scope=large_scope)
     val = data.val if data.val is not None and len(data.val) else None
-    res = fit(model, data.train, run, val=val, augment=data.augment, device=device, progress=progress,
+    res = fit(net, data.train, run, val=val, augment=data.augment, device=device, progress=progress,
               desc="EDST", callbacks=[sparsity, schedule], checkpoint_dir=stage_dir(workdir, "edst"))
-    flops = sparse_training_flops(model, sparsity.mask, data, cfg.batch_size, cfg.epochs * len(data.train),
+    flops = sparse_training_flops(net, sparsity.mask, data, cfg.batch_size, cfg.epochs * len(data.train),
                                   updates=sparsity.updates, regrow=regrow)
     ens, notes = Ensemble(), []
     for k in range(members):
@@ -241,7 +241,7 @@ def edst(model: ModelSource, data: DataSplits, cfg: TrainConfig, *, members: int
         acc = schedule.best_acc[k]
         note = {"phase": k, "epoch": schedule.best_epoch[k] + 1, "val_accuracy": None if math.isnan(acc) else acc,
                 "density": mask_density(sparsity.mask), "seed": run.seed}
-        ens.add(member.to(next(model.parameters()).device), note)
+        ens.add(member.to(next(net.parameters()).device), note)
         notes.append(note)
     return BaselineResult(ens, float(cfg.epochs), res.seconds, flops, members=notes, history=res.history)
 

@@ -4,7 +4,7 @@ Bagging (SPEC §3, Table 5.1) and the dense Deep Ensemble (Lakshminarayanan et a
 Each trains through :func:`evo_ensembles.train.fit` and reports its cost in epochs (summed
 over its models) and in FLOPs counted on a real step.
 
-Example:
+Examples:
     >>> from evo_ensembles import load_dataset, TrainConfig
     >>> data = load_dataset("fashion-mnist", subset=512)                      # doctest: +SKIP
     >>> res = bagging("lenet-5", data, TrainConfig(epochs=1), members=2)     # doctest: +SKIP

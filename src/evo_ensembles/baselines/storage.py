@@ -6,7 +6,7 @@ structure is rebuilt by the same library functions that trained it (``build_mode
 ``to_batch_ensemble``, ``to_mimo``, ``treenet_model``, an MLP of the member's widths), so
 nothing is unpickled.
 
-Example:
+Examples:
     >>> import torch
     >>> from evo_ensembles.ensemble import Ensemble
     >>> from evo_ensembles.models import build_model
@@ -34,7 +34,7 @@ from ..train import load_state_into, load_tensors, read_meta, save_tensors
 
 if TYPE_CHECKING:
 
-    from .mc_dropout import MCDropoutEnsemble
+    from .dropout_passes import MCDropoutEnsemble
 
 FORMAT = "evo_ensembles.peer/1"
 

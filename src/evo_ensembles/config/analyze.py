@@ -1,6 +1,6 @@
 """Config of the ``analyze`` command: which parts to draw for a run directory, and how.
 
-Example:
+Examples:
     >>> cfg = AnalyzeConfig(run_dir="runs/sparse", parts=("tsne", "hashes"))
     >>> cfg.parts, cfg.steps
     (('tsne', 'hashes'), 1024)

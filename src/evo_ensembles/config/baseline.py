@@ -5,7 +5,7 @@ The budget is ``--epochs``: one model's full training. Each method spends it by 
 The methods, their default sizes, options and rules are declared in their own modules and
 read through :mod:`evo_ensembles.methods.registry` (``evo-ensembles baseline --help`` lists them).
 
-Example:
+Examples:
     >>> cfg = BaselineRunConfig(method="snapshot", epochs=8)
     >>> cfg.members, cfg.method_options()
     (4, {'members': 4})

@@ -6,7 +6,7 @@ every existing flag keeps its exact spelling (``--no-mirror``, ``--dense-layers 
 config classes stay plain dataclasses a library user builds directly. Flags left unset do
 not reach the config, so its defaults are the only defaults.
 
-Example:
+Examples:
     >>> import argparse
     >>> from evo_ensembles.config import DataFields
     >>> p = argparse.ArgumentParser()

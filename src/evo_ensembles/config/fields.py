@@ -13,7 +13,7 @@ names the flag the user typed (``--density must be in (0, 1], got 0``). Cross-fi
 go in :meth:`RunConfig.check`; defaults that depend on other fields in
 :meth:`RunConfig.resolve`.
 
-Example:
+Examples:
     >>> from dataclasses import dataclass
     >>> from evo_ensembles.checks import check_fraction
     >>> @dataclass(kw_only=True)

@@ -1,7 +1,7 @@
 """Config of the derived test-set generators (``python -m evo_ensembles.data.corruptions`` and
 ``python -m evo_ensembles.data.ood``): its fields generate their flags like every command's.
 
-Example:
+Examples:
     >>> cfg = GenerateConfig(name="fashion-mnist", n=100)
     >>> cfg.data_root, cfg.seed, cfg.quiet
     (None, 0, False)

@@ -6,7 +6,7 @@ class), σ from the KL trust region over [0.001, 0.015] at density 0.5 on 1,000 
 images, 16 children by neural partitioning and mirrored noise, the top 8 by validation
 accuracy.
 
-Example:
+Examples:
     >>> cfg = ImageNetRunConfig(data="/data/imagenet", model="resnet18")
     >>> cfg.search_settings().sigmas[0], cfg.search_settings().densities, cfg.population, cfg.top_k
     (0.001, (0.5,), 16, 8)

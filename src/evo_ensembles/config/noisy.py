@@ -1,6 +1,6 @@
 """Config of the ``noisy`` run (Noisy Subnetwork Ensembles: no training of children).
 
-Example:
+Examples:
     >>> cfg = NoisyRunConfig(population=8, top_k=4)
     >>> cfg.sampling(0.01).group_size        # mirrored x partitioned pairs
     4

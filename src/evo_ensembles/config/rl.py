@@ -4,7 +4,7 @@ ensemble policy), and the choices they offer.
 This module imports nothing heavy: SB3, gym and ProcGen load only when a config checks its
 environment and preset, or when a run starts.
 
-Example:
+Examples:
     >>> RLEvalConfig(agent="runs/agent", top_k=4).population  # the top 4 of 2K = 8 children
     8
     >>> RLEvalConfig(agent="runs/agent", sigma=None).sigma is None  # the KL trust region

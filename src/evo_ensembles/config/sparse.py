@@ -1,6 +1,6 @@
 """Configs of the tuned-children runs: ``sparse`` (Prune and Tune) and ``stochastic``.
 
-Example:
+Examples:
     >>> cfg = SparseRunConfig(model="lenet-5", children=2, partition=True)
     >>> cfg.density, cfg.child_train_config().lr      # 1/k with a partition; 3 x lr
     (0.5, 0.003)

@@ -1,7 +1,7 @@
 """Data sets as in-memory tensors: local readers (IDX, CIFAR binary), splits, augmentation,
 and a fast batch iterator. Nothing is ever downloaded.
 
-Example:
+Examples:
     >>> from evo_ensembles.data import BatchLoader, load_dataset
     >>> splits = load_dataset("fashion-mnist", subset=1000, seed=0)
     >>> loader = BatchLoader(splits.train, 128, shuffle=True, augment=splits.augment, seed=0)

@@ -3,7 +3,7 @@
 Everything is tensors end to end (no DataLoader, no per-sample Python), and every random
 choice comes from an explicit, seeded ``torch.Generator`` so runs are reproducible.
 
-Example:
+Examples:
     >>> import torch
     >>> from evo_ensembles.data import ArrayData, Augment, BatchLoader
     >>> data = ArrayData(torch.randn(100, 1, 28, 28), torch.randint(0, 10, (100,)))
@@ -34,7 +34,7 @@ def epoch_generator(seed: int, epoch: int, stream: int = 0) -> torch.Generator:
     not epochs before it ran (resumable). SeedSequence mixes the three so nearby seeds and
     epochs give unrelated streams.
 
-    Example:
+    Examples:
         >>> torch.randperm(5, generator=epoch_generator(0, 1)).tolist() == \\
         ...     torch.randperm(5, generator=epoch_generator(0, 1)).tolist()
         True
@@ -56,7 +56,7 @@ def _canonical_device(device: torch.device | str) -> torch.device:
 class ArrayData:
     """One split in memory: ``x`` float32 (N, C, H, W), ``y`` int64 (N,).
 
-    Example:
+    Examples:
         >>> d = ArrayData(torch.zeros(4, 1, 2, 2), torch.tensor([0, 1, 2, 3]))
         >>> len(d.subset([1, 3])), d.subset([1, 3]).y.tolist()
         (2, [1, 3])
@@ -107,7 +107,7 @@ class Augment:
     The data are already normalised, so zero padding fills with the channel mean. Works on
     any device; randomness comes only from ``generator`` (on CPU or on the batch's device).
 
-    Example:
+    Examples:
         >>> aug = Augment(pad=4, flip=True)
         >>> aug(torch.randn(8, 3, 32, 32), torch.Generator().manual_seed(0)).shape
         torch.Size([8, 3, 32, 32])
@@ -176,7 +176,7 @@ class BatchLoader:
     split is uploaded once and cached on the ArrayData; otherwise batches stay on CPU.
     Unshuffled, unaugmented batches are views of the data: do not modify them in place.
 
-    Example:
+    Examples:
         >>> data = ArrayData(torch.randn(10, 1, 4, 4), torch.arange(10))
         >>> loader = BatchLoader(data, 4, drop_last=True)
         >>> len(loader), loader.num_samples, [y.tolist() for _, y in loader]

@@ -4,7 +4,7 @@ and check them, their channel statistics and normalisation, their training augme
 The bottom of :mod:`evo_ensembles.data`: :mod:`.registry` loads a data set by name from
 here, :mod:`.corrupted` and :mod:`.ood` read the clean files through it.
 
-Example:
+Examples:
     >>> split_corrupted_name("fmnist-c"), resolve_root("/data")
     (('fashion-mnist', True), PosixPath('/data'))
 """
@@ -140,7 +140,7 @@ def _lookup(name: str) -> _Spec:
 def split_corrupted_name(name: str) -> tuple[str, bool]:
     """The canonical clean name, and whether ``name`` asks for the corrupted set (``-c``).
 
-    Example:
+    Examples:
         >>> split_corrupted_name("CIFAR-10-C"), split_corrupted_name("fmnist")
         (('cifar10', True), ('fashion-mnist', False))
     """

@@ -5,7 +5,7 @@ then 1024 green, then 1024 blue values of a 32x32 image in row-major order, so a
 record reshapes directly to (3, 32, 32). CIFAR-10 has 1 label byte; CIFAR-100 has 2
 (coarse, fine) and we keep the fine label.
 
-Example:
+Examples:
     >>> from evo_ensembles.data.cifar import read_cifar_bin
     >>> x, y = read_cifar_bin(["cifar-10-batches-bin/test_batch.bin"], label_bytes=1)  # doctest: +SKIP
     >>> x.shape, y.shape  # doctest: +SKIP
@@ -33,7 +33,7 @@ def parse_cifar_bin(
 
     The label kept is the last label byte (CIFAR-100's fine label).
 
-    Example:
+    Examples:
         >>> x, y = parse_cifar_bin(bytes([7]) + bytes(3072), label_bytes=1)
         >>> x.shape, int(y[0])
         ((1, 3, 32, 32), 7)
@@ -59,7 +59,7 @@ def read_cifar_bin(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Read and concatenate CIFAR binary batch files, in the order given.
 
-    Example:
+    Examples:
         >>> read_cifar_bin(["cifar-100-binary/test.bin"], label_bytes=2)  # doctest: +SKIP
     """
     xs, ys = [], []
@@ -82,7 +82,7 @@ def write_cifar_bin(
 ) -> Path:
     """Write CIFAR binary records (2 label bytes when ``coarse`` is given); for tests and tools.
 
-    Example:
+    Examples:
         >>> write_cifar_bin(tmp / "test_batch.bin", np.zeros((2, 3, 32, 32), np.uint8), [0, 1])  # doctest: +SKIP
     """
     images = np.asarray(images, dtype=np.uint8).reshape(-1, PIXELS)

@@ -17,7 +17,7 @@ read lazily through a memory map, so the whole set is never in memory at once. L
 name (``load_corrupted``, and ``load_dataset("NAME-c")`` attaching the set) is in
 :mod:`.registry`, beside ``load_dataset``.
 
-Example:
+Examples:
     >>> import os, tempfile
     >>> root = tempfile.mkdtemp()
     >>> os.symlink("/usr/share/datasets/fashion-mnist", f"{root}/fashion-mnist")

@@ -3,7 +3,7 @@
 An IDX file is a 4-byte magic ``00 00 TT ND`` (TT: element type, ND: number of
 dimensions), then ND big-endian uint32 sizes, then the elements in big-endian C order.
 
-Example:
+Examples:
     >>> from evo_ensembles.data import read_idx
     >>> images = read_idx("/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz")
     >>> images.shape, images.dtype
@@ -36,7 +36,7 @@ _GZIP_MAGIC = b"\x1f\x8b"
 def read_bytes(path: str | os.PathLike) -> bytes:
     """The file's bytes, gunzipped when it starts with the gzip magic (whatever its name).
 
-    Example:
+    Examples:
         >>> read_bytes("train-labels-idx1-ubyte.gz")[:4]  # doctest: +SKIP
         b'\\x00\\x00\\x08\\x01'
     """
@@ -56,7 +56,7 @@ def read_bytes(path: str | os.PathLike) -> bytes:
 def parse_idx(buf: bytes, source: str = "<bytes>") -> np.ndarray:
     """Parse IDX bytes into a native-byte-order, writable numpy array.
 
-    Example:
+    Examples:
         >>> parse_idx(bytes([0, 0, 8, 1, 0, 0, 0, 2, 7, 9]))
         array([7, 9], dtype=uint8)
     """
@@ -93,7 +93,7 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
 
     Missing files raise :class:`DataNotFoundError`; malformed ones :class:`UserError`.
 
-    Example:
+    Examples:
         >>> read_idx("/usr/share/datasets/fashion-mnist/t10k-labels-idx1-ubyte.gz").shape
         (10000,)
     """
@@ -103,7 +103,7 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
 def write_idx(path: str | os.PathLike, array: np.ndarray, *, compress: bool | None = None) -> Path:
     """Write ``array`` as an IDX file (gzipped when the name ends in ``.gz``); for tests and tools.
 
-    Example:
+    Examples:
         >>> write_idx(tmp / "labels-idx1-ubyte.gz", np.arange(3, dtype=np.uint8))  # doctest: +SKIP
     """
     path = Path(path)

@@ -11,7 +11,7 @@ as uint8 (4× less than float).
 The cache is exactly what the weights' ``transforms()`` computes before ``convert_image_dtype``
 and ``normalize``: PIL resize (with antialiasing), centre crop, ``pil_to_tensor``.
 
-Example:
+Examples:
     >>> p = Preprocess.paper()
     >>> (p.resize, p.crop, p.source)
     (256, 224, 'paper')
@@ -82,7 +82,7 @@ class Preprocess:
 class Normalize(nn.Module):
     """uint8 images → float in [0, 1] → (x − mean) / std, then ``net``; on the model's device.
 
-    Example:
+    Examples:
         >>> m = Normalize(nn.Flatten(), mean=(0.5,), std=(0.5,))
         >>> m(torch.full((1, 1, 1, 2), 255, dtype=torch.uint8))
         tensor([[1., 1.]])

@@ -66,7 +66,7 @@ dotted_line        (lines, dot spacing)             (1,3) (2,3) (3,3) (4,3) (6,3
 canny_edges        blur σ before edges              .6 .9 1.2 1.6 2
 =================  ===============================  ==========================================
 
-Example:
+Examples:
     >>> import numpy as np
     >>> x = np.zeros((2, 28, 28), np.uint8)
     >>> y = corrupt(x, "brightness", 5, corruption_rng(0, "brightness", 5))
@@ -152,7 +152,7 @@ def corruption_rng(seed: int, kind: str, severity: int, chunk: int = 0) -> Rng:
     """The generator for one (seed, corruption, severity, chunk of images); SeedSequence
     mixes the four so nearby values give unrelated streams.
 
-    Example:
+    Examples:
         >>> a = corruption_rng(0, "snow", 3).random(); b = corruption_rng(0, "snow", 3).random()
         >>> a == b, a == corruption_rng(0, "snow", 4).random()
         (True, False)
@@ -543,7 +543,7 @@ def corrupt(images: np.ndarray, kind: str, severity: int, rng: Rng) -> np.ndarra
 
     All randomness comes from ``rng`` (see :func:`corruption_rng`); returns uint8 (N, H, W).
 
-    Example:
+    Examples:
         >>> x = np.full((3, 28, 28), 100, np.uint8)
         >>> corrupt(x, "contrast", 1, corruption_rng(0, "contrast", 1)).tolist() == x.tolist()
         True

@@ -18,7 +18,7 @@ The paper's split (SPEC §2): per class, a seeded draw of 10 validation and 40 t
 (10k / 40k of the 50k). :func:`make_split` draws it; :func:`save_split` /
 :func:`load_split` write and check it, so every model of a table sees the same images.
 
-Example:
+Examples:
     >>> import tempfile, pathlib
     >>> from PIL import Image
     >>> root = pathlib.Path(tempfile.mkdtemp())

@@ -10,7 +10,7 @@ of ``(x, y)`` batches, wherever the library takes training or evaluation data.
   user's, so a resumed run is not bit-identical, and ``seed`` does not change it. An
   epoch is one pass over it; the one-cycle schedule needs ``len()``.
 
-Example:
+Examples:
     >>> import torch
     >>> from torch.utils.data import TensorDataset
     >>> ds = TensorDataset(torch.randn(10, 3), torch.arange(10))

@@ -19,7 +19,7 @@ CIFAR-10/100 the OOD set is the released SVHN test file, ``<root>/svhn/test_32x3
 Loaded sets are normalised with the in-distribution training statistics (exactly like
 ``load_dataset``'s ``test``); their labels are all -1, because OOD images have no class.
 
-Example:
+Examples:
     >>> import os, tempfile
     >>> from evo_ensembles.data import load_dataset
     >>> root = tempfile.mkdtemp()

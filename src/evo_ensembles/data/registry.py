@@ -16,7 +16,7 @@ with the same statistics as ``test`` and cut to the same first examples. Plain `
 attaches it too when it is already on disk, but only ``NAME-c`` adds it to
 ``describe()``, so generating a set never changes the run keys of plain runs.
 
-Example:
+Examples:
     >>> from evo_ensembles.data import load_dataset
     >>> splits = load_dataset("fashion-mnist", subset=2000, seed=1)
     >>> splits.describe()["sizes"]
@@ -55,7 +55,7 @@ from .corrupted import _CSPECS, CorruptedSet, _cspec, _hint, _open
 class DataSplits:
     """Train/val/test splits of one data set, normalised with the train part's statistics.
 
-    Example:
+    Examples:
         >>> splits = load_dataset("fashion-mnist", subset=500)
         >>> splits.input_shape, splits.num_classes
         ((1, 28, 28), 10)
@@ -118,7 +118,7 @@ def load_dataset(
     are used as they are. See the module docstring for the ``subset`` policy and for
     ``NAME-c`` (the corrupted test set, ``DataSplits.corrupted``).
 
-    Example:
+    Examples:
         >>> s = load_dataset("fmnist", val_fraction=0.1, seed=0)
         >>> len(s.train), len(s.val), len(s.test)
         (54000, 6000, 10000)

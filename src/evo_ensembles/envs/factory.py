@@ -12,7 +12,7 @@ Levels: ProcGen and MiniGrid generate each episode's layout from a *level* seed,
 ``num_levels``/``start_level`` choose the level set (``num_levels=0``: unlimited), as
 ProcGen's own flags do (:data:`LEVEL_FAMILIES`). The other families have no levels.
 
-Example:
+Examples:
     >>> env = make_vec_env("gym:CartPole-v1", num_envs=2, seed=0)
     >>> env.reset().shape
     (2, 4)

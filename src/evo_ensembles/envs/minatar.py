@@ -4,7 +4,7 @@ The ``minatar`` package ships a gymnasium ``BaseEnv`` (bool HWC frames); this wr
 frames into float32 (C, 10, 10) so SB3 treats them as feature maps (not uint8 images) and
 seeds the game through ``reset(seed=...)``.
 
-Example:
+Examples:
     >>> env = make_minatar("breakout")
     >>> obs, _ = env.reset(seed=0)
     >>> obs.shape, obs.dtype

@@ -17,7 +17,7 @@ two equal), but as float32 channels-first maps for SB3 and in one scatter for th
 encoding env by env still cost 8% of a step (benchmarks/perf_rl.py measures it).
 The mission string is dropped: it is constant within each task the study uses.
 
-Example:
+Examples:
     >>> env = make_minigrid("MiniGrid-DoorKey-6x6-v0", num_levels=25)
     >>> obs, info = env.reset(seed=0)
     >>> obs.shape, obs.dtype, 0 <= info["level_seed"] < 25
@@ -103,7 +103,7 @@ def one_hot(images: np.ndarray) -> np.ndarray:
     number of leading (batch) axes, in three array operations for the whole batch, which is
     why the vectorised stack encodes after ``DummyVecEnv`` (:class:`VecOneHot`).
 
-    Example:
+    Examples:
         >>> view = np.zeros((2, 7, 7, 3), dtype=np.uint8)  # unseen cells, colour red, state open
         >>> x = one_hot(view)
         >>> x.shape, float(x.sum(axis=1).max()), bool(x[:, 0].all() and x[:, 11].all() and x[:, 17].all())

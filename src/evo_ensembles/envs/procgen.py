@@ -11,7 +11,7 @@ set. SB3's PPO only needs it to bootstrap time-limit truncations, and ProcGen re
 episode end — time-outs included — as a termination, so PPO is unaffected; wrappers that
 warn about the missing key (VecFrameStack) are silenced by :func:`make_vec_env`.
 
-Example:
+Examples:
     >>> env = ProcgenVecEnv("coinrun", num_envs=2, rand_seed=0)     # doctest: +SKIP
     >>> obs = env.reset(); obs.shape, obs.dtype                      # doctest: +SKIP
     ((2, 64, 64, 3), dtype('uint8'))
@@ -43,7 +43,8 @@ class ProcgenVecEnv(VecEnv):
         game: one of :data:`PROCGEN_GAMES`.
         num_envs: parallel games.
         distribution_mode: ``easy`` (the paper's and the baselines' setting), ``hard``, ...
-        num_levels, start_level: the level set (``num_levels=0``: unlimited levels).
+        num_levels: the number of levels (``0``: unlimited levels).
+        start_level: the first level of the set.
         rand_seed: seeds level sampling; the same seed replays the same levels.
         **visual: :data:`VISUAL_OPTIONS` (e.g. ``use_backgrounds=False``).
     """

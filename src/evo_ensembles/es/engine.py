@@ -8,7 +8,7 @@ evaluate on validation, keep the top K". Children are descriptors; evaluation is
 caller (:func:`~evo_ensembles.es.evaluate_children` in process, or
 :class:`~evo_ensembles.es.DescriptorProblem` on Ray actors).
 
-Example:
+Examples:
     >>> import torch, torch.nn as nn
     >>> from evo_ensembles.es import ClassifierFitness, evaluate_children
     >>> net = nn.Sequential(nn.Linear(4, 16), nn.ReLU(), nn.Linear(16, 3))

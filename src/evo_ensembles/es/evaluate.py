@@ -1,6 +1,6 @@
 """Evaluate a population of children in place: perturb, score, revert (constant memory).
 
-Example:
+Examples:
     >>> import torch, torch.nn as nn
     >>> from evo_ensembles.es import ClassifierFitness, make_noisy_specs
     >>> net = nn.Sequential(nn.Linear(4, 16), nn.ReLU(), nn.Linear(16, 3))

@@ -17,7 +17,7 @@ Two problems:
   vectors, not seeds (EvoTorch samples them from its own generator), so they are saved
   as value tensors.
 
-Example:
+Examples:
     >>> import torch, torch.nn as nn
     >>> from evo_ensembles.es import ClassifierFitness, NoiseSampling, make_noisy_specs
     >>> net = nn.Sequential(nn.Linear(4, 16), nn.ReLU(), nn.Linear(16, 3))

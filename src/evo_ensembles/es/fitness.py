@@ -5,7 +5,7 @@ Anything with that signature plugs into the engine (the RL issue passes episode 
 or −NLL — and also reports its mean KL(parent ‖ child) (SPEC §2) when given the parent's
 probabilities on the same inputs.
 
-Example:
+Examples:
     >>> import torch, torch.nn as nn
     >>> net = nn.Linear(4, 3)
     >>> x, y = torch.randn(32, 4), torch.randint(0, 3, (32,))
@@ -35,11 +35,12 @@ class ClassifierFitness:
     """Accuracy (or −NLL) of a model on ``(x, y)``, plus KL to a reference distribution.
 
     Args:
-        x, y: inputs and integer labels of the split children are *selected* on
-            (validation — never the test split). ``y`` may be None for KL-only probes.
+        x: inputs of the split children are *selected* on (validation — never the test split).
+        y: integer labels of ``x``; None for KL-only probes.
         metric: ``"accuracy"`` (default, as in the paper) or ``"nll"`` (fitness = −NLL).
         reference: the parent (a model, evaluated once now) or its (B, C) probabilities.
-        batch_size, device: evaluation batching and device (default: the model's).
+        batch_size: evaluation batch size.
+        device: evaluation device (default: the model's).
     """
 
     extra_keys = ("accuracy", "nll", "kl")

@@ -5,7 +5,7 @@ yields 2·k children — for k = 2 the paper's four: W + N∘M, W + N∘(1−M),
 W − N∘(1−M) — in that order (sign outer, partition part inner). Either option can be
 turned off; with neither, every child is its own draw.
 
-Example:
+Examples:
     >>> specs = make_noisy_specs(8, density=0.5, sigma=0.01, seed=0)
     >>> [(s.sign, s.part) for s in specs[:4]]
     [(1, 0), (1, 1), (-1, 0), (-1, 1)]

@@ -5,7 +5,7 @@ only in their probe (the KL reference: class or action distributions) and their 
 (validation accuracy/NLL, or mean return over validation episodes); both go through
 :func:`select_children` with a :class:`NoisySearch` holding the settings.
 
-Example:
+Examples:
     >>> import torch, torch.nn as nn
     >>> from evo_ensembles.es import ClassifierFitness, NoiseSampling
     >>> from evo_ensembles.subnet import InPlacePerturber

@@ -6,7 +6,7 @@ Every cell reuses the same seeds (common random numbers), so KL grows smoothly w
 the σ hitting a target Δ can be read off by interpolation (``grid``) or found by geometric
 bisection for one density (``bisect``).
 
-Example:
+Examples:
     >>> import torch, torch.nn as nn
     >>> from evo_ensembles.es import ClassifierFitness
     >>> from evo_ensembles.subnet import InPlacePerturber

@@ -6,7 +6,7 @@ validation split, the top K kept. The result is a :class:`NoisyEnsemble` — the
 K descriptors — which predicts by turning the parent into each member in place (memory of
 one model), and saves as a small JSON file next to the parent checkpoint.
 
-Example:
+Examples:
     >>> import torch, torch.nn as nn
     >>> net = nn.Sequential(nn.Linear(4, 32), nn.ReLU(), nn.Linear(32, 3))
     >>> x, y = torch.randn(200, 4), torch.randint(0, 3, (200,))
@@ -188,9 +188,10 @@ def noisy_ensemble(
 
     Args:
         parent: the trained classifier (left unchanged).
-        val_x, val_y: the *validation* split children are selected on (never test data):
-            tensors, or ``val_x`` an ArrayData, ``Dataset`` or ``DataLoader`` and ``val_y`` None
-            (held in memory once: every child is scored on it).
+        val_x: the *validation* inputs children are selected on (never test data): a tensor,
+            or an ArrayData, ``Dataset`` or ``DataLoader`` with ``val_y`` None (held in memory
+            once: every child is scored on it).
+        val_y: the validation labels (None when ``val_x`` carries them).
         settings: how children are drawn and chosen (:class:`~evo_ensembles.es.NoisySearch`);
             or give its fields as keywords: ``target_kl``, ``sigma`` (skips the σ search),
             ``search`` (``"grid"`` or ``"bisect"``), ``sigmas``, ``densities``,
@@ -198,10 +199,11 @@ def noisy_ensemble(
             and the :class:`~evo_ensembles.es.NoiseSampling` fields ``density``,
             ``mirrored``, ``partitioned``, ``structured``, ``scope``, ``mu``,
             ``dense_layers`` (the pruning scope, also used by the σ search).
-        probe_x, probe_y: inputs (and optional labels, for accuracy-vs-KL curves) of the KL
-            trust region (default: the first 1,000 validation examples).
+        probe_x: inputs of the KL trust region (default: the first 1,000 validation examples).
+        probe_y: optional labels of ``probe_x``, for accuracy-vs-KL curves.
         fitness_metric: ``"accuracy"`` or ``"nll"`` on the validation split.
-        include_parent, combine: how the ensemble predicts.
+        include_parent: whether the parent votes in the ensemble.
+        combine: how the members' outputs are combined (``"mean"`` or ``"vote"``).
         num_actors: ≥ 2 evaluates the population on Ray actors through EvoTorch.
         eligibility: ``eligible_parameters`` options (include_bias, include_norm, exclude).
         cache: keeps finished trust-region cells and child records (e.g. a

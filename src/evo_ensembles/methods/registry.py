@@ -11,7 +11,7 @@ defaults, report titles, :func:`evo_ensembles.baselines.get_peer`, storage and a
 Adding a peer is one module under ``baselines/`` (its function and its ``METHODS`` entry)
 plus its test; nothing else changes.
 
-Example:
+Examples:
     >>> spec = method("snapshot")
     >>> spec.title, spec.members, spec.family
     ('Snapshot Ensemble', 4, 'peer')

@@ -13,7 +13,7 @@ training loop :func:`~evo_ensembles.train.fit`, stepped per batch:
 :func:`build_child` picks the right one from a :class:`~evo_ensembles.subnet.ChildSpec`,
 and :func:`anneal_and_tune` builds an ensemble (it is ``prune_and_tune`` with this builder).
 
-Example:
+Examples:
     >>> import torch, torch.nn as nn
     >>> from evo_ensembles import ArrayData, TrainConfig, make_child_specs
     >>> data = ArrayData(torch.randn(64, 1, 4, 4), torch.randint(0, 3, (64,)))
@@ -234,7 +234,7 @@ def build_child(
     ``steps`` is the optimizer steps per epoch (``steps_per_epoch(len(train), batch)``). The callback's
     ``mask`` is the child's mask (after training, for iterative magnitude pruning).
 
-    Example:
+    Examples:
         >>> import torch.nn as nn
         >>> from evo_ensembles import TrainConfig
         >>> spec = ChildSpec("prune", mask_seed=0, density=0.5, prune_epochs=2)

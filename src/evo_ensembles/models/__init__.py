@@ -3,7 +3,7 @@
 Every model returns logits and keeps its weights in ordinary ``nn.Conv2d``/``nn.Linear``
 modules, so subnetwork masks (``evo_ensembles.subnet``) find them by module type.
 
-Example:
+Examples:
     >>> import torch
     >>> net = build_model("resnet-8", (1, 28, 28), 10)
     >>> net(torch.zeros(2, 1, 28, 28)).shape

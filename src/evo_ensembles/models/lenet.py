@@ -18,7 +18,7 @@ lenet-m    32   64    512  256    1,007,306                 710,794
 lenet-l    64  128   1024  512    4,017,546               2,834,698
 =========  ===  ===  ====  ===  =====================  ==========================
 
-Example:
+Examples:
     >>> import torch
     >>> net = LeNet((3, 32, 32), 10, widths=LENET_WIDTHS["lenet-s"])
     >>> sum(p.numel() for p in net.parameters())
@@ -67,7 +67,7 @@ class LeNet(nn.Module):
     fc2, fc3`` (``fc3`` is the output layer), so mask code finds them by module type and
     can exclude the output layer by the ``"fc3"`` prefix. There is no BatchNorm.
 
-    Example:
+    Examples:
         >>> net = LeNet((1, 28, 28), 10, dropout=0.5)
         >>> sum(isinstance(m, nn.Dropout) for m in net.modules())
         4

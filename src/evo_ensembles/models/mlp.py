@@ -6,7 +6,7 @@ Registry names (see :mod:`evo_ensembles.models.registry`):
 * ``mlp-<w>``         — one hidden layer of ``w`` units, e.g. ``mlp-64`` (SPEC §3)
 * ``mlp-<w>x<d>``     — ``d`` hidden layers of ``w`` units, e.g. ``mlp-256x2``
 
-Example:
+Examples:
     >>> import torch
     >>> net = MLP((1, 28, 28), 10, hidden=(64,))
     >>> net(torch.zeros(2, 1, 28, 28)).shape
@@ -41,7 +41,7 @@ class MLP(nn.Sequential):
         hidden: hidden-layer widths, input side first; may be empty (logistic regression).
         dropout: if > 0, ``nn.Dropout(dropout)`` after every hidden activation.
 
-    Example:
+    Examples:
         >>> net = MLP((3, 32, 32), 10, hidden=(32, 32), dropout=0.5)
         >>> sum(isinstance(m, nn.Dropout) for m in net)
         2

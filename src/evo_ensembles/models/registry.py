@@ -14,7 +14,7 @@ Names are case-insensitive (``_`` may stand for ``-``):
 ``torchvision:<name>``      any torchvision classifier, random weights (never downloaded)
 ==========================  ==============================================================
 
-Example:
+Examples:
     >>> import torch
     >>> net = build_model("LeNet-S", (3, 32, 32), 10)
     >>> sum(p.numel() for p in net.parameters())
@@ -59,7 +59,7 @@ _LENET_RE = re.compile(r"lenet-?([5sml])")
 def available_models() -> list[str]:
     """Fixed model names followed by the name patterns :func:`build_model` accepts.
 
-    Example:
+    Examples:
         >>> "wrn-<depth>-<width>" in available_models()
         True
     """
@@ -123,7 +123,7 @@ def build_model(
         UnknownNameError: unknown name (the message lists the available ones).
         UserError: bad ``input_shape``, ``num_classes``, ``dropout`` or model parameters.
 
-    Example:
+    Examples:
         >>> build_model("wrn-16-4", (3, 32, 32), 100).fc.out_features
         100
     """
@@ -170,7 +170,7 @@ def build_model(
 def parameter_count(model: nn.Module) -> int:
     """Total number of parameters (trainable or not).
 
-    Example:
+    Examples:
         >>> parameter_count(build_model("lenet-5", (3, 32, 32), 10))
         62006
     """

@@ -14,7 +14,7 @@ Global average pooling makes every variant independent of the input's height and
 With ``dropout > 0`` each block applies ``nn.Dropout`` between its two convs (MC-dropout
 style, as in wide ResNets).
 
-Example:
+Examples:
     >>> import torch
     >>> net = cifar_resnet(20, (3, 32, 32), 10)
     >>> sum(p.numel() for p in net.parameters())
@@ -121,7 +121,7 @@ class ResNet(nn.Module):
 
     Parameter names follow torchvision (``conv1``, ``bn1``, ``layer1.0.conv1``, …, ``fc``).
 
-    Example:
+    Examples:
         >>> net = ResNet((1, 28, 28), 10, stages=(1, 1), widths=(8, 16))
         >>> net.fc
         Linear(in_features=16, out_features=10, bias=True)
@@ -176,7 +176,7 @@ def resnet18_cifar(
 ) -> ResNet:
     """ResNet-18/34 with a 3×3 stem and no max-pool (widths 64-128-256-512).
 
-    Example:
+    Examples:
         >>> resnet18_cifar((3, 32, 32), 10).fc.in_features
         512
     """
@@ -197,7 +197,7 @@ def cifar_resnet(
 ) -> ResNet:
     """He et al.'s CIFAR ResNet of ``depth = 6n + 2`` layers (16-32-64, option-A shortcuts).
 
-    Example:
+    Examples:
         >>> [len(cifar_resnet(8, (3, 32, 32), 10).layer1)]
         [1]
     """

@@ -18,7 +18,7 @@ model               children of the view
 ``nn.Sequential``)
 ==================  ========================================================================
 
-Example:
+Examples:
     >>> import torch
     >>> from evo_ensembles.models import build_model
     >>> net = build_model("resnet-8", (1, 28, 28), 10, seed=0).eval()
@@ -77,7 +77,7 @@ def as_sequential(model: nn.Module) -> nn.Sequential:
         UserError: for a model class without a known layer order (the message lists the
             supported ones).
 
-    Example:
+    Examples:
         >>> from evo_ensembles.models import build_model
         >>> seq = as_sequential(build_model("lenet-5", (1, 28, 28), 10))
         >>> split_points(seq)[4:6]
@@ -105,7 +105,7 @@ def split_at(seq: nn.Sequential, name: str) -> tuple[nn.Sequential, nn.Sequentia
     """``(head, tail)``: the children before ``name`` and those from ``name`` on (sharing
     ``seq``'s modules); ``tail(head(x)) == seq(x)``.
 
-    Example:
+    Examples:
         >>> from evo_ensembles.models import build_model
         >>> head, tail = split_at(as_sequential(build_model("mlp-8x2", (1, 4, 4), 3)), "fc2")
         >>> split_points(head), split_points(tail)

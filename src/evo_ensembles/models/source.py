@@ -9,7 +9,7 @@ differ exactly by their seeds:
   copy's parameters drawn afresh from the seed by each layer's own ``reset_parameters``;
 - a zero-argument callable returning an ``nn.Module``: called with torch's generator seeded.
 
-Example:
+Examples:
     >>> import torch
     >>> from torch import nn
     >>> mine = nn.Sequential(nn.Flatten(), nn.Linear(16, 8), nn.ReLU(), nn.Linear(8, 3))

@@ -16,7 +16,7 @@ on 32×32 inputs they work but are not tuned for it; the CIFAR-style ``resnet-*`
 registry models are. Inputs must have 3 channels, and the model is checked with one
 dummy forward at build time so a too-small input fails here with a clear message.
 
-Example:
+Examples:
     >>> import torch
     >>> net = build_torchvision_model("resnet18", (3, 32, 32), 10)
     >>> net(torch.zeros(2, 3, 32, 32)).shape
@@ -58,7 +58,7 @@ def build_torchvision_model(
         UserError: ``dropout > 0`` (not supported: torchvision models fix their own
             dropout), a non-3-channel input, or an input the model cannot process.
 
-    Example:
+    Examples:
         >>> build_torchvision_model("resnet18", (3, 32, 32), 10).fc.out_features
         10
     """
@@ -179,7 +179,7 @@ def pretrained_torchvision_model(name: str, weights: str | None = "DEFAULT", *, 
     Returns the model and a record: which weights, the number of classes, and the weights
     whose ``transforms()`` give its preprocessing (``None`` when torchvision has none).
 
-    Example:
+    Examples:
         >>> net, info = pretrained_torchvision_model("squeezenet1_1", None)
         >>> info["weights"], info["num_classes"]
         ('random init', 1000)

@@ -8,7 +8,7 @@ original WRN (this is also the "MC Dropout" baseline of Table 5.2).
 
 Parameter counts for CIFAR-10: WRN-28-10 36,479,194; WRN-16-4 2,748,890.
 
-Example:
+Examples:
     >>> import torch
     >>> net = WideResNet((3, 32, 32), 10, depth=10, width=1)
     >>> net(torch.zeros(2, 3, 32, 32)).shape
@@ -67,7 +67,7 @@ class WideResNet(nn.Module):
         width: widening factor ``k >= 1``.
         dropout: probability of the in-block dropout; 0 adds no Dropout modules.
 
-    Example:
+    Examples:
         >>> WideResNet((1, 28, 28), 10, depth=16, width=4).fc.in_features
         256
     """

@@ -8,7 +8,7 @@ maps are also kept per member (``features/``, ``saliency/``), so a part interrup
 resumes with its next member. Members are regenerated or loaded one at a time
 (:mod:`evo_ensembles.analysis.runs`).
 
-Example:
+Examples:
     >>> from evo_ensembles.recipes.analyze import AnalyzeConfig, run_analyze
     >>> cfg = AnalyzeConfig(run_dir="runs/sparse", parts=("tsne", "hashes"), steps=256)
     >>> summary = run_analyze(cfg, progress=False)                          # doctest: +SKIP

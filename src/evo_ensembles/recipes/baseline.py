@@ -7,7 +7,7 @@ the trained ensemble, reloaded by :func:`evo_ensembles.baselines.storage.load_pe
 command resumes an interrupted training; a finished run with the same settings is reported
 again without training.
 
-Example:
+Examples:
     >>> from evo_ensembles.recipes.baseline import BaselineRunConfig, run_baseline
     >>> cfg = BaselineRunConfig(method="snapshot", model="lenet-5", epochs=2, members=2, subset=512)
     >>> results = run_baseline(cfg, "runs/snapshot", progress=False)         # doctest: +SKIP

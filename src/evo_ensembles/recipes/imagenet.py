@@ -10,7 +10,7 @@ Writes into ``out``: ``config.json``, ``split.json`` (pass it to the next model 
 ``--split``), ``results.json``, ``report.md`` (a Table 4.1 row), ``figures/``,
 ``ensemble.json`` (the 8 descriptors), ``cache/`` (the decoded images, unless ``--cache-dir``).
 
-Example:
+Examples:
     >>> from evo_ensembles.recipes.imagenet import ImageNetRunConfig, run_imagenet
     >>> cfg = ImageNetRunConfig(data="/data/imagenet/val", model="resnet18")
     >>> results = run_imagenet(cfg, "runs/imagenet-resnet18")          # doctest: +SKIP

@@ -11,7 +11,7 @@ row; ``figures/kl_vs_sigma.png``, ``figures/accuracy_vs_kl.png``,
 Splits: σ is searched on a probe set (the first ``probe_size`` validation examples),
 children are selected on the validation split, and only the final report touches test.
 
-Example:
+Examples:
     >>> from evo_ensembles.recipes.noisy import NoisyRunConfig, run_noisy
     >>> cfg = NoisyRunConfig(model="lenet-5", parent_epochs=1, subset=512, population=8, top_k=4)
     >>> results = run_noisy(cfg, "runs/noisy-demo", progress=False)     # doctest: +SKIP

@@ -6,7 +6,7 @@ with ``--parent``; one file per child). Re-running with the same ``out`` resumes
 parent and finished children are reused, an interrupted training continues from its last
 epoch, and asking for more children grows the ensemble.
 
-Example:
+Examples:
     >>> from evo_ensembles.recipes.sparse import SparseRunConfig, run_sparse
     >>> cfg = SparseRunConfig(model="lenet-5", parent_epochs=1, children=2, subset=512)
     >>> results = run_sparse(cfg, "runs/demo", progress=False)     # doctest: +SKIP

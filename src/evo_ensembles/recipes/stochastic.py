@@ -6,7 +6,7 @@ Children are ``kind="stochastic"`` descriptors: during the first ``anneal_epochs
 tuning each forward pass uses ``W ∘ Bernoulli(P)``, ``P`` annealed to the child's target
 mask; the rest of the tuning is ordinary Prune-and-Tune.
 
-Example:
+Examples:
     >>> from evo_ensembles.recipes.stochastic import StochasticRunConfig
     >>> from evo_ensembles.recipes.sparse import run_sparse
     >>> cfg = StochasticRunConfig(model="lenet-5", parent_epochs=1, child_epochs=2,

@@ -10,7 +10,7 @@ starts at ``a`` and ends at ``b`` exactly, bit for bit:
   of the gap to the end value (each step multiplies it by e^{−λ/T}), shifted so the final
   step lands on the end value exactly instead of leaving a residue of e^{−λ}.
 
-Example:
+Examples:
     >>> [round(anneal_value("cosine", 0.5, 0.0, t, 4), 4) for t in range(6)]
     [0.5, 0.4268, 0.25, 0.0732, 0.0, 0.0]
     >>> anneal_value("exp", 1.0, 0.0, 10, 10)
@@ -36,7 +36,7 @@ def check_schedule(kind: str) -> None:
 def remaining_fraction(kind: str, t: int, total: int) -> float:
     """``r(t)``: 1.0 at ``t = 0``, exactly 0.0 for ``t >= total``, monotone in between.
 
-    Example:
+    Examples:
         >>> remaining_fraction("linear", 1, 4)
         0.75
     """
@@ -59,7 +59,7 @@ def remaining_fraction(kind: str, t: int, total: int) -> float:
 def anneal_value(kind: str, a: float, b: float, t: int, total: int) -> float:
     """The scheduled value at step ``t`` of ``total`` going from ``a`` to ``b``.
 
-    Example:
+    Examples:
         >>> anneal_value("linear", 0.0, 1.0, 1, 4)
         0.25
     """

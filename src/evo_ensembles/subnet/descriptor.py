@@ -5,7 +5,7 @@ A :class:`ChildSpec` plus the parent is the whole child: its mask comes from
 The noisy and stochastic methods add their fields (sign, σ, noise seed) to the same record,
 so every method stores, ships and reloads children the same way.
 
-Example:
+Examples:
     >>> specs = make_child_specs(4, density=0.5, partition=True, seed=7)
     >>> [(s.k, s.part) for s in specs]
     [(2, 0), (2, 1), (2, 0), (2, 1)]

@@ -10,7 +10,7 @@ subnetwork, ``|W|`` scores give magnitude pruning — so the density a user asks
 density they get, and "same seed ⇒ same mask" holds bit for bit on CPU. Structured masks
 score and keep whole rows (output neurons / conv filters, dim 0).
 
-Example:
+Examples:
     >>> import torch.nn as nn
     >>> net = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 2))
     >>> m = sample_mask(eligible_parameters(net), 0.5, seed=0)

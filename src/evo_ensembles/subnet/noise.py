@@ -10,7 +10,7 @@ Children are evaluated *in place*: :class:`InPlacePerturber` keeps one copy of t
 parent's eligible tensors, perturbs the live model, and restores it with ``copy_`` (an
 exact revert), so memory does not grow with the number of children evaluated.
 
-Example:
+Examples:
     >>> import torch.nn as nn
     >>> from evo_ensembles.subnet import ChildSpec, eligible_parameters
     >>> net = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 2))
@@ -94,7 +94,7 @@ class InPlacePerturber:
     :meth:`child` is a context manager that perturbs the live model and always restores it
     exactly, even if evaluation raises.
 
-    Example:
+    Examples:
         >>> import torch.nn as nn
         >>> net = nn.Linear(3, 2)
         >>> before = net.weight.detach().clone()

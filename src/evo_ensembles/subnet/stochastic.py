@@ -16,7 +16,7 @@ Start values:
   each entry's target goes to the child with the largest probability, so the targets are
   disjoint and cover every weight.
 
-Example:
+Examples:
     >>> import torch.nn as nn
     >>> from evo_ensembles.subnet import ChildSpec, eligible_parameters
     >>> net = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 2))
@@ -67,7 +67,7 @@ def mog_probabilities(
 ) -> Probs:
     """Mixture-of-Gaussians ``P``: an index matrix picks Normal(mu[i], sigma[i]²) per entry.
 
-    Example:
+    Examples:
         >>> import torch
         >>> p = mog_probabilities({"w": torch.zeros(1000)}, seed=0)["w"]
         >>> bool((p >= 0).all() and (p <= 1).all())
@@ -93,7 +93,7 @@ def partition_probabilities(
     ``k = 2`` gives ``P`` and ``1 − P`` with ``P`` uniform (``base="random"``) or a Gaussian
     mixture (``base="mog"``); ``k > 2`` gives a flat Dirichlet draw (normalised exponentials).
 
-    Example:
+    Examples:
         >>> import torch
         >>> a, b, c = partition_probabilities({"w": torch.zeros(5)}, 3, seed=0)
         >>> bool(torch.allclose(a["w"] + b["w"] + c["w"], torch.ones(5)))
@@ -122,7 +122,7 @@ def check_probability_partition(
 ) -> None:
     """Raise :class:`UserError` unless the probabilities sum to 1 entry by entry.
 
-    Example:
+    Examples:
         >>> import torch
         >>> check_probability_partition([{"w": torch.full((2,), 0.5)}, {"w": torch.full((2,), 0.4)}])
         Traceback (most recent call last):

@@ -5,7 +5,7 @@ file that is then renamed, so a crash leaves the old checkpoint or the new one, 
 torn pair. Nothing is ever unpickled. Checkpoints of older versions (tensors in
 ``x.safetensors``, metadata in ``x.json`` beside them) still load.
 
-Example:
+Examples:
     >>> import tempfile, pathlib, torch.nn as nn
     >>> d = pathlib.Path(tempfile.mkdtemp())
     >>> save_model(d / "net.safetensors", nn.Linear(2, 2), {"model": "custom"})
@@ -247,7 +247,7 @@ class RecordCache(MutableMapping):
     its records must fit; a record that does not (a damaged or hand-edited file) is dropped
     and so computed again.
 
-    Example:
+    Examples:
         >>> import tempfile, pathlib
         >>> path = pathlib.Path(tempfile.mkdtemp()) / "records.json"
         >>> c = RecordCache(path, identity={"parent": "abc"})

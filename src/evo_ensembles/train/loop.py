@@ -9,7 +9,7 @@ every epoch; calling :func:`fit` again with the same config continues after the 
 finished epoch and produces the same weights as an uninterrupted run (data order,
 augmentation and dropout depend only on (seed, epoch)).
 
-Example:
+Examples:
     >>> import torch, torch.nn as nn
     >>> from evo_ensembles.data import ArrayData
     >>> data = ArrayData(torch.randn(64, 1, 4, 4), torch.randint(0, 3, (64,)))

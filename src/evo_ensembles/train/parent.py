@@ -1,7 +1,7 @@
 """A network on disk and back: the record a saved model carries, loading it (with or without
 the data set it was trained on), and a run's parent trained or loaded.
 
-Example:
+Examples:
     >>> import tempfile, torch
     >>> from evo_ensembles import build_model, save_model
     >>> net = build_model("lenet-s", (1, 28, 28), 10, seed=0)

@@ -15,7 +15,7 @@ member from it by function-preserving widening, then train the members briefly.
 Budget: the mothernet trains ``mother_fraction`` of ``cfg.epochs`` (at least 1), each member
 the rest (at least 1), so the result reports ``mother epochs + M × member epochs``.
 
-Example:
+Examples:
     >>> import torch
     >>> from evo_ensembles.models import MLP
     >>> mother = MLP((1, 4, 4), 3, hidden=(8,))
@@ -54,7 +54,7 @@ _STREAM = 0x307  # derive_seed stream of MotherNets' initialisation, hatching an
 def mothernet_hidden(member_hidden: Sequence[Sequence[int]]) -> tuple[int, ...]:
     """The widest hidden widths contained in every member: the per-layer minimum.
 
-    Example:
+    Examples:
         >>> mothernet_hidden([(32, 64), (48, 16), (64, 64)])
         (32, 16)
     """
@@ -90,7 +90,7 @@ def widen_mlp(mother: MLP, hidden: Sequence[int], *, seed: int) -> MLP:
     (Net2Net WiderNet). Replicated units are drawn uniformly with a generator seeded by
     ``seed``; ``mother`` is not changed.
 
-    Example:
+    Examples:
         >>> from evo_ensembles.models import MLP
         >>> widen_mlp(MLP((1, 2, 2), 2, hidden=(3, 3)), (5, 4), seed=1).hidden
         (5, 4)

@@ -6,7 +6,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from evo_ensembles.baselines.common import MultiOutputEnsemble, reference_flops
-from evo_ensembles.baselines.mimo import MIMO, MIMOLoss, mimo, mimo_indices, to_mimo
+from evo_ensembles.baselines.multi_input import MIMO, MIMOLoss, mimo, mimo_indices, to_mimo
 from evo_ensembles.data import ArrayData, DataSplits
 from evo_ensembles.errors import UserError
 from evo_ensembles.models import build_model

@@ -26,7 +26,7 @@ peer's own, so MIMO and the other methods compare at one network size. The two w
 layers are re-initialised by resampling the original layer's weights (its own init
 scheme), the input side scaled by 1/√M for its M-fold fan-in.
 
-Example:
+Examples:
     >>> import torch, torch.nn as nn
     >>> net = nn.Sequential(nn.Conv2d(1, 4, 3), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 6 * 6, 3))
     >>> mimo_net = to_mimo(net, 2)
@@ -158,7 +158,7 @@ def mimo_indices(batch_size: int, members: int, repetitions: int = 1, input_shar
     """(members, repetitions · batch_size) indices into a batch: row ``i`` is what member ``i``
     sees (see the module docstring for ``r`` and ``ρ``). ``generator=None``: torch's global one.
 
-    Example:
+    Examples:
         >>> idx = mimo_indices(4, 3, 2, 1.0, generator=torch.Generator().manual_seed(0))
         >>> idx.shape, bool((idx == idx[0]).all()), idx[0].bincount().tolist()
         (torch.Size([3, 8]), True, [2, 2, 2, 2])
@@ -223,7 +223,7 @@ def mimo(model: ModelSource, data: DataSplits, cfg: TrainConfig, *, members: int
     Each step trains on r·B inputs per member, so the training FLOPs (counted on the real
     step) are ≈ r × a dense model's per example, plus the widened first and last layers.
 
-    Example:
+    Examples:
         >>> from evo_ensembles import load_dataset, TrainConfig
         >>> data = load_dataset("fashion-mnist", subset=256)                  # doctest: +SKIP
         >>> res = mimo("lenet-5", data, TrainConfig(epochs=1))                 # doctest: +SKIP

@@ -7,7 +7,7 @@ passes only the dropout modules are in training mode; BatchNorm keeps its runnin
 statistics (eval mode). Each pass draws its dropout masks from its own seed, so the
 ensemble's predictions are reproducible.
 
-Example:
+Examples:
     >>> import torch
     >>> from evo_ensembles.models import build_model
     >>> ens = MCDropoutEnsemble(build_model("lenet-5", (1, 28, 28), 10, dropout=0.5), passes=3)
@@ -50,7 +50,7 @@ class MCDropoutPass(nn.Module):
     the global RNG forked and seeded with ``seed``: the same input gives the same output
     each call, and gradients flow.
 
-    Example:
+    Examples:
         >>> net = nn.Sequential(nn.Linear(4, 8), nn.Dropout(0.5), nn.Linear(8, 3))
         >>> x = torch.randn(2, 4)
         >>> torch.equal(MCDropoutPass(net, 1)(x), MCDropoutPass(net, 1)(x)), torch.equal(

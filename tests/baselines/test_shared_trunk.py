@@ -7,7 +7,7 @@ import torch.nn.functional as F
 
 from evo_ensembles.baselines.common import MultiOutputEnsemble, members_cross_entropy
 from evo_ensembles.baselines.common import training_flops as count_flops
-from evo_ensembles.baselines.treenet import TreeNet, treenet, treenet_model
+from evo_ensembles.baselines.shared_trunk import TreeNet, treenet, treenet_model
 from evo_ensembles.data import ArrayData, DataSplits
 from evo_ensembles.errors import UserError
 from evo_ensembles.models import build_model
@@ -108,7 +108,7 @@ def test_treenet_resumes_from_its_workdir(tmp_path, monkeypatch):
     import importlib
 
     # the package exports the function treenet under the module's name: take the module itself
-    mod = importlib.import_module("evo_ensembles.baselines.treenet")
+    mod = importlib.import_module("evo_ensembles.baselines.shared_trunk")
     from evo_ensembles.train import Callback, fit
 
     data, cfg = splits(), TrainConfig(epochs=2, batch_size=16, lr=1e-2)

@@ -21,7 +21,7 @@ WideResNet     ``block2``  stem conv and the first stage
 MLP            ``fc2``     the first hidden layer
 =============  ==========  ============================================================
 
-Example:
+Examples:
     >>> import torch
     >>> net = treenet_model("lenet-5", (1, 28, 28), 10, members=3, seed=0)
     >>> net(torch.zeros(4, 1, 28, 28)).shape
@@ -69,7 +69,7 @@ class TreeNet(nn.Module):
     The trunk runs once per forward and every branch reads its output, so branches must
     not modify their input in place (:func:`treenet_model` sees to that).
 
-    Example:
+    Examples:
         >>> import torch
         >>> net = TreeNet(nn.Linear(4, 8), [nn.Linear(8, 3) for _ in range(2)])
         >>> net.members, net(torch.zeros(5, 4)).shape
@@ -125,7 +125,7 @@ def treenet_model(model: ModelSource,
     branch ``i`` is the rest of another model with its own derived seed, so every branch
     starts as that layer range of an independently initialised network.
 
-    Example:
+    Examples:
         >>> net = treenet_model("mlp-16x2", (1, 8, 8), 3, members=2, split="fc3")
         >>> [n for n, _ in net.named_children()], len(net.branches[0])
         (['trunk', 'branches'], 1)

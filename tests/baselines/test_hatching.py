@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from evo_ensembles.baselines.common import training_flops as count_flops
-from evo_ensembles.baselines.mothernets import add_noise, mothernet_hidden, mothernets, widen_mlp
+from evo_ensembles.baselines.hatching import add_noise, mothernet_hidden, mothernets, widen_mlp
 from evo_ensembles.data import ArrayData, DataSplits
 from evo_ensembles.ensemble import Ensemble
 from evo_ensembles.errors import UserError
