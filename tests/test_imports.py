@@ -117,3 +117,18 @@ def test_no_circular_imports_in_the_package():
         if m not in state:
             visit(m, [m])
     assert not cycles, "import cycles: " + "; ".join(" -> ".join(c) for c in cycles)
+
+
+def test_no_lazy_top_level_name_is_shadowed_by_a_submodule_once_imported():
+    # The import system binds a submodule on its package under the module's name; a lazily
+    # exported function of the same name would then turn into the module (ee.combine did).
+    import importlib
+    import pkgutil
+
+    import evo_ensembles as ee
+
+    for info in pkgutil.walk_packages(ee.__path__, "evo_ensembles."):
+        if info.name.split(".")[1] not in ("recipes", "cli"):
+            importlib.import_module(info.name)
+    for name in [*ee._TOP, *ee._LOW]:
+        assert not isinstance(getattr(ee, name), type(ee)), f"ee.{name} is a module"

@@ -50,9 +50,9 @@ _TOP = {
     "TemperatureFit": ".calibration",
     "fit_temperature": ".calibration",
     "tempered_probs": ".calibration",
-    "Uncertainty": ".uncertainty",
-    "uncertainty": ".uncertainty",
-    "selective_predict": ".uncertainty",
+    "Uncertainty": ".input_scores",
+    "uncertainty": ".input_scores",
+    "selective_predict": ".input_scores",
     # children
     "ChildSpec": ".subnet.descriptor",
     "make_child_specs": ".subnet.descriptor",
@@ -147,6 +147,7 @@ if TYPE_CHECKING:  # static checkers and IDEs see the real names
     from .ensemble import Ensemble, combine, predict_logits, predict_probs  # noqa: F401
     from .errors import CheckpointError, DataNotFoundError, UnknownNameError, UserError  # noqa: F401
     from .es.population import make_noisy_specs  # noqa: F401
+    from .input_scores import Uncertainty, selective_predict, uncertainty  # noqa: F401
     from .methods.noisy import NoisyEnsemble, noisy_ensemble  # noqa: F401
     from .methods.sparse import prune_and_tune  # noqa: F401
     from .methods.stochastic import anneal_and_tune  # noqa: F401
@@ -172,4 +173,3 @@ if TYPE_CHECKING:  # static checkers and IDEs see the real names
     from .subnet.descriptor import ChildSpec, make_child_specs  # noqa: F401
     from .train import Callback, TrainConfig, fit, save_model  # noqa: F401
     from .train.parent import load_model  # noqa: F401
-    from .uncertainty import Uncertainty, selective_predict, uncertainty  # noqa: F401

@@ -41,7 +41,7 @@ from dataclasses import asdict, dataclass
 
 import torch
 
-from .combine import combine as combine_probs
+from .combining import combine as combine_probs
 from .errors import UserError
 from .metrics import EPS
 

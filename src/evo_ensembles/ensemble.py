@@ -17,12 +17,12 @@ import torch
 from torch import nn
 
 from .checks import check_choice
-from .combine import COMBINE_METHODS, combine, voters
+from .combining import COMBINE_METHODS, combine, voters
 from .errors import UserError
 
 if TYPE_CHECKING:
     from .calibration import TemperatureFit
-    from .uncertainty import Uncertainty
+    from .input_scores import Uncertainty
 
 @torch.no_grad()
 def predict_logits(
@@ -158,9 +158,9 @@ class BaseEnsemble:
         return self.temperature
 
     def uncertainty(self, x: torch.Tensor, *, batch_size: int = 1024, calibrated: bool = False) -> Uncertainty:
-        """Probabilities and per-input uncertainty scores (:func:`evo_ensembles.uncertainty.uncertainty`)
+        """Probabilities and per-input uncertainty scores (:func:`evo_ensembles.input_scores.uncertainty`)
         of the voting members on ``x``; ``calibrated=True`` applies the fitted temperature."""
-        from .uncertainty import uncertainty
+        from .input_scores import uncertainty
 
         t = 1.0
         if calibrated:

@@ -19,7 +19,7 @@ import math
 
 import torch
 
-from .combine import combine, voters
+from .combining import combine, voters
 
 EPS = 1e-12
 DEFAULT_ECE_BINS = 15

@@ -12,7 +12,7 @@ split, the test split and each OOD set, and :func:`uncertainty_results` turns th
   never choose anything;
 - OOD detection and selective classification read the **temperature-scaled** parent and
   ensemble (what a user who calibrates deploys): OOD scores from
-  :func:`evo_ensembles.uncertainty.uncertainty` with the in-distribution side the test split,
+  :func:`evo_ensembles.input_scores.uncertainty` with the in-distribution side the test split,
   AUROC / AUPR-In / AUPR-Out / FPR95 (in-distribution positive) per set and per score;
   AURC / AUGRC / risk at 90 % coverage ranked by max probability.
 
@@ -39,6 +39,7 @@ from .calibration import TemperatureFit, fit_temperature, tempered_probs
 from .data.arrays import ArrayData
 from .ensemble import predict_logits
 from .errors import UserError
+from .input_scores import uncertainty
 from .metrics import (
     DEFAULT_ECE_BINS,
     classification_metrics,
@@ -46,7 +47,6 @@ from .metrics import (
     reliability_bins,
     selective_metrics,
 )
-from .uncertainty import uncertainty
 
 if TYPE_CHECKING:
     from .data.corrupted import CorruptedSet

@@ -35,7 +35,7 @@ from torch import nn
 from torch.func import functional_call, vmap
 
 from ..checks import check_known
-from ..combine import combine
+from ..combining import combine
 from ..config.rl import ACTION_RULES, PERTURB_SCOPES
 from ..errors import UserError
 from ..subnet import ChildSpec, InPlacePerturber, eligible_parameters, noise_delta

@@ -8,7 +8,7 @@ from torch import nn
 
 from evo_ensembles.ensemble import Ensemble
 from evo_ensembles.errors import UserError
-from evo_ensembles.uncertainty import SCORES, selective_predict, uncertainty
+from evo_ensembles.input_scores import SCORES, selective_predict, uncertainty
 
 
 def test_hand_computed_two_members():
