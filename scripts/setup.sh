@@ -7,7 +7,8 @@
 #      .pth file and holds this package in editable mode (.venv/bin/evo-ensembles);
 #   4. Fashion-MNIST's derived test sets under the data root when missing: Fashion-MNIST-C
 #      (about 1.5 minutes on 2 cores, once) and the OOD sets (seconds), so the demo scores
-#      them with no extra step. A font package (fonts-dejavu-core) draws the OOD letters.
+#      them with no extra step. A font package (fonts-dejavu-core) draws the OOD letters;
+#      Chromium (chromium, chromium-driver) is for the docs' browser check.
 # Usage: bash scripts/setup.sh            (idempotent; fast when the cache is warm)
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -35,6 +36,17 @@ if [ -z "$(find /usr/share/fonts -iname '*.ttf' -print -quit 2>/dev/null)" ]; th
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq fonts-dejavu-core >/dev/null
   else
     log "no TrueType font under /usr/share/fonts; run as root: apt-get install fonts-dejavu-core"
+  fi
+fi
+
+# The docs' browser check (tests/test_docs_browser.py) opens the built site in headless Chromium.
+if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then
+  if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null; then
+    log "installing Debian packages chromium and chromium-driver (the docs' browser check)"
+    apt-get update -qq >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null
+  else
+    log "no chromium/chromedriver; the docs' browser check needs them: apt-get install chromium chromium-driver"
   fi
 fi
 
@@ -82,7 +94,7 @@ if ! .venv/bin/python -c 'import evo_ensembles' 2>/dev/null || [ ! -x .venv/bin/
   log "editable install of evo_ensembles into .venv failed"; exit 1
 fi
 # Console scripts of the dependencies (pytest, ruff) live in the cached env.
-for tool in pytest ruff; do
+for tool in pytest ruff mkdocs; do
   ln -sfn "$deps/bin/$tool" ".venv/bin/$tool"
 done
 

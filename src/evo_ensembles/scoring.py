@@ -4,7 +4,8 @@ detection and selective classification, from the members' logits, written once.
 A run collects :class:`Outputs` (the parent's and the members' logits) on the validation
 split, the test split and each OOD set, and :func:`uncertainty_results` turns them into the
 ``calibrated``, ``ood`` and ``selective`` entries of ``results.json``
-(:class:`evo_ensembles.results.UncertaintyResults`). The rules, in one place:
+(:class:`~evo_ensembles.results.CalibrationResults`, :class:`~evo_ensembles.results.OODResults`,
+:class:`~evo_ensembles.results.SelectiveResults`). The rules, in one place:
 
 - every temperature is fit on the **validation** split only (``fit_temperature``): one for
   the parent, one per member, one for the ensemble (applied to every voter's logits before

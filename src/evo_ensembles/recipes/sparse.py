@@ -1,8 +1,8 @@
 """The ``sparse`` run: train (or load) a parent, prune-and-tune children, report.
 
 Writes into ``out``: ``config.json``, ``results.json`` (stable keys), ``report.md``,
-``figures/*.png`` and ``checkpoints/`` (``parent.safetensors`` + ``parent.json``, reusable
-with ``--parent``; one file per child). Re-running with the same ``out`` resumes: a trained
+``figures/*.png`` and ``checkpoints/`` (``parent.safetensors``, its record in the file's
+header, reusable with ``--parent``; one file per child). Re-running with the same ``out`` resumes: a trained
 parent and finished children are reused, an interrupted training continues from its last
 epoch, and asking for more children grows the ensemble.
 
