@@ -147,8 +147,11 @@ BROWSER_PAGES = {"home": "", "a method page": "methods/sparse/", "the API refere
 
 @pytest.fixture(scope="module")
 def served(site):
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(site))
-    handler.log_message = lambda *a: None  # type: ignore[method-assign]
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args):  # no request log in the test output
+            pass
+
+    handler = functools.partial(Quiet, directory=str(site))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     yield f"http://127.0.0.1:{server.server_address[1]}/"
@@ -204,3 +207,8 @@ def test_the_site_builds_with_every_tutorial_run(tmp_path):
     for name in ("own-model", "ppo", "analyze"):
         assert "What it printed when this site was built" in (tmp_path / "site" / "tutorials" / name / "index.html"
                                                                ).read_text()
+
+
+def test_the_api_reference_shows_no_raw_sphinx_roles(site):
+    html = (site / "reference" / "api" / "methods" / "index.html").read_text()
+    assert "noisy_ensemble" in html and ":func:<code" not in html and ":class:<code" not in html
