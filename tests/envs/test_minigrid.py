@@ -131,3 +131,34 @@ def test_ids_short_and_full_and_unknown():
     assert parse_env_id("minigrid:LavaGapS6").name == "MiniGrid-LavaGapS6-v0"  # per-env presets use it
     with pytest.raises(UnknownNameError, match="MiniGrid-DoorKey-6x6-v0"):
         parse_env_id("minigrid:DoorKey-99x99")
+
+
+def test_the_lean_minigrid_vector_returns_what_sb3s_dummy_vec_env_does():
+    # Same envs, seeds and actions: observations, rewards, dones and infos (terminal
+    # observations, TimeLimit.truncated, level seeds) equal, and nothing returned is shared.
+    from minigrid.wrappers import ImgObsWrapper
+
+    from evo_ensembles.envs.minigrid import LevelSeeds, MiniGridVecEnv
+
+    def envs():
+        return [lambda: LevelSeeds(ImgObsWrapper(gym.make(TASK, max_steps=20)), 0, 5) for _ in range(3)]
+
+    lean, theirs = MiniGridVecEnv(envs()), DummyVecEnv(envs())
+    lean.seed(7)
+    theirs.seed(7)
+    a, b = lean.reset(), theirs.reset()
+    assert np.array_equal(a, b)
+    rng, ended = np.random.default_rng(0), 0
+    for _ in range(60):
+        acts = rng.integers(0, 3, 3)
+        (oa, ra, da, ia), (ob, rb, db, ib) = lean.step(acts), theirs.step(acts)
+        assert np.array_equal(oa, ob) and np.array_equal(ra, rb) and np.array_equal(da, db)
+        assert [sorted(i) for i in ia] == [sorted(i) for i in ib]
+        for x, y in zip(ia, ib):
+            assert x["TimeLimit.truncated"] == y["TimeLimit.truncated"]
+            if "terminal_observation" in y:
+                assert np.array_equal(x["terminal_observation"], y["terminal_observation"])
+                ended += 1
+        assert oa is not lean.buf_obs[None]
+        oa[:] = 0  # the caller may write into what it got
+    assert ended > 0 and ia[0] is not lean.buf_infos[0]

@@ -124,12 +124,14 @@ def make_vec_env(
                 return env
             return make
 
-        venv = DummyVecEnv([thunk(i) for i in range(num_envs)])
-        venv.seed(seed)
         if eid.family == "minigrid":
-            from .minigrid import VecOneHot
+            from .minigrid import MiniGridVecEnv, VecOneHot
 
-            venv = VecOneHot(venv)
+            venv = VecOneHot(MiniGridVecEnv([thunk(i) for i in range(num_envs)]))
+            venv.venv.seed(seed)
+        else:
+            venv = DummyVecEnv([thunk(i) for i in range(num_envs)])
+            venv.seed(seed)
     venv = VecMonitor(venv)
     if normalize_reward or normalize_obs:
         if normalize_obs and is_procgen:
