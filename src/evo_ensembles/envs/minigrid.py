@@ -144,7 +144,7 @@ class MiniGridVecEnv(DummyVecEnv):
     steps both side by side.
     """
 
-    def step_wait(self):  # type: ignore[override]
+    def step_wait(self):
         for i, env in enumerate(self.envs):
             obs, self.buf_rews[i], terminated, truncated, info = env.step(self.actions[i])
             info = dict(info)
