@@ -143,7 +143,9 @@ def main() -> None:
     hw = hdr["hardware"]
     machine = f"{hw.get('cuda') or 'CPU'} + {hw.get('cpu_count')} CPU cores"
     md = "\n\n".join([
-        f"# ProcGen {args.game}, {args.preset} preset (Table 4.2), parent vs Noisy Subnetwork Ensemble policy",
+        f"# ProcGen {args.game}, {args.preset} preset (Table 4.2)"
+        + (f", {args.train_levels} training levels" if args.train_levels else "")
+        + ", parent vs Noisy Subnetwork Ensemble policy",
         f"PPO trained {meta['timesteps_done']:,} steps of a target of {args.timesteps:,} (the paper: 10M) "
         f"({100 * meta['timesteps_done'] / args.timesteps:.0f}%) on {machine}"
         + (f", on training levels 0…{args.train_levels - 1} only (ProcGen's num_levels {args.train_levels}); "

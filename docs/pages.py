@@ -25,6 +25,7 @@ DOCS = ROOT / "docs"
 PAPER = {
     "table4_1": "table4_1",
     "procgen_paper_starpilot": "table4_2",
+    "procgen_paper_starpilot_levels200": "table4_2",
     "procgen_smoke_starpilot": "table4_2",
     "table5_1": "table5_1",
     "table5_1_noaug": "table5_1",
