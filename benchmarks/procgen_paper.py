@@ -159,10 +159,9 @@ def main() -> None:
         f"{describe_code([hdr])}. Learning curve: `{name}_curve.png`.",
         markdown_table(["env", "PPO steps", "eval seed", "parent", "ensemble", "Δ", "σ", "episodes", "evaluate s"],
                        rows),
-        "## Every score: held-out vs training levels, each action rule (same episodes for parent and ensemble)"
-        if len(score_rows) > len(args.seeds) else "",
-        markdown_table(["eval seed", "levels", "action rule", "parent", "ensemble", "Δ (95% CI)"], score_rows)
-        if len(score_rows) > len(args.seeds) else "",
+        *(["## Every score: held-out vs training levels, each action rule (same levels for parent and ensemble)",
+            markdown_table(["eval seed", "levels", "action rule", "parent", "ensemble", "Δ (95% CI)"], score_rows)]
+          if len(score_rows) > len(args.seeds) else []),
         "Paper (10M steps, 10 runs): starpilot 20.1 → 39.1." if args.game == "starpilot" else "",
     ]) + "\n"
     (args.results / f"{name}.json").write_text(json.dumps({**hdr, "agent": meta, "curve": curve,
